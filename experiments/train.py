@@ -1,0 +1,36 @@
+"""Train and evaluate one configuration.
+
+  python -m experiments.train --config experiments/configs/vae_binarized_mnist.py \
+      --workdir /tmp/vae --config.data_dir=../shared/data/binarized_mnist
+
+Rerunning with the same --workdir resumes from its last checkpoint.
+"""
+
+import json
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/default.py", "Path to a get_config() file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (resumed if it exists).")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from vae.train import train_and_evaluate
+  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  summary = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}
+  for k in ("elbo", "iwae"):
+    if k in results:
+      summary[k] = {kk: vv for kk, vv in results[k].items()
+                    if not isinstance(vv, (list, dict))}
+  if "active_units" in results:
+    summary["active_units"] = results["active_units"]["active_units"]
+  print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,70 @@
+"""Shared fixtures: small binary images made by the code itself (no files
+needed), and the offline binarized MNIST when ../shared/data has it."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import smoke
+from vae import model as model_lib
+
+SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                            "data", "binarized_mnist")
+
+
+def make_binary_images(n: int, seed: int = 0, size: int = 28) -> np.ndarray:
+  """[n, size, size, 1] uint8 images of random axis-aligned bars and boxes:
+  structured enough for a VAE to learn, no download needed."""
+  rng = np.random.default_rng(seed)
+  imgs = np.zeros((n, size, size, 1), np.uint8)
+  for i in range(n):
+    kind = rng.integers(3)
+    a, b = sorted(rng.integers(2, size - 2, size=2))
+    c = rng.integers(2, size - 6)
+    if kind == 0:
+      imgs[i, a:b + 1, c:c + 4] = 1
+    elif kind == 1:
+      imgs[i, c:c + 4, a:b + 1] = 1
+    else:
+      imgs[i, a:b + 1, a:b + 1] = 1
+  return imgs
+
+
+def write_npz_dataset(folder, train_n=600, valid_n=200) -> str:
+  os.makedirs(folder, exist_ok=True)
+  np.savez(os.path.join(folder, "train.npz"), image=make_binary_images(train_n, 1)[..., 0])
+  np.savez(os.path.join(folder, "valid.npz"), image=make_binary_images(valid_n, 2)[..., 0])
+  return str(folder)
+
+
+@pytest.fixture(scope="session")
+def binary_images():
+  return make_binary_images(512)
+
+
+@pytest.fixture(scope="session")
+def npz_dir(tmp_path_factory):
+  return write_npz_dataset(tmp_path_factory.mktemp("bmnist"))
+
+
+@pytest.fixture
+def smoke_config(npz_dir):
+  c = smoke.get_config()
+  c.data_dir = npz_dir
+  c.max_train_examples = 0
+  c.eval.max_examples = 0
+  return c
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+  return model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1),
+                              latent_dim=4, encoder_hidden=(32,),
+                              decoder_hidden=(32,), activation="tanh")
+
+
+@pytest.fixture(scope="session")
+def tiny_params(tiny_model):
+  return model_lib.init_params(jax.random.key(0), tiny_model)

@@ -1,0 +1,59 @@
+"""Binarized MNIST loaders: local .npz folder, the offline copy, and tfds."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED_MNIST
+from vae.data import binarized_mnist, load_dataset
+
+
+def test_loads_a_folder_of_npz(npz_dir):
+  train = binarized_mnist.load("train", npz_dir)
+  valid = load_dataset("binarized_mnist", "validation", npz_dir)
+  assert train.shape == (600, 28, 28, 1) and train.dtype == np.uint8
+  assert valid.shape == (200, 28, 28, 1)
+  assert set(np.unique(train)) <= {0, 1}
+
+
+def test_missing_split_names_the_path(npz_dir):
+  with pytest.raises(FileNotFoundError, match=r"split 'test' expected at .*test.npz"):
+    binarized_mnist.load("test", npz_dir)
+  with pytest.raises(ValueError, match="split must be one of"):
+    binarized_mnist.load("dev", npz_dir)
+
+
+def test_non_binary_file_is_rejected(tmp_path):
+  np.savez(tmp_path / "train.npz", image=np.full((3, 28, 28), 7, np.uint8))
+  with pytest.raises(ValueError, match=r"must be binary \(0 or 1\)"):
+    binarized_mnist.load("train", str(tmp_path))
+  np.savez(tmp_path / "valid.npz", pixels=np.zeros((3, 28, 28), np.uint8))
+  with pytest.raises(KeyError, match="must hold an array named 'image'"):
+    binarized_mnist.load("validation", str(tmp_path))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="offline copy not present")
+def test_offline_copy_has_the_published_sizes():
+  valid = binarized_mnist.load("validation", SHARED_MNIST)
+  assert valid.shape == (10_000, 28, 28, 1)
+  assert 0.10 < valid.mean() < 0.16  # MNIST's fraction of ink
+
+
+def test_tfds_path_with_mock_data():
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=25, max_value=2):
+    images = binarized_mnist.load("validation")
+  assert images.shape == (25, 28, 28, 1) and images.dtype == np.uint8
+  assert set(np.unique(images)) <= {0, 1}
+  with tfds.testing.mock_data(num_examples=5):  # uint8 noise: not binary
+    with pytest.raises(ValueError, match="must be binary"):
+      binarized_mnist.load("train")
+
+
+def test_import_vae_does_not_load_tensorflow():
+  import subprocess
+  import sys
+  code = "import sys, vae, vae.train, vae.data; print('tensorflow' in sys.modules)"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False"

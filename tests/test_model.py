@@ -1,0 +1,87 @@
+"""The four pure functions: vmap, jit and keys behave as the contracts say."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vae import model as model_lib
+
+
+def test_elbo_vmap_equals_python_loop(tiny_model, tiny_params, binary_images):
+  x = jnp.asarray(binary_images[:8], jnp.float32)
+  keys = jax.random.split(jax.random.key(1), 8)
+  batched = jax.vmap(lambda xi, k: model_lib.elbo(tiny_params, xi, k, model=tiny_model))(x, keys)
+  looped = jnp.stack([model_lib.elbo(tiny_params, x[i], keys[i], model=tiny_model)
+                      for i in range(8)])
+  chex.assert_shape(batched, (8,))
+  np.testing.assert_allclose(batched, looped, rtol=1e-5, atol=1e-4)
+
+
+def test_elbo_jit_equals_eager_and_same_key_same_result(tiny_model, tiny_params, binary_images):
+  x = jnp.asarray(binary_images[0], jnp.float32)
+  key = jax.random.key(3)
+  eager = model_lib.elbo(tiny_params, x, key, model=tiny_model)
+  jitted = jax.jit(model_lib.elbo, static_argnames="model")(tiny_params, x, key, model=tiny_model)
+  np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-4)
+  assert float(model_lib.elbo(tiny_params, x, key, model=tiny_model)) == float(eager)
+  other = model_lib.elbo(tiny_params, x, jax.random.key(4), model=tiny_model)
+  assert float(other) != float(eager)
+
+
+def test_elbo_is_log_likelihood_minus_kl(tiny_model, tiny_params, binary_images):
+  t = model_lib.elbo_terms(tiny_params, jnp.asarray(binary_images[0], jnp.float32),
+                           jax.random.key(0), model=tiny_model)
+  np.testing.assert_allclose(t["elbo"], t["log_likelihood"] - t["kl"], rtol=1e-6)
+  np.testing.assert_allclose(jnp.sum(t["kl_per_dim"]), t["kl"], rtol=1e-6)
+  assert float(t["kl"]) >= 0
+
+
+def test_shapes_of_encode_decode(tiny_model, tiny_params):
+  mean, logvar = model_lib.encode(tiny_params, jnp.zeros((28, 28, 1)), model=tiny_model)
+  chex.assert_shape([mean, logvar], (4,))
+  chex.assert_shape(model_lib.decode(tiny_params, jnp.zeros(4), model=tiny_model), (28, 28, 1))
+  chex.assert_shape(model_lib.decode(tiny_params, jnp.zeros((7, 4)), model=tiny_model),
+                    (7, 28, 28, 1))
+
+
+def test_isotropic_posterior_has_one_variance():
+  m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=6,
+                           posterior="isotropic", encoder_hidden=(16,), decoder_hidden=(16,))
+  p = model_lib.init_params(jax.random.key(0), m)
+  mean, logvar = model_lib.encode(p, jnp.ones((28, 28, 1)), model=m)
+  chex.assert_shape(mean, (6,))
+  chex.assert_shape(logvar, (1,))
+  t = model_lib.elbo_terms(p, jnp.ones((28, 28, 1)), jax.random.key(1), model=m)
+  chex.assert_shape(t["kl_per_dim"], (6,))
+  assert np.isfinite(float(t["elbo"]))
+
+
+def test_conv_architecture_shapes():
+  m = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10)
+  p = model_lib.init_params(jax.random.key(0), m)
+  mean, logvar = model_lib.encode(p, jnp.zeros((64, 64, 1)), model=m)
+  chex.assert_shape([mean, logvar], (10,))
+  chex.assert_shape(model_lib.decode(p, jnp.zeros(10), model=m), (64, 64, 1))
+  conv_shapes = {k: v["kernel"].shape for k, v in p["encoder"].items() if k.startswith("conv")}
+  assert [s[-1] for s in conv_shapes.values()] == [32, 32, 64, 64]
+  assert p["decoder"]["fc_1"]["kernel"].shape == (256, 1024)
+  x = jnp.zeros((3, 64, 64, 1))
+  e = jax.vmap(lambda xi, k: model_lib.elbo(p, xi, k, model=m))(x, jax.random.split(jax.random.key(0), 3))
+  chex.assert_shape(e, (3,))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(latent_dim=0), "latent_dim must be a positive integer"),
+    (dict(likelihood="poisson"), "likelihood must be one of"),
+    (dict(posterior="full"), "posterior must be"),
+    (dict(architecture="rnn"), "architecture must be"),
+    (dict(architecture="conv"), "conv architecture expects data_shape"),
+    (dict(activation="swish2"), "activation must be one of"),
+])
+def test_make_model_rejects_bad_values(kwargs, match):
+  base = dict(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4)
+  base.update(kwargs)
+  with pytest.raises(ValueError, match=match):
+    model_lib.make_model(**base)

@@ -1,0 +1,185 @@
+"""The four pure functions of a VAE: encode, reparameterize, decode, elbo.
+
+Each works on ONE example; a batch is ``jax.vmap`` over examples with one key
+each (``jax.random.split(key, batch)``), DESIGN.md contract 1. ``Model`` is a
+frozen, hashable description (networks, likelihood, shapes) that is passed as
+a static keyword, so the functions jit with ``static_argnames="model"`` or by
+closing over it.
+
+References:
+  Kingma & Welling (2014), Auto-Encoding Variational Bayes, Eq. 3 (ELBO),
+  Eq. 7 (SGVB estimator with analytic KL), Eq. 10 (Gaussian reparameterisation).
+  Rezende, Mohamed & Wierstra (2014), Sec. 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae import distributions as dist
+from vae import networks
+
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """Static description of an encoder/decoder pair.
+
+  Attributes:
+    encoder: flax module, x -> (mean [D], logvar [D] or [1]).
+    decoder: flax module, z -> decoder output of ``data_shape``.
+    data_shape: shape of one example, e.g. (28, 28, 1).
+    latent_dim: D.
+    likelihood: "bernoulli" (decoder emits logits) or "gaussian" (means).
+    obs_logvar: fixed observation log-variance of the Gaussian likelihood.
+  """
+  encoder: nn.Module
+  decoder: nn.Module
+  data_shape: tuple[int, ...]
+  latent_dim: int
+  likelihood: str = "bernoulli"
+  obs_logvar: float = 0.0
+
+
+def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
+               likelihood: str = "bernoulli", posterior: str = "diagonal",
+               encoder_hidden: Sequence[int] = (200, 200),
+               decoder_hidden: Sequence[int] = (200, 200),
+               activation: str = "tanh", obs_logvar: float = 0.0) -> Model:
+  """Builds a ``Model`` from plain values (as found in a config).
+
+  Args:
+    architecture: "mlp" or "conv" (the latter needs 64x64xC data).
+    data_shape: shape of one example.
+    latent_dim: number of latent dimensions D (>= 1).
+    likelihood: "bernoulli" or "gaussian".
+    posterior: "diagonal" or "isotropic" (one shared variance per example).
+    encoder_hidden, decoder_hidden, activation: MLP settings.
+    obs_logvar: observation log-variance for the Gaussian likelihood.
+
+  Returns:
+    A ``Model``.
+
+  Raises:
+    ValueError: for any value outside its domain, naming it.
+  """
+  data_shape = tuple(int(s) for s in data_shape)
+  if int(latent_dim) < 1:
+    raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
+  if likelihood not in dist.LIKELIHOODS:
+    raise ValueError(
+        f"likelihood must be one of {dist.LIKELIHOODS}, got {likelihood!r}")
+  if posterior not in ("diagonal", "isotropic"):
+    raise ValueError(
+        f"posterior must be 'diagonal' or 'isotropic', got {posterior!r}")
+  if architecture == "mlp":
+    networks.get_activation(activation)
+    if any(int(w) < 1 for w in tuple(encoder_hidden) + tuple(decoder_hidden)):
+      raise ValueError("hidden widths must be positive integers, got "
+                       f"{tuple(encoder_hidden)} / {tuple(decoder_hidden)}")
+    enc = networks.MLPEncoder(int(latent_dim), tuple(encoder_hidden),
+                              activation, posterior)
+    dec = networks.MLPDecoder(data_shape, tuple(decoder_hidden), activation)
+  elif architecture == "conv":
+    if len(data_shape) != 3 or data_shape[:2] != (64, 64):
+      raise ValueError("the conv architecture expects data_shape (64, 64, C), "
+                       f"got {data_shape}")
+    enc = networks.ConvEncoder(int(latent_dim), posterior)
+    dec = networks.ConvDecoder(data_shape)
+  else:
+    raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
+  return Model(enc, dec, data_shape, int(latent_dim), likelihood,
+               float(obs_logvar))
+
+
+def init_params(key: jax.Array, model: Model) -> Params:
+  """Initialises {'encoder': ..., 'decoder': ...} parameters."""
+  k_enc, k_dec = jax.random.split(key)
+  x = jnp.zeros(model.data_shape, jnp.float32)
+  z = jnp.zeros((model.latent_dim,), jnp.float32)
+  return {"encoder": model.encoder.init(k_enc, x)["params"],
+          "decoder": model.decoder.init(k_dec, z)["params"]}
+
+
+def encode(params: Params, x: jax.Array, *, model: Model):
+  """q(z|x) for one example.
+
+  Args:
+    params: model parameters.
+    x: [*data_shape] one example.
+    model: the static ``Model``.
+
+  Returns:
+    (mean [D], logvar [D] or [1]) of the mean-field Gaussian posterior.
+  """
+  return model.encoder.apply({"params": params["encoder"]}, x)
+
+
+def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array,
+                   num_samples: int | None = None) -> jax.Array:
+  """z = mean + sigma * eps (Kingma & Welling 2014, Eq. 10); see
+  ``vae.distributions.reparameterized_sample``."""
+  return dist.reparameterized_sample(key, mean, logvar, num_samples)
+
+
+def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
+  """p(x|z) parameters for one latent: logits (Bernoulli) or means (Gaussian).
+
+  Args:
+    params: model parameters.
+    z: [D] (or [..., D]: leading axes are carried through by flax Dense).
+    model: the static ``Model``.
+
+  Returns:
+    [*data_shape] decoder output.
+  """
+  return model.decoder.apply({"params": params["decoder"]}, z)
+
+
+def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
+                   model: Model) -> jax.Array:
+  """log p(x|z) of one example given the decoder output; scalar."""
+  return dist.log_likelihood(model.likelihood, x, decoder_out, model.obs_logvar)
+
+
+def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
+               model: Model) -> dict[str, jax.Array]:
+  """One-sample SGVB terms for one example (Kingma & Welling 2014, Eq. 7).
+
+  Returns:
+    dict with scalars ``log_likelihood`` (E_q log p(x|z), one sample), ``kl``
+    (closed-form KL(q(z|x) || N(0, I))), ``elbo`` (their difference), and
+    ``kl_per_dim`` [D].
+  """
+  mean, logvar = encode(params, x, model=model)
+  z = reparameterize(key, mean, logvar)
+  ll = log_likelihood(x, decode(params, z, model=model), model=model)
+  kl_per_dim = dist.kl_to_standard_normal_per_dim(mean, logvar)
+  kl = jnp.sum(kl_per_dim)
+  return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl,
+          "kl_per_dim": kl_per_dim}
+
+
+def elbo(params: Params, x: jax.Array, key: jax.Array, *,
+         model: Model) -> jax.Array:
+  """Single-sample ELBO estimate for one example (nats; higher is better).
+
+  ``log p(x|z) - KL(q(z|x) || N(0, I))`` with ``z ~ q(z|x)`` reparameterised
+  and the KL in closed form (Kingma & Welling 2014, Eq. 7).
+
+  Args:
+    params: model parameters.
+    x: [*data_shape] one example.
+    key: PRNG key for the one posterior sample.
+    model: the static ``Model``.
+
+  Returns:
+    Scalar ELBO.
+  """
+  return elbo_terms(params, x, key, model=model)["elbo"]

@@ -1,0 +1,121 @@
+"""Encoder and decoder networks (flax.linen), applied to ONE example.
+
+Modules hold no randomness (DESIGN.md, contract 2): sampling happens in
+``vae.model.reparameterize`` with an explicit key. Every module accepts an
+unbatched example; under ``jax.vmap`` it sees one example at a time.
+
+References:
+  Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders,
+  Sec. 5 (784-200-200-50 tanh MLP for one stochastic layer).
+  Locatello et al. (2019), Challenging Common Assumptions in the Unsupervised
+  Learning of Disentangled Representations, Table 1 / disentanglement_lib
+  (the 64x64 convolutional encoder and decoder).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": nn.relu,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "softplus": nn.softplus,
+    "leaky_relu": nn.leaky_relu,
+}
+
+
+def get_activation(name: str):
+  if name not in ACTIVATIONS:
+    raise ValueError(
+        f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+  return ACTIVATIONS[name]
+
+
+class GaussianHead(nn.Module):
+  """Maps features to (mean [D], logvar [D] or [1] for an isotropic q)."""
+  latent_dim: int
+  posterior: str = "diagonal"  # or "isotropic": one shared variance
+
+  @nn.compact
+  def __call__(self, h):
+    mean = nn.Dense(self.latent_dim, name="mean")(h)
+    num_var = self.latent_dim if self.posterior == "diagonal" else 1
+    logvar = nn.Dense(num_var, name="logvar")(h)
+    return mean, logvar
+
+
+class MLPEncoder(nn.Module):
+  """x [*data_shape] -> (mean [D], logvar [D] or [1])."""
+  latent_dim: int
+  hidden: Sequence[int] = (200, 200)
+  activation: str = "tanh"
+  posterior: str = "diagonal"
+
+  @nn.compact
+  def __call__(self, x):
+    act = get_activation(self.activation)
+    h = jnp.reshape(x, x.shape[:-3] + (-1,)) if x.ndim >= 3 else x.reshape(-1)
+    for i, width in enumerate(self.hidden):
+      h = act(nn.Dense(width, name=f"dense_{i}")(h))
+    return GaussianHead(self.latent_dim, self.posterior, name="head")(h)
+
+
+class MLPDecoder(nn.Module):
+  """z [D] -> decoder output of shape ``data_shape`` (logits or means)."""
+  data_shape: Sequence[int]
+  hidden: Sequence[int] = (200, 200)
+  activation: str = "tanh"
+
+  @nn.compact
+  def __call__(self, z):
+    act = get_activation(self.activation)
+    h = z
+    for i, width in enumerate(self.hidden):
+      h = act(nn.Dense(width, name=f"dense_{i}")(h))
+    out = nn.Dense(math.prod(self.data_shape), name="out")(h)
+    return out.reshape(out.shape[:-1] + tuple(self.data_shape))
+
+
+class ConvEncoder(nn.Module):
+  """disentanglement_lib conv encoder for 64x64xC inputs.
+
+  conv 32, 32, 64, 64 (4x4, stride 2, ReLU), then FC 256 (ReLU), then the
+  Gaussian head (Locatello et al. 2019, Table 1).
+  """
+  latent_dim: int
+  posterior: str = "diagonal"
+
+  @nn.compact
+  def __call__(self, x):
+    h = x
+    for i, feats in enumerate((32, 32, 64, 64)):
+      h = nn.relu(nn.Conv(feats, (4, 4), strides=(2, 2), padding="SAME",
+                          name=f"conv_{i}")(h))
+    h = h.reshape(h.shape[:-3] + (-1,))
+    h = nn.relu(nn.Dense(256, name="fc")(h))
+    return GaussianHead(self.latent_dim, self.posterior, name="head")(h)
+
+
+class ConvDecoder(nn.Module):
+  """disentanglement_lib deconv decoder: FC 256, FC 1024 (=4x4x64), then
+  transposed convs 64, 32, 32, C (4x4, stride 2) to 64x64xC."""
+  data_shape: Sequence[int] = (64, 64, 1)
+
+  @nn.compact
+  def __call__(self, z):
+    h = nn.relu(nn.Dense(256, name="fc_0")(z))
+    h = nn.relu(nn.Dense(1024, name="fc_1")(h))
+    h = h.reshape(h.shape[:-1] + (4, 4, 64))
+    for i, feats in enumerate((64, 32, 32)):
+      h = nn.relu(nn.ConvTranspose(feats, (4, 4), strides=(2, 2),
+                                   padding="SAME", name=f"deconv_{i}")(h))
+    channels = self.data_shape[-1]
+    return nn.ConvTranspose(channels, (4, 4), strides=(2, 2), padding="SAME",
+                            name=f"deconv_3")(h)

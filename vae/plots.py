@@ -1,0 +1,85 @@
+"""PNG figures: reconstructions and samples from the prior.
+
+Images are the means of p(x|z) (sigmoid of the logits for Bernoulli). Uses
+matplotlib's Agg backend, so it runs with no display.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae import distributions as dist
+from vae import model as model_lib
+
+
+def image_grid(images: np.ndarray, num_cols: int | None = None,
+               pad: int = 1) -> np.ndarray:
+  """Tiles [N, H, W, C] images into one [rows*(H+pad), cols*(W+pad), C] array."""
+  images = np.asarray(images, np.float32)
+  if images.ndim == 3:
+    images = images[..., None]
+  n, h, w, c = images.shape
+  cols = num_cols or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / cols))
+  grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
+  for i in range(n):
+    r, q = divmod(i, cols)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h,
+         pad + q * (w + pad):pad + q * (w + pad) + w] = images[i]
+  return grid
+
+
+def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
+              title: str | None = None) -> str:
+  """Writes an image grid as PNG; returns the path."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  grid = np.clip(image_grid(images, num_cols), 0.0, 1.0)
+  height, width = grid.shape[:2]
+  fig = plt.figure(figsize=(width / 40 + 0.2, height / 40 + (0.5 if title else 0.2)))
+  ax = fig.add_axes([0, 0, 1, 0.92 if title else 1])
+  ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray",
+            vmin=0, vmax=1, interpolation="nearest")
+  ax.axis("off")
+  if title:
+    fig.suptitle(title, fontsize=8)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def reconstructions(params, data, *, model) -> np.ndarray:
+  """Originals and mean reconstructions (decoded posterior means), interleaved
+  by row pairs: [2N, *data_shape]."""
+  x = jnp.asarray(data, jnp.float32)
+  mean = jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(x)
+  recon = dist.mean_of_likelihood(model.likelihood, jax.vmap(
+      lambda z: model_lib.decode(params, z, model=model))(mean))
+  return np.asarray(jnp.concatenate([x, recon]))
+
+
+def prior_samples(params, key, num: int, *, model) -> np.ndarray:
+  """Means of p(x|z) for z ~ N(0, I): [num, *data_shape]."""
+  z = jax.random.normal(key, (num, model.latent_dim))
+  out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
+  return np.asarray(dist.mean_of_likelihood(model.likelihood, out))
+
+
+def save_reconstructions(path, params, data, *, model, num_cols: int = 8):
+  """PNG: top half originals, bottom half reconstructions (same order)."""
+  data = np.asarray(data)[:num_cols * 4]
+  return save_grid(path, reconstructions(params, data, model=model), num_cols,
+                   title="top: data, bottom: reconstructions")
+
+
+def save_prior_samples(path, params, key, *, model, num: int = 64):
+  """PNG of decoder means for ``num`` draws from the prior."""
+  return save_grid(path, prior_samples(params, key, num, model=model),
+                   title="samples from the prior (decoder means)")

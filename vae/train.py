@@ -1,0 +1,445 @@
+"""Training: state, optimizer, the jitted step and the scanned multi-step loop.
+
+Data flow (DESIGN.md): config -> data on device -> ``lax.scan`` over many
+``train_step``s -> workdir (checkpoints, metrics.jsonl, evaluation JSON, PNGs).
+
+Randomness: one root key per run, split by name into init / train / data /
+eval keys; step ``s`` uses ``fold_in(train_key, s)`` and the data order of
+epoch ``e`` is ``permutation(fold_in(data_key, e))``. Both are functions of
+the step alone, so a run resumed from a checkpoint draws exactly the numbers
+an uninterrupted run draws, however the steps are chunked.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vae import checkpoint as ckpt_lib
+from vae import checks
+from vae import model as model_lib
+from vae import objectives
+
+Batch = jax.Array
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Immutable training state (DESIGN.md contract 5)."""
+  step: jax.Array          # int32 scalar: number of updates applied
+  params: Any
+  opt_state: Any
+
+
+def named_keys(seed: int) -> dict[str, jax.Array]:
+  """Splits the run's root key into the named keys used everywhere."""
+  root = jax.random.key(int(seed))
+  names = ("init", "train", "data", "eval")
+  return {n: jax.random.fold_in(root, i) for i, n in enumerate(names)}
+
+
+# ----------------------------------------------------------------- optimizer
+def make_schedule(cfg: Mapping[str, Any]) -> optax.Schedule:
+  """Learning-rate schedule from ``config.optim``.
+
+  schedule: "constant"; "cosine" (to ``end_lr_factor * lr`` over
+  ``decay_steps``); "exponential" (``lr * decay_rate ** (step / decay_steps)``,
+  continuous, floored at ``end_lr_factor * lr``); each with optional linear
+  ``warmup_steps``.
+  """
+  lr = float(cfg["learning_rate"])
+  name = cfg.get("schedule", "constant")
+  warmup = int(cfg.get("warmup_steps", 0))
+  end = lr * float(cfg.get("end_lr_factor", 0.0))
+  decay_steps = max(int(cfg.get("decay_steps", 1)), 1)
+  if name == "constant":
+    main = optax.constant_schedule(lr)
+  elif name == "cosine":
+    main = optax.cosine_decay_schedule(lr, decay_steps, alpha=end / lr if lr else 0.0)
+  elif name == "exponential":
+    main = optax.exponential_decay(lr, decay_steps, float(cfg.get("decay_rate", 0.1)),
+                                   end_value=end if end > 0 else None)
+  else:
+    raise ValueError("optim.schedule must be 'constant', 'cosine' or "
+                     f"'exponential', got {name!r}")
+  if warmup > 0:
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+  return main
+
+
+def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
+  """One optax transformation from ``config.optim`` (DESIGN.md contract 5).
+
+  Fields: optimizer ("adam" | "adamw" | "sgd"), learning_rate, schedule,
+  b1, b2, eps, weight_decay, grad_clip_norm (0 disables clipping).
+  """
+  sched = make_schedule(cfg)
+  name = cfg.get("optimizer", "adam")
+  if name == "adam":
+    opt = optax.adam(sched, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
+                     eps=cfg.get("eps", 1e-8))
+  elif name == "adamw":
+    opt = optax.adamw(sched, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
+                      eps=cfg.get("eps", 1e-8),
+                      weight_decay=cfg.get("weight_decay", 1e-4))
+  elif name == "sgd":
+    opt = optax.sgd(sched, momentum=cfg.get("momentum", 0.0) or None)
+  else:
+    raise ValueError(f"optim.optimizer must be 'adam', 'adamw' or 'sgd', got {name!r}")
+  clip = float(cfg.get("grad_clip_norm", 0.0))
+  return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt
+
+
+def init_state(key: jax.Array, model: model_lib.Model,
+               optimizer: optax.GradientTransformation) -> TrainState:
+  params = model_lib.init_params(key, model)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params))
+
+
+# ---------------------------------------------------------------- train step
+def make_train_step(loss_fn: Callable[..., Any], model: model_lib.Model,
+                    optimizer: optax.GradientTransformation):
+  """Builds ``train_step(state, batch, key) -> (state, metrics)`` (not jitted).
+
+  Args:
+    loss_fn: an objective ``loss(params, batch, key, *, model)`` with its
+      hyperparameters bound (``vae.objectives.get_objective``).
+    model: the static ``Model``.
+    optimizer: optax transformation.
+
+  Returns:
+    A pure function; jit it (``jit_train_step``) or scan it (``make_scan_loop``).
+  """
+  def train_step(state: TrainState, batch: Batch, key: jax.Array):
+    grad_fn = jax.value_and_grad(
+        lambda p: loss_fn(p, batch, key, model=model), has_aux=True)
+    (loss, aux), grads = grad_fn(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(aux)
+    metrics["loss"] = loss
+    metrics["grad_norm"] = optax.global_norm(grads)
+    return state.replace(step=state.step + 1, params=params,
+                         opt_state=opt_state), metrics
+  return train_step
+
+
+def jit_train_step(train_step):
+  """jit with the state donated: its buffers are reused for the new state."""
+  return jax.jit(train_step, donate_argnums=0)
+
+
+# ------------------------------------------------------------- data on device
+class ArraySource:
+  """An in-memory data set on the device, served in shuffled epochs.
+
+  Epoch ``e`` visits ``permutation(fold_in(data_key, e), N)`` in batches of
+  ``batch_size`` (the last partial batch is dropped). Batches are gathered and
+  cast to float32 on the device, inside the scanned loop.
+  """
+
+  def __init__(self, data, batch_size: int, data_key: jax.Array):
+    self.data = jnp.asarray(data)
+    self.num_examples = int(self.data.shape[0])
+    self.batch_size = int(batch_size)
+    if not 1 <= self.batch_size <= self.num_examples:
+      raise ValueError(f"batch_size must be in [1, {self.num_examples}] (the "
+                       f"number of examples), got {batch_size}")
+    self.steps_per_epoch = self.num_examples // self.batch_size
+    self.data_key = data_key
+
+  def arrays(self):
+    return (self.data, self.data_key)
+
+  def _perm(self, arrays, epoch):
+    data, data_key = arrays
+    return jax.random.permutation(jax.random.fold_in(data_key, epoch),
+                                  data.shape[0])
+
+  def init(self, arrays, step):
+    return self._perm(arrays, step // self.steps_per_epoch)
+
+  def next(self, arrays, perm, step):
+    epoch, pos = jnp.divmod(step, self.steps_per_epoch)
+    # The permutation is recomputed once per epoch, not per step (sorting
+    # 50k keys would cost as much as a small model's step).
+    perm = jax.lax.cond(pos == 0, lambda: self._perm(arrays, epoch), lambda: perm)
+    idx = jax.lax.dynamic_slice(perm, (pos * self.batch_size,), (self.batch_size,))
+    return jnp.take(arrays[0], idx, axis=0).astype(jnp.float32), perm
+
+  def host_batches(self, start_step: int) -> Iterable[np.ndarray]:
+    """The same batches as ``next``, produced on the host (for comparison
+    with a host-fed loop)."""
+    data = np.asarray(self.data)
+    step = start_step
+    while True:
+      epoch, pos = divmod(step, self.steps_per_epoch)
+      if pos == 0 or step == start_step:
+        perm = np.asarray(self._perm((self.data, self.data_key), epoch))
+      idx = perm[pos * self.batch_size:(pos + 1) * self.batch_size]
+      yield data[idx].astype(np.float32)
+      step += 1
+
+
+def make_scan_loop(train_step, source):
+  """Returns ``run(state, arrays, train_key, num_steps) -> (state, metrics)``.
+
+  Runs ``num_steps`` (static) training steps inside one ``lax.scan``: the
+  batch is drawn on the device, the step key is ``fold_in(train_key, step)``,
+  and no Python runs between steps. ``metrics`` holds one value per step.
+  The input state is donated.
+  """
+  @functools.partial(jax.jit, donate_argnums=0, static_argnums=3)
+  def run(state, arrays, train_key, num_steps: int):
+    carry0 = source.init(arrays, state.step)
+
+    def body(carry, _):
+      st, sc = carry
+      batch, sc = source.next(arrays, sc, st.step)
+      st, metrics = train_step(st, batch, jax.random.fold_in(train_key, st.step))
+      return (st, sc), metrics
+
+    (state, _), metrics = jax.lax.scan(body, (state, carry0), None,
+                                       length=num_steps)
+    return state, metrics
+  return run
+
+
+# ------------------------------------------------------------ config checking
+def check_config(config) -> None:
+  """Validates the config's values before any data is loaded or traced.
+
+  Raises:
+    ValueError: naming the field, the expected range and the value given.
+  """
+  def need(cond, msg):
+    if not cond:
+      raise ValueError(msg)
+
+  need(int(config.model.latent_dim) >= 1,
+       f"model.latent_dim must be a positive integer, got {config.model.latent_dim}")
+  need(config.objective in objectives.OBJECTIVES,
+       f"objective must be one of {sorted(objectives.OBJECTIVES)}, got {config.objective!r}")
+  objectives.validate_hparams(config.objective, dict(config.hparams))
+  need(int(config.batch_size) >= 1, f"batch_size must be >= 1, got {config.batch_size}")
+  need(int(config.num_steps) >= 0, f"num_steps must be >= 0, got {config.num_steps}")
+  need(int(config.log_every) >= 1, f"log_every must be >= 1, got {config.log_every}")
+  need(int(config.checkpoint_every) >= 1 and
+       int(config.checkpoint_every) % int(config.log_every) == 0,
+       "checkpoint_every must be a positive multiple of log_every "
+       f"({config.log_every}), got {config.checkpoint_every}")
+  need(float(config.optim.learning_rate) > 0,
+       f"optim.learning_rate must be > 0, got {config.optim.learning_rate}")
+  need(float(config.optim.get("grad_clip_norm", 0.0)) >= 0,
+       f"optim.grad_clip_norm must be >= 0 (0 disables), got {config.optim.grad_clip_norm}")
+  k = config.eval.num_importance_samples
+  need(int(k) == k and int(k) >= 1,
+       f"eval.num_importance_samples (k) must be an integer >= 1, got {k}")
+  make_schedule(config.optim)
+
+
+def build(config):
+  """(model, loss_fn, optimizer) from a config (validated first)."""
+  check_config(config)
+  m = config.model
+  model = model_lib.make_model(
+      architecture=m.architecture, data_shape=tuple(m.data_shape),
+      latent_dim=m.latent_dim, likelihood=m.likelihood, posterior=m.posterior,
+      encoder_hidden=tuple(m.encoder_hidden), decoder_hidden=tuple(m.decoder_hidden),
+      activation=m.activation, obs_logvar=m.get("obs_logvar", 0.0))
+  loss_fn = objectives.get_objective(config.objective, **dict(config.hparams))
+  return model, loss_fn, make_optimizer(config.optim)
+
+
+# --------------------------------------------------------------------- loop
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN/inf loss; the message names the step."""
+
+
+def _append_jsonl(path: str, record: Mapping[str, Any]) -> None:
+  with open(path, "a") as f:
+    f.write(json.dumps(record) + "\n")
+
+
+def train(config, workdir: str, train_data, *, eval_fn=None,
+          progress: bool = True) -> TrainState:
+  """Trains (or resumes training) for ``config.num_steps`` steps.
+
+  Writes ``workdir/metrics.jsonl`` (train means every ``log_every`` steps,
+  plus ``eval_fn`` results every ``eval_every`` steps) and orbax checkpoints
+  every ``checkpoint_every`` steps and at the end. If ``workdir`` holds a
+  checkpoint, training continues from it and ends bit-identical to an
+  uninterrupted run.
+
+  Args:
+    config: a ``ConfigDict`` (see experiments/configs/default.py).
+    workdir: output folder.
+    train_data: host array [N, *data_shape].
+    eval_fn: optional ``(params, step) -> dict`` of scalars to log.
+    progress: show a tqdm bar.
+
+  Returns:
+    The final ``TrainState``.
+
+  Raises:
+    NonFiniteLossError: a step's loss was NaN or inf; the last good
+      checkpoint is left in place.
+  """
+  model, loss_fn, optimizer = build(config)
+  checks.check_data(train_data, data_shape=model.data_shape,
+                    likelihood=model.likelihood, name="training data")
+  os.makedirs(workdir, exist_ok=True)
+  keys = named_keys(config.seed)
+  source = ArraySource(train_data, config.batch_size, keys["data"])
+  state = init_state(keys["init"], model, optimizer)
+  state, restored = ckpt_lib.restore_latest(workdir, state)
+  start = int(state.step)
+  if restored is not None:
+    print(f"Resumed from checkpoint at step {start} in {workdir}", flush=True)
+  train_step = make_train_step(loss_fn, model, optimizer)
+  run = make_scan_loop(train_step, source)
+  arrays = source.arrays()
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  log_every, ckpt_every = int(config.log_every), int(config.checkpoint_every)
+  eval_every = int(config.get("eval_every", 0))
+  total = int(config.num_steps)
+  last_ckpt = restored
+
+  bar = None
+  if progress and start < total:
+    from tqdm import tqdm
+    bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+               mininterval=5.0)
+  t_last = time.perf_counter()
+  step = start
+  while step < total:
+    # Chunks end on multiples of log_every so that every run (resumed or not)
+    # compiles the same one or two scan lengths.
+    n = min(log_every - step % log_every, total - step)
+    state, metrics = run(state, arrays, keys["train"], n)
+    metrics = jax.device_get(metrics)
+    loss = np.asarray(metrics["loss"])
+    if not np.all(np.isfinite(loss)):
+      bad = step + int(np.argmin(np.isfinite(loss)))
+      where = (f"the last good checkpoint (step {last_ckpt}) is kept in "
+               f"{workdir}/checkpoints" if last_ckpt is not None
+               else "no checkpoint had been written yet")
+      raise NonFiniteLossError(
+          f"non-finite loss ({loss[bad - step]}) at step {bad}; training "
+          f"stopped; {where}. Lower optim.learning_rate or set "
+          "optim.grad_clip_norm.")
+    step += n
+    now = time.perf_counter()
+    record = {"step": step, "split": "train",
+              "steps_per_sec": n / max(now - t_last, 1e-9)}
+    record.update({k: float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) == 1})
+    t_last = now
+    _append_jsonl(metrics_path, record)
+    if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
+      ev = {k: float(v) for k, v in eval_fn(state.params, step).items()}
+      _append_jsonl(metrics_path, {"step": step, "split": "eval", **ev})
+      t_last = time.perf_counter()
+    if bar is not None:
+      bar.update(n)
+      bar.set_postfix(loss=f"{record['loss']:.2f}")
+    if step % ckpt_every == 0 or step == total:
+      ckpt_lib.save(workdir, step, state)
+      last_ckpt = step
+  if bar is not None:
+    bar.close()
+  return state
+
+
+# ------------------------------------------------------ train and evaluate
+def load_data(config, split: str, max_examples: int = 0) -> np.ndarray:
+  """Host array for a config's data set and split, optionally truncated."""
+  from vae import data as data_lib
+  arr = data_lib.load_dataset(config.dataset, split, config.get("data_dir") or None,
+                              config.get("tfds_data_dir") or None)
+  return arr[:max_examples] if max_examples else arr
+
+
+def evaluate_params(config, params, eval_data, key) -> dict[str, Any]:
+  """Final evaluation of ``params`` on ``eval_data`` (see vae/evaluate.py)."""
+  from vae import evaluate as ev
+  model, _, _ = build(config)
+  ec = config.eval
+  results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
+  if config.objective in objectives.PROBABILISTIC:
+    results.update({"elbo": ev.dataset_elbo(
+        params, eval_data, jax.random.fold_in(key, 0), model=model,
+        batch_size=ec.elbo_batch_size)})
+    iw = ev.iwae_log_likelihood(
+        params, eval_data, jax.random.fold_in(key, 1), model=model,
+        num_samples=ec.num_importance_samples, batch_size=ec.iwae_batch_size,
+        chunk_size=ec.chunk_size)
+    results["iwae"] = iw
+    results["active_units"] = ev.active_units(params, eval_data, model=model)
+  else:
+    from vae.objectives.autoencoders import reconstruction_log_likelihood
+    fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
+        params, x.astype(jnp.float32), model=model)))
+    lls = np.concatenate([np.asarray(fn(b))[:v] for _, b, v in
+                          ev._batches(eval_data, ec.elbo_batch_size)])
+    results["reconstruction_log_likelihood"] = float(np.mean(lls))
+  return results
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
+  """The main job: train (resuming if possible), evaluate, write figures.
+
+  Writes to ``workdir``: ``checkpoints/``, ``metrics.jsonl``,
+  ``eval_<split>.json``, ``reconstructions.png`` and (for probabilistic
+  models) ``prior_samples.png``; also ``config.json``.
+
+  Returns:
+    The evaluation dict written to ``eval_<split>.json``.
+  """
+  from vae import evaluate as ev
+  from vae import plots
+  model, _, _ = build(config)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  train_data = load_data(config, "train", config.get("max_train_examples", 0))
+  eval_data = load_data(config, config.eval.split, config.eval.get("max_examples", 0))
+  checks.check_data(eval_data, data_shape=model.data_shape,
+                    likelihood=model.likelihood, name="evaluation data")
+  keys = named_keys(config.seed)
+
+  eval_fn = None
+  if config.objective in objectives.PROBABILISTIC:
+    def eval_fn(params, step):
+      r = ev.dataset_elbo(params, eval_data, jax.random.fold_in(keys["eval"], step),
+                          model=model, batch_size=config.eval.elbo_batch_size)
+      return {"elbo": r["elbo"], "log_likelihood": r["log_likelihood"], "kl": r["kl"]}
+
+  t0 = time.perf_counter()
+  state = train(config, workdir, train_data, eval_fn=eval_fn)
+  train_seconds = time.perf_counter() - t0
+  results = evaluate_params(config, state.params, eval_data, keys["eval"])
+  results.update({"split": config.eval.split, "step": int(state.step),
+                  "train_seconds_this_run": train_seconds,
+                  "epochs": int(state.step) * config.batch_size / train_data.shape[0]})
+  with open(os.path.join(workdir, f"eval_{config.eval.split}.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  plots.save_reconstructions(os.path.join(workdir, "reconstructions.png"),
+                             state.params, eval_data[:32], model=model)
+  if config.objective in objectives.PROBABILISTIC:
+    plots.save_prior_samples(os.path.join(workdir, "prior_samples.png"),
+                             state.params, jax.random.fold_in(keys["eval"], 2),
+                             model=model)
+  return results
