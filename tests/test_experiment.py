@@ -67,3 +67,14 @@ def test_cli_runs(npz_dir, tmp_path):
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
   assert '"iwae"' in out.stdout and '"step": 100' in out.stdout
+
+
+def test_evaluate_cli_restores_a_workdir(smoke_config, tmp_path, npz_dir):
+  wd = str(tmp_path / "ev")
+  train_lib.train_and_evaluate(smoke_config, wd)
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", "--workdir", wd, "--num_samples", "7",
+       "--max_examples", "50"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  res = json.load(open(os.path.join(wd, "eval_validation_k7.json")))
+  assert res["step"] == 200 and res["num_examples"] == 50 and res["iwae"]["num_samples"] == 7

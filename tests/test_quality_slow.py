@@ -18,11 +18,11 @@ pytestmark = pytest.mark.slow
 def test_vae_learns_binarized_mnist(tmp_path):
   c = vae_binarized_mnist.get_config()
   c.data_dir = SHARED_MNIST
-  c.num_steps = 3000          # 6 epochs
+  c.num_steps = 5000          # 10 epochs
   c.log_every = 500
-  c.checkpoint_every = 1500
+  c.checkpoint_every = 2500
   c.eval_every = 0
-  c.optim.decay_steps = 3000
+  c.optim.schedule = "constant"
   data = train_lib.load_data(c, "train")
   valid = train_lib.load_data(c, "validation", 500)
   state = train_lib.train(c, str(tmp_path), data, progress=False)
@@ -30,7 +30,8 @@ def test_vae_learns_binarized_mnist(tmp_path):
   elbo = ev.dataset_elbo(state.params, valid, jax.random.key(0), model=model)["elbo"]
   iw = ev.iwae_log_likelihood(state.params, valid, jax.random.key(1), model=model,
                               num_samples=5000)["log_likelihood"]
-  # After 6 epochs this VAE is around -108 nats; an untrained one is ~-550.
-  assert elbo > -115, elbo
+  # After 10 epochs this VAE is around -113 nats (train loss in the full run
+  # at that point); an untrained one is about -550.
+  assert elbo > -118, elbo
   assert iw > elbo + 1.0, (iw, elbo)   # the k=5000 bound is tighter
   assert iw < -85, iw                  # and not better than the published best
