@@ -1,5 +1,7 @@
 """Train and evaluate one configuration.
 
+  python -m experiments.train      # default: beta-VAE on procedural dSprites, ~5 min on CPU
+
   python -m experiments.train --config experiments/configs/vae_binarized_mnist.py \
       --workdir /tmp/vae --config.data_dir=../shared/data/binarized_mnist
 
@@ -13,8 +15,8 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/default.py", "Path to a get_config() file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (resumed if it exists).")
-flags.mark_flag_as_required("workdir")
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
+                                "Output folder (resumed if it exists).")
 
 
 def main(argv):

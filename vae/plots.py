@@ -83,3 +83,42 @@ def save_prior_samples(path, params, key, *, model, num: int = 64):
   """PNG of decoder means for ``num`` draws from the prior."""
   return save_grid(path, prior_samples(params, key, num, model=model),
                    title="samples from the prior (decoder means)")
+
+
+def latent_traversals(params, x, *, model, kl_per_dim=None, num_steps: int = 10,
+                      span: float = 2.0):
+  """Decoder means as each latent dimension is swept while the others stay at
+  the posterior mean of ``x`` (Higgins et al. 2017, Fig. 1 style).
+
+  Args:
+    params: model parameters.
+    x: [*data_shape] the example whose code is the starting point.
+    model: the static ``Model``.
+    kl_per_dim: optional [D] mean KL per dimension: rows are ordered by it,
+      most informative first.
+    num_steps: images per row.
+    span: sweep z_d over linspace(-span, span, num_steps).
+
+  Returns:
+    (images [D * num_steps, *data_shape], row order [D]).
+  """
+  mean, _ = model_lib.encode(params, jnp.asarray(x, jnp.float32), model=model)
+  d = mean.shape[0]
+  order = (np.argsort(-np.asarray(kl_per_dim)) if kl_per_dim is not None
+           else np.arange(d))
+  values = jnp.linspace(-span, span, num_steps)
+  z = jnp.tile(mean, (d, num_steps, 1))                      # [D, S, D]
+  z = z.at[jnp.arange(d)[:, None], jnp.arange(num_steps)[None, :],
+           jnp.asarray(order)[:, None]].set(values[None, :])
+  out = jax.vmap(jax.vmap(lambda zz: model_lib.decode(params, zz, model=model)))(z)
+  return np.asarray(dist.mean_of_likelihood(model.likelihood, out)).reshape(
+      (d * num_steps,) + tuple(model.data_shape)), order
+
+
+def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int = 10,
+                    span: float = 2.0):
+  """PNG of ``latent_traversals``: one row per latent dimension, by KL."""
+  images, order = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
+                                    num_steps=num_steps, span=span)
+  title = f"latent traversals, z in [-{span}, {span}]; rows: dims {list(map(int, order))}"
+  return save_grid(path, images, num_steps, title=title)

@@ -194,6 +194,37 @@ class ArraySource:
       step += 1
 
 
+class GroundTruthSource:
+  """Fresh samples of a ground-truth data set (e.g. procedural dSprites)
+  drawn on the device each step: the batch of step ``s`` is
+  ``dataset.sample(fold_in(data_key, s), batch_size)``, so no host I/O occurs
+  inside the scanned loop and a resumed run sees the same images."""
+
+  def __init__(self, dataset, batch_size: int, data_key: jax.Array):
+    if int(batch_size) < 1:
+      raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    self.dataset = dataset
+    self.batch_size = int(batch_size)
+    self.data_key = data_key
+
+  def arrays(self):
+    return (self.data_key,)
+
+  def init(self, arrays, step):
+    return jnp.zeros((), jnp.int32)
+
+  def next(self, arrays, carry, step):
+    images, _ = self.dataset.sample(jax.random.fold_in(arrays[0], step), self.batch_size)
+    return images, carry
+
+  def host_batches(self, start_step: int):
+    sample = jax.jit(lambda k: self.dataset.sample(k, self.batch_size)[0])
+    step = start_step
+    while True:
+      yield np.asarray(sample(jax.random.fold_in(self.data_key, step)))
+      step += 1
+
+
 def make_scan_loop(train_step, source):
   """Returns ``run(state, arrays, train_key, num_steps) -> (state, metrics)``.
 
@@ -287,7 +318,8 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
   Args:
     config: a ``ConfigDict`` (see experiments/configs/default.py).
     workdir: output folder.
-    train_data: host array [N, *data_shape].
+    train_data: host array [N, *data_shape], or a ground-truth data set
+      (``vae.data.ground_truth.GroundTruthData``) sampled afresh each step.
     eval_fn: optional ``(params, step) -> dict`` of scalars to log.
     progress: show a tqdm bar.
 
@@ -298,12 +330,19 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
     NonFiniteLossError: a step's loss was NaN or inf; the last good
       checkpoint is left in place.
   """
+  from vae.data.ground_truth import GroundTruthData
   model, loss_fn, optimizer = build(config)
-  checks.check_data(train_data, data_shape=model.data_shape,
-                    likelihood=model.likelihood, name="training data")
-  os.makedirs(workdir, exist_ok=True)
   keys = named_keys(config.seed)
-  source = ArraySource(train_data, config.batch_size, keys["data"])
+  if isinstance(train_data, GroundTruthData):
+    if tuple(train_data.observation_shape) != model.data_shape:
+      raise ValueError(f"model.data_shape is {model.data_shape} but the data set "
+                       f"renders {tuple(train_data.observation_shape)}")
+    source = GroundTruthSource(train_data, config.batch_size, keys["data"])
+  else:
+    checks.check_data(train_data, data_shape=model.data_shape,
+                      likelihood=model.likelihood, name="training data")
+    source = ArraySource(train_data, config.batch_size, keys["data"])
+  os.makedirs(workdir, exist_ok=True)
   state = init_state(keys["init"], model, optimizer)
   state, restored = ckpt_lib.restore_latest(workdir, state)
   start = int(state.step)
@@ -414,11 +453,22 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
-  train_data = load_data(config, "train", config.get("max_train_examples", 0))
-  eval_data = load_data(config, config.eval.split, config.eval.get("max_examples", 0))
+  keys = named_keys(config.seed)
+  from vae import data as data_lib
+  if data_lib.is_ground_truth(config.dataset):
+    train_data = data_lib.load_ground_truth(config.dataset, config.get("tfds_data_dir") or None)
+    # A fixed evaluation sample, drawn with the eval key (not seen in training
+    # except by chance: training draws with the data key).
+    n_eval = config.eval.get("max_examples", 0) or 10_000
+    eval_data = np.asarray(jax.jit(lambda k: train_data.sample(k, n_eval)[0])(
+        jax.random.fold_in(keys["eval"], 99)))
+    num_train = train_data.num_combinations
+  else:
+    train_data = load_data(config, "train", config.get("max_train_examples", 0))
+    eval_data = load_data(config, config.eval.split, config.eval.get("max_examples", 0))
+    num_train = train_data.shape[0]
   checks.check_data(eval_data, data_shape=model.data_shape,
                     likelihood=model.likelihood, name="evaluation data")
-  keys = named_keys(config.seed)
 
   eval_fn = None
   if config.objective in objectives.PROBABILISTIC:
@@ -433,12 +483,15 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   results = evaluate_params(config, state.params, eval_data, keys["eval"])
   results.update({"split": config.eval.split, "step": int(state.step),
                   "train_seconds_this_run": train_seconds,
-                  "epochs": int(state.step) * config.batch_size / train_data.shape[0]})
+                  "epochs": int(state.step) * config.batch_size / num_train})
   with open(os.path.join(workdir, f"eval_{config.eval.split}.json"), "w") as f:
     json.dump(results, f, indent=2)
   plots.save_reconstructions(os.path.join(workdir, "reconstructions.png"),
                              state.params, eval_data[:32], model=model)
   if config.objective in objectives.PROBABILISTIC:
+    kl = results["elbo"]["kl_per_dim"]
+    plots.save_traversals(os.path.join(workdir, "traversals.png"), state.params,
+                          eval_data[0], model=model, kl_per_dim=kl)
     plots.save_prior_samples(os.path.join(workdir, "prior_samples.png"),
                              state.params, jax.random.fold_in(keys["eval"], 2),
                              model=model)

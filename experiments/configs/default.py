@@ -1,8 +1,17 @@
-"""Every config field, with its default. Other configs start from this one.
+"""Every config field, with its default: beta-VAE on procedural dSprites.
+
+The default job needs no download: dSprites is rendered on the device from
+sampled factors each step (vae/data/dsprites.py). Conv encoder/decoder of
+disentanglement_lib, 10 latents, Bernoulli decoder, beta = 4 (Higgins et al.
+2017), on a schedule that finishes in about five minutes on a 2-core CPU;
+it writes reconstructions, latent traversals, prior samples and the
+evaluation JSON. Other configs start from this one and name what they change.
 
 Command:
-  python -m experiments.train --config experiments/configs/default.py \
-      --workdir /tmp/vae_default --config.data_dir=../shared/data/binarized_mnist
+  python -m experiments.train
+  (same as --config experiments/configs/default.py --workdir workdirs/default)
+Expected: the ELBO on 1,000 held-out renders improves from about -2800 nats
+(untrained) to better than -150; position and scale appear in the traversals.
 """
 
 import ml_collections
@@ -12,17 +21,19 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
 
-  # Data: `dataset` names a loader in vae/data; `data_dir` is a local folder
-  # (e.g. ../shared/data/binarized_mnist); empty means tensorflow-datasets.
-  c.dataset = "binarized_mnist"
+  # Data: `dataset` names a loader in vae/data: "dsprites" (procedural, on the
+  # device), "binarized_mnist" (`data_dir`: a local .npz folder such as
+  # ../shared/data/binarized_mnist; empty: tensorflow-datasets), or
+  # "tfds:dsprites" | "tfds:shapes3d" | "tfds:smallnorb".
+  c.dataset = "dsprites"
   c.data_dir = ""
   c.tfds_data_dir = ""
   c.max_train_examples = 0  # 0: all
 
   c.model = ml_collections.ConfigDict()
-  c.model.architecture = "mlp"        # "mlp" | "conv" (64x64xC)
-  c.model.data_shape = (28, 28, 1)
-  c.model.latent_dim = 50
+  c.model.architecture = "conv"       # "mlp" | "conv" (64x64xC)
+  c.model.data_shape = (64, 64, 1)
+  c.model.latent_dim = 10
   c.model.likelihood = "bernoulli"    # "bernoulli" | "gaussian"
   c.model.obs_logvar = 0.0            # Gaussian likelihood only
   c.model.posterior = "diagonal"      # "diagonal" | "isotropic"
@@ -33,25 +44,25 @@ def get_config() -> ml_collections.ConfigDict:
   # Objective name (vae/objectives registry) and its hyperparameters; each
   # objective reads only its own (vae: beta; iwae: num_samples; dae:
   # corruption, noise_level).
-  c.objective = "vae"
+  c.objective = "beta_vae"
   c.hparams = ml_collections.ConfigDict()
-  c.hparams.beta = 1.0
+  c.hparams.beta = 4.0
   c.hparams.num_samples = 1
   c.hparams.corruption = "masking"    # "masking" | "gaussian"
   c.hparams.noise_level = 0.25
 
-  c.batch_size = 100
-  c.num_steps = 100_000
-  c.log_every = 500          # steps fused into one lax.scan between logs
-  c.checkpoint_every = 5000  # a multiple of log_every
-  c.eval_every = 5000        # validation ELBO into metrics.jsonl; 0: off
+  c.batch_size = 64
+  c.num_steps = 1500
+  c.log_every = 100          # steps fused into one lax.scan between logs
+  c.checkpoint_every = 500   # a multiple of log_every
+  c.eval_every = 500         # held-out ELBO into metrics.jsonl; 0: off
 
   c.optim = ml_collections.ConfigDict()
   c.optim.optimizer = "adam"
-  c.optim.learning_rate = 1e-3
+  c.optim.learning_rate = 5e-4
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
-  c.optim.eps = 1e-4
+  c.optim.eps = 1e-8
   c.optim.weight_decay = 0.0
   c.optim.momentum = 0.0
   c.optim.schedule = "constant"       # "constant" | "cosine" | "exponential"
@@ -62,10 +73,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.grad_clip_norm = 0.0        # 0: no clipping
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.split = "validation"
-  c.eval.max_examples = 0
-  c.eval.num_importance_samples = 5000
-  c.eval.iwae_batch_size = 100
-  c.eval.chunk_size = 500
-  c.eval.elbo_batch_size = 1000
+  c.eval.split = "validation"     # array data sets; ground-truth sets use a held-out sample
+  c.eval.max_examples = 1000      # 0: the whole split (array data) or 10,000 renders
+  c.eval.num_importance_samples = 100
+  c.eval.iwae_batch_size = 50
+  c.eval.chunk_size = 100
+  c.eval.elbo_batch_size = 250
   return c

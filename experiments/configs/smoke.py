@@ -7,17 +7,18 @@ Expected: finishes in well under a minute on 2 CPU cores; the validation ELBO
 is far from converged (around -200 nats) and only shows the pipeline works.
 """
 
-from experiments.configs import default
+from experiments.configs import vae_binarized_mnist
 
 
 def get_config():
-  c = default.get_config()
+  c = vae_binarized_mnist.get_config()
   c.max_train_examples = 2000
   c.model.latent_dim = 8
   c.model.encoder_hidden = (64,)
   c.model.decoder_hidden = (64,)
   c.batch_size = 50
   c.num_steps = 200
+  c.optim.schedule = "constant"
   c.log_every = 50
   c.checkpoint_every = 100
   c.eval_every = 100

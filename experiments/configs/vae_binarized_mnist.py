@@ -21,7 +21,13 @@ from experiments.configs import default
 
 def get_config():
   c = default.get_config()
+  c.dataset = "binarized_mnist"
   c.objective = "vae"
+  c.hparams.beta = 1.0
+  c.model.architecture = "mlp"
+  c.model.data_shape = (28, 28, 1)
+  c.model.likelihood = "bernoulli"
+  c.model.posterior = "diagonal"
   c.model.latent_dim = 50
   c.model.encoder_hidden = (200, 200)
   c.model.decoder_hidden = (200, 200)
@@ -36,5 +42,10 @@ def get_config():
   c.optim.schedule = "exponential"
   c.optim.decay_steps = 400_000
   c.optim.decay_rate = 0.1
+  c.eval.split = "validation"
+  c.eval.max_examples = 0
   c.eval.num_importance_samples = 5000
+  c.eval.iwae_batch_size = 100
+  c.eval.chunk_size = 500
+  c.eval.elbo_batch_size = 1000
   return c
