@@ -23,6 +23,7 @@ import platform
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
@@ -40,6 +41,8 @@ flags.DEFINE_list("models", ["500-500", "200-200"],
                   "the target of issue 2; '200-200' is the vae_binarized_mnist network)")
 flags.DEFINE_integer("latent_dim", 50, "latent dimensions")
 flags.DEFINE_integer("eval_examples", 200, "examples for the k=5000 evaluation figure; 0 skips")
+flags.DEFINE_boolean("generation", True, "benchmark procedural dSprites generation")
+flags.DEFINE_boolean("training", True, "benchmark the MLP training loops")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -116,17 +119,59 @@ def bench_eval(valid_data):
           "peak_rss_mib": r["peak_rss_mib"]}
 
 
+def bench_generation(batch_sizes=(64, 1024), repeats: int = 20):
+  """Images/s of procedural dSprites (render from sampled factors, on the
+  device) against gathering the same number of images, at random, from an
+  in-memory uint8 array on the device (cast to float32, as training does)."""
+  from vae.data.dsprites import DSprites
+  ds = DSprites()
+  pool = jax.device_put((np.random.default_rng(0).random((20_000, 64, 64, 1)) < 0.05)
+                        .astype(np.uint8))
+  rows = []
+  for n in batch_sizes:
+    render = jax.jit(lambda k, n=n: ds.sample(k, n)[0])
+    gather = jax.jit(lambda k, n=n: jnp.take(
+        pool, jax.random.randint(k, (n,), 0, pool.shape[0]), axis=0).astype(jnp.float32))
+    row = {"batch": n}
+    for name, fn in (("procedural", render), ("in_memory", gather)):
+      jax.block_until_ready(fn(jax.random.key(0)))
+      t0 = time.perf_counter()
+      for i in range(repeats):
+        out = fn(jax.random.key(i + 1))
+      jax.block_until_ready(out)
+      row[name] = n * repeats / (time.perf_counter() - t0)
+    rows.append(row)
+  return rows
+
+
 def main(argv):
   del argv
   train_data, valid_data = _data()
   out = {"device": str(jax.devices()[0]), "backend": jax.default_backend(),
          "jax": jax.__version__, "machine": platform.machine(),
          "batch_size": FLAGS.batch_size, "training": {}}
-  for spec in FLAGS.models:
+  for spec in (FLAGS.models if FLAGS.training else []):
     hidden = tuple(int(w) for w in spec.split("-"))
     out["training"][f"784-{spec}-{FLAGS.latent_dim}"] = bench_training(train_data, hidden)
   if FLAGS.eval_examples:
     out["iwae_eval"] = bench_eval(valid_data)
+  if FLAGS.generation:
+    out["generation"] = bench_generation()
+  if out["training"]:
+    _print_training(out)
+  if "iwae_eval" in out:
+    e = out["iwae_eval"]
+    print(f"\nIWAE log-likelihood, k=5000, 784-200-200-50: {e['examples_per_sec']:.1f} "
+          f"examples/s; 10k split projected {e['projected_seconds_10k'] / 60:.1f} min; "
+          f"peak RSS {e['peak_rss_mib']:.0f} MiB")
+  if "generation" in out:
+    _print_generation(out)
+  if FLAGS.json:
+    with open(FLAGS.json, "w") as f:
+      json.dump(out, f, indent=2)
+
+
+def _print_training(out):
   print(f"\nTraining throughput, MLP VAE, batch {FLAGS.batch_size}, {out['device']} "
         f"(scanned: {FLAGS.chunk} steps per lax.scan; per-step: host-fed, one jit call a step)")
   print(f"{'model':<20}{'scanned ex/s':>14}{'per-step ex/s':>15}{'speed-up':>10}{'steps':>8}")
@@ -134,15 +179,14 @@ def main(argv):
     print(f"{name:<20}{tr['scanned']['examples_per_sec']:>14,.0f}"
           f"{tr['per_step']['examples_per_sec']:>15,.0f}"
           f"{tr['speedup_scanned_over_per_step']:>9.2f}x{tr['scanned']['steps']:>8}")
-  if "iwae_eval" in out:
-    e = out["iwae_eval"]
-    print(f"\nIWAE log-likelihood, k=5000, 784-200-200-50: {e['examples_per_sec']:.1f} "
-          f"examples/s; 10k split projected {e['projected_seconds_10k'] / 60:.1f} min; "
-          f"peak RSS {e['peak_rss_mib']:.0f} MiB")
-  if FLAGS.json:
-    with open(FLAGS.json, "w") as f:
-      json.dump(out, f, indent=2)
-  return out
+
+
+def _print_generation(out):
+  print(f"\nProcedural dSprites (rendered on the device) vs the same number of images "
+        f"gathered from an in-memory array, images/s, {out['device']}")
+  print(f"{'batch':>8}{'procedural':>14}{'in-memory':>14}")
+  for r in out["generation"]:
+    print(f"{r['batch']:>8}{r['procedural']:>14,.0f}{r['in_memory']:>14,.0f}")
 
 
 if __name__ == "__main__":

@@ -78,3 +78,15 @@ def test_evaluate_cli_restores_a_workdir(smoke_config, tmp_path, npz_dir):
   assert out.returncode == 0, out.stderr[-2000:]
   res = json.load(open(os.path.join(wd, "eval_validation_k7.json")))
   assert res["step"] == 200 and res["num_examples"] == 50 and res["iwae"]["num_samples"] == 7
+
+
+def test_benchmark_runs_and_prints_its_tables(tmp_path):
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--steps", "20", "--chunk", "10",
+       "--models", "32-32", "--eval_examples", "0", "--json", str(tmp_path / "b.json")],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "speed-up" in out.stdout and "procedural" in out.stdout
+  res = json.load(open(tmp_path / "b.json"))
+  assert res["training"]["784-32-32-50"]["scanned"]["examples_per_sec"] > 0
+  assert res["generation"][0]["procedural"] > 0

@@ -140,3 +140,24 @@ def test_schedules_and_clipping():
   np.testing.assert_allclose(optax.global_norm(updates), 1.0, rtol=1e-5)
   with pytest.raises(ValueError, match="optim.schedule must be"):
     train_lib.make_schedule({"learning_rate": 1.0, "schedule": "linear"})
+
+
+def test_per_step_loop_equals_scanned_loop_and_auto_choice(binary_images):
+  m, opt, step, src = _setup(binary_images)
+  key = jax.random.key(2)
+  s1 = train_lib.init_state(jax.random.key(0), m, opt)
+  s1, m1 = train_lib.make_scan_loop(step, src)(s1, src.arrays(), key, 20)
+  s2 = train_lib.init_state(jax.random.key(0), m, opt)
+  s2, m2 = train_lib.make_step_loop(step, src)(s2, src.arrays(), key, 20)
+  assert m2["loss"].shape == (20,)
+  np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  from experiments.configs import default
+  c = default.get_config()
+  conv = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10)
+  expect = "per_step" if jax.default_backend() == "cpu" else "scan"
+  assert train_lib.choose_loop(c, conv) == expect
+  assert train_lib.choose_loop(c, m) == "scan"
+  c.train_loop = "scan"
+  assert train_lib.choose_loop(c, conv) == "scan"

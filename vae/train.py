@@ -28,6 +28,7 @@ import optax
 from vae import checkpoint as ckpt_lib
 from vae import checks
 from vae import model as model_lib
+from vae import networks
 from vae import objectives
 
 Batch = jax.Array
@@ -249,6 +250,51 @@ def make_scan_loop(train_step, source):
   return run
 
 
+def make_step_loop(train_step, source):
+  """Same contract as ``make_scan_loop`` but one jitted call per step.
+
+  The batch is still drawn on the device (inside the jitted step), so no host
+  I/O occurs; only the loop runs in Python. Used where a scan body compiles
+  badly: XLA:CPU runs the conv networks' convolutions about 8x slower inside
+  a while loop than in a plain jitted step (measured: 8.2 s vs 1.04 s per step
+  of the dSprites conv beta-VAE, batch 64, jax 0.10.2). Draws the same
+  numbers as the scanned loop.
+  """
+  @functools.partial(jax.jit, donate_argnums=0)
+  def one(state, carry, arrays, train_key):
+    batch, carry = source.next(arrays, carry, state.step)
+    state, metrics = train_step(state, batch,
+                                jax.random.fold_in(train_key, state.step))
+    return state, carry, metrics
+
+  init = jax.jit(source.init)
+
+  def run(state, arrays, train_key, num_steps: int):
+    carry = init(arrays, state.step)
+    metrics = []
+    for _ in range(num_steps):
+      state, carry, m = one(state, carry, arrays, train_key)
+      metrics.append(m)
+    return state, jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
+  return run
+
+
+TRAIN_LOOPS = ("auto", "scan", "per_step")
+
+
+def choose_loop(config, model) -> str:
+  """The training loop a config asks for: ``train_loop`` "scan" or
+  "per_step"; "auto" takes "scan" except for conv models on the CPU backend,
+  where XLA:CPU is slow at convolutions inside a while loop (see
+  ``make_step_loop``)."""
+  loop = config.get("train_loop", "auto")
+  if loop != "auto":
+    return loop
+  conv = any(isinstance(m, (networks.ConvEncoder, networks.ConvDecoder))
+             for m in (model.encoder, model.decoder))
+  return "per_step" if conv and jax.default_backend() == "cpu" else "scan"
+
+
 # ------------------------------------------------------------ config checking
 def check_config(config) -> None:
   """Validates the config's values before any data is loaded or traced.
@@ -272,6 +318,8 @@ def check_config(config) -> None:
        int(config.checkpoint_every) % int(config.log_every) == 0,
        "checkpoint_every must be a positive multiple of log_every "
        f"({config.log_every}), got {config.checkpoint_every}")
+  need(config.get("train_loop", "auto") in TRAIN_LOOPS,
+       f"train_loop must be one of {TRAIN_LOOPS}, got {config.get('train_loop')!r}")
   need(float(config.optim.learning_rate) > 0,
        f"optim.learning_rate must be > 0, got {config.optim.learning_rate}")
   need(float(config.optim.get("grad_clip_norm", 0.0)) >= 0,
@@ -349,7 +397,8 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
   if restored is not None:
     print(f"Resumed from checkpoint at step {start} in {workdir}", flush=True)
   train_step = make_train_step(loss_fn, model, optimizer)
-  run = make_scan_loop(train_step, source)
+  loop = choose_loop(config, model)
+  run = (make_scan_loop if loop == "scan" else make_step_loop)(train_step, source)
   arrays = source.arrays()
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   log_every, ckpt_every = int(config.log_every), int(config.checkpoint_every)

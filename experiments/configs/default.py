@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.hparams.corruption = "masking"    # "masking" | "gaussian"
   c.hparams.noise_level = 0.25
 
+  # "scan": many steps in one lax.scan (data on device); "per_step": one jitted
+  # call per step; "auto": scan, except conv models on CPU (see vae/train.py).
+  c.train_loop = "auto"
   c.batch_size = 64
   c.num_steps = 1500
   c.log_every = 100          # steps fused into one lax.scan between logs
@@ -75,8 +78,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.split = "validation"     # array data sets; ground-truth sets use a held-out sample
   c.eval.max_examples = 1000      # 0: the whole split (array data) or 10,000 renders
-  c.eval.num_importance_samples = 100
-  c.eval.iwae_batch_size = 50
-  c.eval.chunk_size = 100
+  c.eval.num_importance_samples = 10   # a cheap check here; 5000 for likelihood figures
+  c.eval.iwae_batch_size = 25
+  c.eval.chunk_size = 10               # memory ~ iwae_batch_size * chunk_size decodes
   c.eval.elbo_batch_size = 250
   return c
