@@ -57,3 +57,13 @@ def test_import_vae_does_not_load_tensorflow():
   code = "import sys, vae, vae.train, vae.data; print('tensorflow' in sys.modules)"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+def test_sklearn_digits_are_a_small_binary_image_set():
+  pytest.importorskip("sklearn")
+  from vae.data import digits
+  x, y = digits.load()
+  assert x.shape == (1797, 8, 8, 1) and x.dtype == np.uint8 and set(np.unique(x)) == {0, 1}
+  assert y.shape == (1797,) and set(np.unique(y)) == set(range(10))
+  xf, _ = digits.load(binarize=False)
+  assert xf.dtype == np.float32 and xf.max() == 1.0 and xf.min() == 0.0
