@@ -43,6 +43,17 @@ flags.DEFINE_integer("latent_dim", 50, "latent dimensions")
 flags.DEFINE_integer("eval_examples", 200, "examples for the k=5000 evaluation figure; 0 skips")
 flags.DEFINE_boolean("generation", True, "benchmark procedural dSprites generation")
 flags.DEFINE_boolean("training", True, "benchmark the MLP training loops")
+flags.DEFINE_list("scaling", [], "device counts for the data-parallel scaling table "
+                  "(e.g. 1,2,4,8); on a CPU they are forced host devices sharing its cores")
+flags.DEFINE_integer("scaling_batch", 512, "global batch of the scaling table")
+flags.DEFINE_list("batch_sweep", [], "batch sizes for the throughput sweep (e.g. 64,256,1024,4096), "
+                  "MLP 784-500-500-50 and conv 64x64 models, scanned loop")
+flags.DEFINE_list("sweep_models", ["mlp", "conv"], "models in the sweep (conv inside lax.scan "
+                  "is very slow on XLA:CPU; the sweep is meant for a GPU)")
+flags.DEFINE_float("peak_tflops", 0.0, "the device's peak TFLOP/s, to report the fraction "
+                   "reached in the sweep (e.g. 989 bf16 / 67 fp32 dense on an H100 SXM)")
+flags.DEFINE_string("compute_dtype", "float32", "float32 or bfloat16 for the sweep")
+flags.DEFINE_integer("scaling_worker", 0, "internal: run one scaling row on N devices")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -144,8 +155,98 @@ def bench_generation(batch_sizes=(64, 1024), repeats: int = 20):
   return rows
 
 
+def _scanned_rate(model, batch_size, data, steps, chunk, mesh=None):
+  """examples/s and FLOPs/step of the scanned loop (after one warm-up chunk)."""
+  from vae import parallel
+  opt = train_lib.make_optimizer({"learning_rate": 1e-4})
+  step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
+  src = (train_lib.GroundTruthSource(data, batch_size, jax.random.key(1))
+         if not isinstance(data, np.ndarray) else
+         train_lib.ArraySource(data, batch_size, jax.random.key(1)))
+  mesh = mesh or parallel.make_mesh()
+  run = train_lib.make_scan_loop(step, src, mesh)
+  state = parallel.replicate(train_lib.init_state(jax.random.key(0), model, opt), mesh)
+  arrays = parallel.replicate(src.arrays(), mesh)
+  key = parallel.replicate(jax.random.key(2), mesh)
+  compiled = run.lower(state, arrays, key, chunk).compile()
+  # FLOPs of ONE step from a plain jitted step: XLA's cost analysis counts a
+  # while-loop body once, whatever the trip count.
+  batch = jax.ShapeDtypeStruct((batch_size,) + tuple(model.data_shape), jnp.float32)
+  cost = jax.jit(step).lower(state, batch, key).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float((cost or {}).get("flops", 0.0))
+  state, _ = compiled(state, arrays, key)
+  jax.block_until_ready(state)
+  n = max(1, steps // chunk)
+  t0 = time.perf_counter()
+  for _ in range(n):
+    state, _ = compiled(state, arrays, key)
+  jax.block_until_ready(state)
+  dt = time.perf_counter() - t0
+  return {"examples_per_sec": n * chunk * batch_size / dt, "steps_per_sec": n * chunk / dt,
+          "flops_per_step": flops}
+
+
+def bench_scaling():
+  """One subprocess per device count (the count is fixed when jax starts)."""
+  import os
+  import subprocess
+  import sys
+  rows = []
+  for d in FLAGS.scaling:
+    env = dict(os.environ)
+    if jax.default_backend() == "cpu":
+      env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={int(d)}"
+    out = subprocess.run([sys.executable, "-m", "experiments.benchmark", f"--scaling_worker={d}",
+                          f"--scaling_batch={FLAGS.scaling_batch}", f"--steps={FLAGS.steps}",
+                          f"--chunk={FLAGS.chunk}"], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+      raise RuntimeError(out.stderr[-2000:])
+    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  return rows
+
+
+def scaling_worker(n):
+  from vae import parallel
+  devices = jax.devices()
+  if len(devices) < n:
+    raise ValueError(f"asked for {n} devices, have {len(devices)}")
+  model = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=50,
+                               encoder_hidden=(500, 500), decoder_hidden=(500, 500))
+  data = (np.random.default_rng(0).random((20_000, 28, 28, 1)) < 0.13).astype(np.uint8)
+  r = _scanned_rate(model, FLAGS.scaling_batch, data, FLAGS.steps, FLAGS.chunk,
+                    parallel.make_mesh(devices[:n]))
+  print(json.dumps({"devices": n, "platform": jax.default_backend(), **r}))
+
+
+def bench_sweep():
+  from vae.data.dsprites import DSprites
+  rows = []
+  mnist = (np.random.default_rng(0).random((20_000, 28, 28, 1)) < 0.13).astype(np.uint8)
+  for arch in FLAGS.sweep_models:
+    for b in (int(x) for x in FLAGS.batch_sweep):
+      if arch == "mlp":
+        model = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=50,
+                                     encoder_hidden=(500, 500), decoder_hidden=(500, 500),
+                                     compute_dtype=FLAGS.compute_dtype)
+        data = mnist
+      else:
+        model = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10,
+                                     compute_dtype=FLAGS.compute_dtype)
+        data = DSprites()
+      r = _scanned_rate(model, b, data, FLAGS.steps, FLAGS.chunk)
+      tflops = r["flops_per_step"] * r["steps_per_sec"] / 1e12
+      r.update({"model": arch, "batch": b, "tflops": tflops,
+                "fraction_of_peak": tflops / FLAGS.peak_tflops if FLAGS.peak_tflops else None})
+      rows.append(r)
+  return rows
+
+
 def main(argv):
   del argv
+  if FLAGS.scaling_worker:
+    scaling_worker(FLAGS.scaling_worker)
+    return
   train_data, valid_data = _data()
   out = {"device": str(jax.devices()[0]), "backend": jax.default_backend(),
          "jax": jax.__version__, "machine": platform.machine(),
@@ -157,6 +258,10 @@ def main(argv):
     out["iwae_eval"] = bench_eval(valid_data)
   if FLAGS.generation:
     out["generation"] = bench_generation()
+  if FLAGS.scaling:
+    out["scaling"] = bench_scaling()
+  if FLAGS.batch_sweep:
+    out["sweep"] = bench_sweep()
   if out["training"]:
     _print_training(out)
   if "iwae_eval" in out:
@@ -166,6 +271,19 @@ def main(argv):
           f"peak RSS {e['peak_rss_mib']:.0f} MiB")
   if "generation" in out:
     _print_generation(out)
+  if "scaling" in out:
+    print(f"\nData-parallel scaling, MLP VAE 784-500-500-50, global batch {FLAGS.scaling_batch}, "
+          f"scanned loop ({out['backend']}{'; forced host devices share the CPU cores' if out['backend'] == 'cpu' else ''})")
+    print(f"{'devices':>8}{'examples/s':>14}{'vs 1 device':>13}")
+    base = out["scaling"][0]["examples_per_sec"]
+    for r in out["scaling"]:
+      print(f"{r['devices']:>8}{r['examples_per_sec']:>14,.0f}{r['examples_per_sec'] / base:>12.2f}x")
+  if "sweep" in out:
+    print(f"\nThroughput by batch size, scanned loop, {FLAGS.compute_dtype}, {out['device']}")
+    print(f"{'model':<6}{'batch':>7}{'examples/s':>14}{'TFLOP/s':>10}{'of peak':>9}")
+    for r in out["sweep"]:
+      frac = f"{100 * r['fraction_of_peak']:.1f}%" if r["fraction_of_peak"] else "n/a"
+      print(f"{r['model']:<6}{r['batch']:>7}{r['examples_per_sec']:>14,.0f}{r['tflops']:>10.3f}{frac:>9}")
   if FLAGS.json:
     with open(FLAGS.json, "w") as f:
       json.dump(out, f, indent=2)

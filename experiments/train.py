@@ -22,7 +22,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from vae import parallel
   from vae.train import train_and_evaluate
+  parallel.maybe_initialize_distributed(_CONFIG.value.get("distributed"))
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   summary = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}
   for k in ("elbo", "iwae"):

@@ -83,10 +83,14 @@ def test_evaluate_cli_restores_a_workdir(smoke_config, tmp_path, npz_dir):
 def test_benchmark_runs_and_prints_its_tables(tmp_path):
   out = subprocess.run(
       [sys.executable, "-m", "experiments.benchmark", "--steps", "20", "--chunk", "10",
-       "--models", "32-32", "--eval_examples", "0", "--json", str(tmp_path / "b.json")],
+       "--models", "32-32", "--eval_examples", "0", "--json", str(tmp_path / "b.json"),
+       "--scaling", "1,2", "--scaling_batch", "64", "--batch_sweep", "16",
+       "--sweep_models", "mlp", "--peak_tflops", "0.2"],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "speed-up" in out.stdout and "procedural" in out.stdout
   res = json.load(open(tmp_path / "b.json"))
   assert res["training"]["784-32-32-50"]["scanned"]["examples_per_sec"] > 0
   assert res["generation"][0]["procedural"] > 0
+  assert [r["devices"] for r in res["scaling"]] == [1, 2]
+  assert res["sweep"][0]["flops_per_step"] > 1e6 and 0 < res["sweep"][0]["fraction_of_peak"]

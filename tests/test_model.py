@@ -85,3 +85,25 @@ def test_make_model_rejects_bad_values(kwargs, match):
   base.update(kwargs)
   with pytest.raises(ValueError, match=match):
     model_lib.make_model(**base)
+
+
+@pytest.mark.parametrize("arch,shape", [("mlp", (28, 28, 1)), ("conv", (64, 64, 1))])
+def test_bfloat16_compute_keeps_float32_params_and_close_values(arch, shape):
+  kw = dict(architecture=arch, data_shape=shape, latent_dim=6, encoder_hidden=(32,),
+            decoder_hidden=(32,))
+  m32 = model_lib.make_model(**kw)
+  m16 = model_lib.make_model(compute_dtype="bfloat16", **kw)
+  p = model_lib.init_params(jax.random.key(0), m16)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(p))
+  x = (jax.random.uniform(jax.random.key(1), shape) > 0.5).astype(jnp.float32)
+  mean16, lv16 = model_lib.encode(p, x, model=m16)
+  mean32, _ = model_lib.encode(p, x, model=m32)
+  assert mean16.dtype == jnp.float32 and lv16.dtype == jnp.float32
+  np.testing.assert_allclose(mean16, mean32, atol=0.05)
+  e16 = model_lib.elbo(p, x, jax.random.key(2), model=m16)
+  e32 = model_lib.elbo(p, x, jax.random.key(2), model=m32)
+  assert abs(float(e16 - e32)) < 0.02 * abs(float(e32))
+  g = jax.grad(lambda q: model_lib.elbo(q, x, jax.random.key(2), model=m16))(p)
+  assert all(v.dtype == jnp.float32 and np.all(np.isfinite(v)) for v in jax.tree.leaves(g))
+  with pytest.raises(ValueError, match="compute_dtype must be"):
+    model_lib.make_model(compute_dtype="float16", **kw)

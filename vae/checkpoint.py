@@ -55,9 +55,13 @@ def restore(workdir: str, target: Any, step: int | None = None) -> Any:
   step = latest_step(workdir) if step is None else step
   if step is None:
     raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if hasattr(x, "shape") else x,
-      target)
+  def spec(x):
+    # Keep the target's sharding: a checkpoint written on N devices restores
+    # onto however many devices the target lives on.
+    if isinstance(x, jax.Array):
+      return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype) if hasattr(x, "shape") else x
+  abstract = jax.tree.map(spec, target)
   with _manager(workdir) as mngr:
     return mngr.restore(int(step), args=ocp.args.StandardRestore(abstract))
 

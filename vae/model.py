@@ -51,7 +51,8 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
                likelihood: str = "bernoulli", posterior: str = "diagonal",
                encoder_hidden: Sequence[int] = (200, 200),
                decoder_hidden: Sequence[int] = (200, 200),
-               activation: str = "tanh", obs_logvar: float = 0.0) -> Model:
+               activation: str = "tanh", obs_logvar: float = 0.0,
+               compute_dtype: str = "float32") -> Model:
   """Builds a ``Model`` from plain values (as found in a config).
 
   Args:
@@ -62,6 +63,9 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
     posterior: "diagonal" or "isotropic" (one shared variance per example).
     encoder_hidden, decoder_hidden, activation: MLP settings.
     obs_logvar: observation log-variance for the Gaussian likelihood.
+    compute_dtype: "float32", or "bfloat16" for mixed precision on GPU/TPU
+      (matmuls and convs in bf16; parameters, the likelihood and the KL stay
+      float32).
 
   Returns:
     A ``Model``.
@@ -78,20 +82,23 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
   if posterior not in ("diagonal", "isotropic"):
     raise ValueError(
         f"posterior must be 'diagonal' or 'isotropic', got {posterior!r}")
+  if compute_dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
+  dt = compute_dtype
   if architecture == "mlp":
     networks.get_activation(activation)
     if any(int(w) < 1 for w in tuple(encoder_hidden) + tuple(decoder_hidden)):
       raise ValueError("hidden widths must be positive integers, got "
                        f"{tuple(encoder_hidden)} / {tuple(decoder_hidden)}")
     enc = networks.MLPEncoder(int(latent_dim), tuple(encoder_hidden),
-                              activation, posterior)
-    dec = networks.MLPDecoder(data_shape, tuple(decoder_hidden), activation)
+                              activation, posterior, dt)
+    dec = networks.MLPDecoder(data_shape, tuple(decoder_hidden), activation, dt)
   elif architecture == "conv":
     if len(data_shape) != 3 or data_shape[:2] != (64, 64):
       raise ValueError("the conv architecture expects data_shape (64, 64, C), "
                        f"got {data_shape}")
-    enc = networks.ConvEncoder(int(latent_dim), posterior)
-    dec = networks.ConvDecoder(data_shape)
+    enc = networks.ConvEncoder(int(latent_dim), posterior, dt)
+    dec = networks.ConvDecoder(data_shape, dt)
   else:
     raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
   return Model(enc, dec, data_shape, int(latent_dim), likelihood,
@@ -118,7 +125,9 @@ def encode(params: Params, x: jax.Array, *, model: Model):
   Returns:
     (mean [D], logvar [D] or [1]) of the mean-field Gaussian posterior.
   """
-  return model.encoder.apply({"params": params["encoder"]}, x)
+  mean, logvar = model.encoder.apply({"params": params["encoder"]}, x)
+  # Densities are computed in float32 whatever the compute dtype.
+  return mean.astype(jnp.float32), logvar.astype(jnp.float32)
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array,
@@ -139,7 +148,7 @@ def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
   Returns:
     [*data_shape] decoder output.
   """
-  return model.decoder.apply({"params": params["decoder"]}, z)
+  return model.decoder.apply({"params": params["decoder"]}, z).astype(jnp.float32)
 
 
 def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,

@@ -42,12 +42,13 @@ class GaussianHead(nn.Module):
   """Maps features to (mean [D], logvar [D] or [1] for an isotropic q)."""
   latent_dim: int
   posterior: str = "diagonal"  # or "isotropic": one shared variance
+  dtype: str = "float32"       # compute dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, h):
-    mean = nn.Dense(self.latent_dim, name="mean")(h)
+    mean = nn.Dense(self.latent_dim, dtype=self.dtype, name="mean")(h)
     num_var = self.latent_dim if self.posterior == "diagonal" else 1
-    logvar = nn.Dense(num_var, name="logvar")(h)
+    logvar = nn.Dense(num_var, dtype=self.dtype, name="logvar")(h)
     return mean, logvar
 
 
@@ -57,14 +58,15 @@ class MLPEncoder(nn.Module):
   hidden: Sequence[int] = (200, 200)
   activation: str = "tanh"
   posterior: str = "diagonal"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x):
     act = get_activation(self.activation)
     h = jnp.reshape(x, x.shape[:-3] + (-1,)) if x.ndim >= 3 else x.reshape(-1)
     for i, width in enumerate(self.hidden):
-      h = act(nn.Dense(width, name=f"dense_{i}")(h))
-    return GaussianHead(self.latent_dim, self.posterior, name="head")(h)
+      h = act(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(h))
+    return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
 
 
 class MLPDecoder(nn.Module):
@@ -72,14 +74,15 @@ class MLPDecoder(nn.Module):
   data_shape: Sequence[int]
   hidden: Sequence[int] = (200, 200)
   activation: str = "tanh"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, z):
     act = get_activation(self.activation)
     h = z
     for i, width in enumerate(self.hidden):
-      h = act(nn.Dense(width, name=f"dense_{i}")(h))
-    out = nn.Dense(math.prod(self.data_shape), name="out")(h)
+      h = act(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(h))
+    out = nn.Dense(math.prod(self.data_shape), dtype=self.dtype, name="out")(h)
     return out.reshape(out.shape[:-1] + tuple(self.data_shape))
 
 
@@ -91,31 +94,33 @@ class ConvEncoder(nn.Module):
   """
   latent_dim: int
   posterior: str = "diagonal"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x):
     h = x
     for i, feats in enumerate((32, 32, 64, 64)):
-      h = nn.relu(nn.Conv(feats, (4, 4), strides=(2, 2), padding="SAME",
+      h = nn.relu(nn.Conv(feats, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
                           name=f"conv_{i}")(h))
     h = h.reshape(h.shape[:-3] + (-1,))
-    h = nn.relu(nn.Dense(256, name="fc")(h))
-    return GaussianHead(self.latent_dim, self.posterior, name="head")(h)
+    h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc")(h))
+    return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
 
 
 class ConvDecoder(nn.Module):
   """disentanglement_lib deconv decoder: FC 256, FC 1024 (=4x4x64), then
   transposed convs 64, 32, 32, C (4x4, stride 2) to 64x64xC."""
   data_shape: Sequence[int] = (64, 64, 1)
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, z):
-    h = nn.relu(nn.Dense(256, name="fc_0")(z))
-    h = nn.relu(nn.Dense(1024, name="fc_1")(h))
+    h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc_0")(z))
+    h = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc_1")(h))
     h = h.reshape(h.shape[:-1] + (4, 4, 64))
     for i, feats in enumerate((64, 32, 32)):
-      h = nn.relu(nn.ConvTranspose(feats, (4, 4), strides=(2, 2),
+      h = nn.relu(nn.ConvTranspose(feats, (4, 4), strides=(2, 2), dtype=self.dtype,
                                    padding="SAME", name=f"deconv_{i}")(h))
     channels = self.data_shape[-1]
     return nn.ConvTranspose(channels, (4, 4), strides=(2, 2), padding="SAME",
-                            name=f"deconv_3")(h)
+                            dtype=self.dtype, name=f"deconv_3")(h)

@@ -30,6 +30,7 @@ from vae import checks
 from vae import model as model_lib
 from vae import networks
 from vae import objectives
+from vae import parallel
 
 Batch = jax.Array
 Metrics = dict[str, jax.Array]
@@ -226,13 +227,15 @@ class GroundTruthSource:
       step += 1
 
 
-def make_scan_loop(train_step, source):
+def make_scan_loop(train_step, source, mesh=None):
   """Returns ``run(state, arrays, train_key, num_steps) -> (state, metrics)``.
 
   Runs ``num_steps`` (static) training steps inside one ``lax.scan``: the
   batch is drawn on the device, the step key is ``fold_in(train_key, step)``,
   and no Python runs between steps. ``metrics`` holds one value per step.
-  The input state is donated.
+  The input state is donated. With a ``mesh`` (vae.parallel), the batch is
+  split across its ``data`` axis and the state is expected replicated; the
+  code is the same for one device and many.
   """
   @functools.partial(jax.jit, donate_argnums=0, static_argnums=3)
   def run(state, arrays, train_key, num_steps: int):
@@ -241,6 +244,7 @@ def make_scan_loop(train_step, source):
     def body(carry, _):
       st, sc = carry
       batch, sc = source.next(arrays, sc, st.step)
+      batch = parallel.constrain_batch(batch, mesh)
       st, metrics = train_step(st, batch, jax.random.fold_in(train_key, st.step))
       return (st, sc), metrics
 
@@ -250,7 +254,7 @@ def make_scan_loop(train_step, source):
   return run
 
 
-def make_step_loop(train_step, source):
+def make_step_loop(train_step, source, mesh=None):
   """Same contract as ``make_scan_loop`` but one jitted call per step.
 
   The batch is still drawn on the device (inside the jitted step), so no host
@@ -263,6 +267,7 @@ def make_step_loop(train_step, source):
   @functools.partial(jax.jit, donate_argnums=0)
   def one(state, carry, arrays, train_key):
     batch, carry = source.next(arrays, carry, state.step)
+    batch = parallel.constrain_batch(batch, mesh)
     state, metrics = train_step(state, batch,
                                 jax.random.fold_in(train_key, state.step))
     return state, carry, metrics
@@ -338,7 +343,8 @@ def build(config):
       architecture=m.architecture, data_shape=tuple(m.data_shape),
       latent_dim=m.latent_dim, likelihood=m.likelihood, posterior=m.posterior,
       encoder_hidden=tuple(m.encoder_hidden), decoder_hidden=tuple(m.decoder_hidden),
-      activation=m.activation, obs_logvar=m.get("obs_logvar", 0.0))
+      activation=m.activation, obs_logvar=m.get("obs_logvar", 0.0),
+      compute_dtype=m.get("compute_dtype", "float32"))
   loss_fn = objectives.get_objective(config.objective, **dict(config.hparams))
   return model, loss_fn, make_optimizer(config.optim)
 
@@ -391,15 +397,18 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
                       likelihood=model.likelihood, name="training data")
     source = ArraySource(train_data, config.batch_size, keys["data"])
   os.makedirs(workdir, exist_ok=True)
-  state = init_state(keys["init"], model, optimizer)
+  mesh = parallel.make_mesh()
+  parallel.check_batch_divides(config.batch_size, mesh)
+  state = parallel.replicate(init_state(keys["init"], model, optimizer), mesh)
   state, restored = ckpt_lib.restore_latest(workdir, state)
   start = int(state.step)
   if restored is not None:
     print(f"Resumed from checkpoint at step {start} in {workdir}", flush=True)
   train_step = make_train_step(loss_fn, model, optimizer)
   loop = choose_loop(config, model)
-  run = (make_scan_loop if loop == "scan" else make_step_loop)(train_step, source)
-  arrays = source.arrays()
+  run = (make_scan_loop if loop == "scan" else make_step_loop)(train_step, source, mesh)
+  arrays = parallel.replicate(source.arrays(), mesh)
+  train_key = parallel.replicate(keys["train"], mesh)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   log_every, ckpt_every = int(config.log_every), int(config.checkpoint_every)
   eval_every = int(config.get("eval_every", 0))
@@ -417,7 +426,7 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
     # Chunks end on multiples of log_every so that every run (resumed or not)
     # compiles the same one or two scan lengths.
     n = min(log_every - step % log_every, total - step)
-    state, metrics = run(state, arrays, keys["train"], n)
+    state, metrics = run(state, arrays, train_key, n)
     metrics = jax.device_get(metrics)
     loss = np.asarray(metrics["loss"])
     if not np.all(np.isfinite(loss)):

@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.encoder_hidden = (200, 200)
   c.model.decoder_hidden = (200, 200)
   c.model.activation = "tanh"
+  c.model.compute_dtype = "float32"   # "bfloat16": mixed precision (params stay f32)
 
   # Objective name (vae/objectives registry) and its hyperparameters; each
   # objective reads only its own (vae: beta; iwae: num_samples; dae:
@@ -76,6 +77,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.decay_rate = 0.1
   c.optim.end_lr_factor = 0.0
   c.optim.grad_clip_norm = 0.0        # 0: no clipping
+
+  # Multi-host: jax.distributed.initialize() before anything else. Empty
+  # address / -1 read the cluster environment (SLURM, TPU pods).
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.enabled = False
+  c.distributed.coordinator_address = ""
+  c.distributed.num_processes = -1
+  c.distributed.process_id = -1
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = "validation"     # array data sets; ground-truth sets use a held-out sample

@@ -1,0 +1,70 @@
+"""Run in a subprocess by tests/test_parallel.py with a forced device count
+(XLA_FLAGS must be set before jax starts, hence a separate process)."""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+
+def _save_params(state, path):
+  leaves = [np.asarray(jax.device_get(x.addressable_shards[0].data))
+            for x in jax.tree.leaves(state.params)]
+  np.savez(path, *leaves)
+
+
+def sharded_vs_single(out):
+  from tests.conftest import make_binary_images
+  from vae import model as model_lib, objectives, parallel, train as train_lib
+  data = make_binary_images(256)
+  m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
+                           encoder_hidden=(32,), decoder_hidden=(32,))
+  opt = train_lib.make_optimizer({"learning_rate": 3e-3})
+  step = train_lib.make_train_step(objectives.get_objective("vae"), m, opt)
+  src = train_lib.ArraySource(data, 32, jax.random.key(1))
+  results = {}
+  for name, devices in (("all", jax.devices()), ("one", jax.devices()[:1])):
+    mesh = parallel.make_mesh(devices)
+    state = parallel.replicate(train_lib.init_state(jax.random.key(0), m, opt), mesh)
+    run = train_lib.make_scan_loop(step, src, mesh)
+    arrays = parallel.replicate(src.arrays(), mesh)
+    key = parallel.replicate(jax.random.key(2), mesh)
+    hlo = run.lower(state, arrays, key, 10).compile().as_text()
+    state, metrics = run(state, arrays, key, 10)
+    results[name] = {"params": [np.asarray(x).tolist() for x in jax.tree.leaves(state.params)],
+                     "loss": np.asarray(metrics["loss"]).tolist(),
+                     "devices": len(devices),
+                     "param_devices": len(jax.tree.leaves(state.params)[0].sharding.device_set),
+                     "all_reduce": "all-reduce" in hlo}
+  json.dump(results, open(out, "w"))
+
+
+def train_run(workdir, num_steps, data_dir, out, coordinator=None, pid=0, nproc=1):
+  if coordinator:
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=nproc,
+                               process_id=pid)
+  from experiments.configs import smoke
+  from vae import train as train_lib
+  c = smoke.get_config()
+  c.data_dir = data_dir
+  c.max_train_examples = 0
+  c.num_steps = num_steps
+  c.batch_size = 40
+  state = train_lib.train(c, workdir, train_lib.load_data(c, "train"), progress=False)
+  _save_params(state, out)
+  print(json.dumps({"step": int(state.step), "devices": jax.device_count(),
+                    "process": jax.process_index()}))
+
+
+if __name__ == "__main__":
+  mode = sys.argv[1]
+  if mode == "sharded_vs_single":
+    sharded_vs_single(sys.argv[2])
+  else:
+    workdir, steps, data_dir, out = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    extra = sys.argv[6:]
+    if extra:
+      train_run(workdir, steps, data_dir, out, extra[0], int(extra[1]), int(extra[2]))
+    else:
+      train_run(workdir, steps, data_dir, out)
