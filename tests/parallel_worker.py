@@ -53,8 +53,14 @@ def train_run(workdir, num_steps, data_dir, out, coordinator=None, pid=0, nproc=
   c.batch_size = 40
   state = train_lib.train(c, workdir, train_lib.load_data(c, "train"), progress=False)
   _save_params(state, out)
+  # Evaluation on the same mesh: identical figures on every process, and the
+  # same as one device would give (compared by the test).
+  valid = train_lib.load_data(c, "validation", 40)
+  res = train_lib.evaluate_params(c, state.params, valid, jax.random.key(5))
   print(json.dumps({"step": int(state.step), "devices": jax.device_count(),
-                    "process": jax.process_index()}))
+                    "process": jax.process_index(), "elbo": res["elbo"]["elbo"],
+                    "iwae": res["iwae"]["log_likelihood"],
+                    "active_units": res["active_units"]["active_units"]}))
 
 
 if __name__ == "__main__":

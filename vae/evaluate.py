@@ -26,12 +26,16 @@ import numpy as np
 
 from vae import distributions as dist
 from vae import model as model_lib
+from vae import parallel
 from vae.objectives import batch_elbo_terms
 
 
-def _batches(data: np.ndarray, batch_size: int):
+def _batches(data: np.ndarray, batch_size: int, mesh=None):
   """Yields (index, batch, valid) with the last batch padded to batch_size,
-  so that every batch has one shape and is compiled once."""
+  so that every batch has one shape and is compiled once. With a mesh the
+  batch size is rounded up to a multiple of its device count."""
+  if mesh is not None:
+    batch_size = -(-int(batch_size) // mesh.size) * mesh.size
   n = data.shape[0]
   for i, start in enumerate(range(0, n, batch_size)):
     chunk = data[start:start + batch_size]
@@ -48,7 +52,8 @@ def _elbo_batch(params, batch, key, *, model):
   return t["elbo"], t["log_likelihood"], t["kl"], t["kl_per_dim"]
 
 
-def dataset_elbo(params, data, key, *, model, batch_size: int = 1000) -> dict[str, float]:
+def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
+                 mesh=None) -> dict[str, float]:
   """Mean single-sample ELBO over ``data`` (Kingma & Welling 2014, Eq. 7).
 
   Args:
@@ -57,15 +62,18 @@ def dataset_elbo(params, data, key, *, model, batch_size: int = 1000) -> dict[st
     key: PRNG key; batch i uses ``fold_in(key, i)``.
     model: the static ``Model``.
     batch_size: examples per jitted call.
+    mesh: optional ``vae.parallel`` mesh: each batch is split across its
+      devices (params must be replicated on it); the result is the same.
 
   Returns:
     dict: ``elbo``, ``log_likelihood`` (reconstruction term), ``kl`` (nats,
     means over examples) and ``kl_per_dim`` (list of D means).
   """
   sums = None
-  for i, batch, valid in _batches(np.asarray(data), batch_size):
-    out = jax.device_get(_elbo_batch(params, batch, jax.random.fold_in(key, i),
-                                     model=model))
+  for i, batch, valid in _batches(np.asarray(data), batch_size, mesh):
+    out = [parallel.to_host(o) for o in _elbo_batch(
+        params, parallel.shard_host_batch(batch, mesh), jax.random.fold_in(key, i),
+        model=model)]
     out = [np.sum(o[:valid], axis=0, dtype=np.float64) for o in out]
     sums = out if sums is None else [s + o for s, o in zip(sums, out)]
   n = data.shape[0]
@@ -108,7 +116,7 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
 
 def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
                         batch_size: int = 100, chunk_size: int = 500,
-                        return_per_example: bool = False) -> dict[str, Any]:
+                        return_per_example: bool = False, mesh=None) -> dict[str, Any]:
   """Importance-sampled estimate of log p(x) (Burda et al. 2016, Eq. 8).
 
   ``log p(x) ~= log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)``, z_j ~ q(z|x).
@@ -125,6 +133,7 @@ def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
     batch_size: examples per jitted call.
     chunk_size: importance samples per inner step.
     return_per_example: also return the [N] per-example estimates.
+    mesh: optional ``vae.parallel`` mesh: each batch is split across its devices.
 
   Returns:
     dict: ``log_likelihood`` (mean over examples, nats), ``nll`` (its
@@ -136,10 +145,11 @@ def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
   chunk_size = max(1, min(int(chunk_size), int(num_samples)))
   t0 = time.perf_counter()
   per = []
-  for i, batch, valid in _batches(np.asarray(data), batch_size):
-    lp = _iwae_batch(params, batch, jax.random.fold_in(key, i), model=model,
+  for i, batch, valid in _batches(np.asarray(data), batch_size, mesh):
+    lp = _iwae_batch(params, parallel.shard_host_batch(batch, mesh),
+                     jax.random.fold_in(key, i), model=model,
                      num_samples=int(num_samples), chunk_size=chunk_size)
-    per.append(np.asarray(lp)[:valid])
+    per.append(parallel.to_host(lp)[:valid])
   per = np.concatenate(per)
   ll = float(np.mean(per, dtype=np.float64))
   out = {"log_likelihood": ll, "nll": -ll, "num_samples": int(num_samples),
@@ -160,15 +170,15 @@ def _means(params, batch, *, model):
                                              model=model)[0])(batch)
 
 
-def posterior_means(params, data, *, model, batch_size: int = 1000) -> np.ndarray:
+def posterior_means(params, data, *, model, batch_size: int = 1000, mesh=None) -> np.ndarray:
   """E_q[z|x] for every example: [N, D]."""
-  out = [np.asarray(_means(params, b, model=model))[:v]
-         for _, b, v in _batches(np.asarray(data), batch_size)]
+  out = [parallel.to_host(_means(params, parallel.shard_host_batch(b, mesh), model=model))[:v]
+         for _, b, v in _batches(np.asarray(data), batch_size, mesh)]
   return np.concatenate(out)
 
 
 def active_units(params, data, *, model, threshold: float = 0.01,
-                 batch_size: int = 1000) -> dict[str, Any]:
+                 batch_size: int = 1000, mesh=None) -> dict[str, Any]:
   """Counts active latent units (Burda et al. 2016, Sec. 5.2).
 
   A unit u is active if ``Cov_x(E_{u~q(u|x)}[u]) > threshold`` (0.01 in the
@@ -177,7 +187,7 @@ def active_units(params, data, *, model, threshold: float = 0.01,
   Returns:
     dict: ``active_units`` (count), ``activity`` (list of D variances).
   """
-  mu = posterior_means(params, data, model=model, batch_size=batch_size)
+  mu = posterior_means(params, data, model=model, batch_size=batch_size, mesh=mesh)
   var = np.var(mu.astype(np.float64), axis=0)
   return {"active_units": int(np.sum(var > threshold)),
           "activity": [float(v) for v in var]}

@@ -52,9 +52,29 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
       data = np.asarray(jax.random.key_data(x))
       arr = jax.make_array_from_callback(data.shape, sharding, lambda i: data[i])
       return jax.random.wrap_key_data(arr, impl=jax.random.key_impl(x))
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      x = x.addressable_data(0)   # a replicated global array: any local copy
     host = np.asarray(x)
     return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
   return jax.tree.map(put, tree)
+
+
+def shard_host_batch(batch: np.ndarray, mesh: Mesh | None):
+  """A host batch (the same on every process) as one global array split
+  along ``data``; each device receives only its rows. None: unchanged."""
+  if mesh is None:
+    return batch
+  check_batch_divides(batch.shape[0], mesh)
+  return jax.make_array_from_callback(batch.shape, batch_sharding(mesh), lambda i: batch[i])
+
+
+def to_host(x) -> np.ndarray:
+  """A (possibly multi-process) global array as a full host array on every
+  process."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
 
 
 def constrain_batch(batch: jax.Array, mesh: Mesh | None) -> jax.Array:

@@ -474,23 +474,28 @@ def evaluate_params(config, params, eval_data, key) -> dict[str, Any]:
   from vae import evaluate as ev
   model, _, _ = build(config)
   ec = config.eval
+  # Sharded like training when there are several devices (same results).
+  mesh = parallel.make_mesh() if jax.device_count() > 1 else None
+  if mesh is not None:
+    params = parallel.replicate(params, mesh)
   results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
   if config.objective in objectives.PROBABILISTIC:
     results.update({"elbo": ev.dataset_elbo(
         params, eval_data, jax.random.fold_in(key, 0), model=model,
-        batch_size=ec.elbo_batch_size)})
+        batch_size=ec.elbo_batch_size, mesh=mesh)})
     iw = ev.iwae_log_likelihood(
         params, eval_data, jax.random.fold_in(key, 1), model=model,
         num_samples=ec.num_importance_samples, batch_size=ec.iwae_batch_size,
-        chunk_size=ec.chunk_size)
+        chunk_size=ec.chunk_size, mesh=mesh)
     results["iwae"] = iw
-    results["active_units"] = ev.active_units(params, eval_data, model=model)
+    results["active_units"] = ev.active_units(params, eval_data, model=model,
+                                              batch_size=ec.elbo_batch_size, mesh=mesh)
   else:
     from vae.objectives.autoencoders import reconstruction_log_likelihood
     fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
         params, x.astype(jnp.float32), model=model)))
-    lls = np.concatenate([np.asarray(fn(b))[:v] for _, b, v in
-                          ev._batches(eval_data, ec.elbo_batch_size)])
+    lls = np.concatenate([parallel.to_host(fn(parallel.shard_host_batch(b, mesh)))[:v]
+                          for _, b, v in ev._batches(eval_data, ec.elbo_batch_size, mesh)])
     results["reconstruction_log_likelihood"] = float(np.mean(lls))
   return results
 
