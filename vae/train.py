@@ -219,13 +219,6 @@ class GroundTruthSource:
     images, _ = self.dataset.sample(jax.random.fold_in(arrays[0], step), self.batch_size)
     return images, carry
 
-  def host_batches(self, start_step: int):
-    sample = jax.jit(lambda k: self.dataset.sample(k, self.batch_size)[0])
-    step = start_step
-    while True:
-      yield np.asarray(sample(jax.random.fold_in(self.data_key, step)))
-      step += 1
-
 
 def make_scan_loop(train_step, source, mesh=None):
   """Returns ``run(state, arrays, train_key, num_steps) -> (state, metrics)``.

@@ -20,7 +20,6 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -86,8 +85,3 @@ class GroundTruthData:
       i, j = np.argwhere(bad)[0]
       raise ValueError(f"factor {self.factor_names[j]} must be in [0, "
                        f"{self.factor_sizes[j]}), got {f[i, j]} (row {i})")
-
-
-def factor_values(sizes: Sequence[int]) -> list[np.ndarray]:
-  """Helper: index ranges for each factor."""
-  return [np.arange(s) for s in sizes]
