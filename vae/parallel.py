@@ -43,11 +43,14 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   """Places every leaf, replicated, on all devices of ``mesh``.
 
   Works across processes: each process supplies the (identical) host value
-  for its own devices, so the result is one global array.
+  for its own devices, so the result is one global array. Leaves already
+  replicated on ``mesh`` are returned as they are (no host round trip).
   """
   sharding = replicated(mesh)
 
   def put(x):
+    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+      return x
     if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
       data = np.asarray(jax.random.key_data(x))
       arr = jax.make_array_from_callback(data.shape, sharding, lambda i: data[i])

@@ -467,10 +467,9 @@ def evaluate_params(config, params, eval_data, key) -> dict[str, Any]:
   from vae import evaluate as ev
   model, _, _ = build(config)
   ec = config.eval
-  # Sharded like training when there are several devices (same results).
-  mesh = parallel.make_mesh() if jax.device_count() > 1 else None
-  if mesh is not None:
-    params = parallel.replicate(params, mesh)
+  # On the training mesh, one device or many (same results).
+  mesh = parallel.make_mesh()
+  params = parallel.replicate(params, mesh)
   results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
   if config.objective in objectives.PROBABILISTIC:
     results.update({"elbo": ev.dataset_elbo(
@@ -529,8 +528,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   eval_fn = None
   if config.objective in objectives.PROBABILISTIC:
     def eval_fn(params, step):
+      # params come from train(), replicated on this same mesh.
       r = ev.dataset_elbo(params, eval_data, jax.random.fold_in(keys["eval"], step),
-                          model=model, batch_size=config.eval.elbo_batch_size)
+                          model=model, batch_size=config.eval.elbo_batch_size,
+                          mesh=parallel.make_mesh())
       return {"elbo": r["elbo"], "log_likelihood": r["log_likelihood"], "kl": r["kl"]}
 
   t0 = time.perf_counter()
