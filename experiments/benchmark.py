@@ -58,14 +58,41 @@ flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
 
+def _random_binary_mnist(rng, n):
+  """[n, 28, 28, 1] uint8 noise with MNIST's fraction of ink (speed does not
+  depend on the pixel values)."""
+  return (rng.random((n, 28, 28, 1)) < 0.13).astype(np.uint8)
+
+
 def _data():
   if FLAGS.data_dir:
     from vae.data import binarized_mnist
     return binarized_mnist.load("train", FLAGS.data_dir), binarized_mnist.load(
         "validation", FLAGS.data_dir)
   rng = np.random.default_rng(0)
-  return ((rng.random((50_000, 28, 28, 1)) < 0.13).astype(np.uint8),
-          (rng.random((10_000, 28, 28, 1)) < 0.13).astype(np.uint8))
+  return _random_binary_mnist(rng, 50_000), _random_binary_mnist(rng, 10_000)
+
+
+def _time_scanned(step, src, state, train_key, batch_size, steps, chunk, mesh):
+  """Times ``make_scan_loop`` on ``mesh``: one warm-up (compiling) chunk, then
+  ``steps // chunk`` (at least one) timed chunks. Returns (figures, state)."""
+  from vae import parallel
+  run = train_lib.make_scan_loop(step, src, mesh)
+  state = parallel.replicate(state, mesh)
+  arrays = parallel.replicate(src.arrays(), mesh)
+  key = parallel.replicate(train_key, mesh)
+  state, _ = run(state, arrays, key, chunk)
+  jax.block_until_ready(state)
+  n = max(1, steps // chunk)
+  t0 = time.perf_counter()
+  for _ in range(n):
+    state, m = run(state, arrays, key, chunk)
+  jax.block_until_ready(state)
+  dt = time.perf_counter() - t0
+  return {"steps": n * chunk, "seconds": dt,
+          "examples_per_sec": n * chunk * batch_size / dt,
+          "steps_per_sec": n * chunk / dt,
+          "final_loss": float(np.asarray(m["loss"])[-1])}, state
 
 
 def bench_training(train_data, hidden):
@@ -77,23 +104,14 @@ def bench_training(train_data, hidden):
   step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
   keys = train_lib.named_keys(0)
   src = train_lib.ArraySource(train_data, FLAGS.batch_size, keys["data"])
-  steps = (FLAGS.steps // FLAGS.chunk) * FLAGS.chunk
   results = {}
 
-  # Scanned: warm up (compile) with one chunk, then time whole chunks.
-  run = train_lib.make_scan_loop(step, src)
-  arrays = src.arrays()
-  state = train_lib.init_state(keys["init"], model, opt)
-  state, _ = run(state, arrays, keys["train"], FLAGS.chunk)
-  jax.block_until_ready(state)
-  t0 = time.perf_counter()
-  for _ in range(steps // FLAGS.chunk):
-    state, m = run(state, arrays, keys["train"], FLAGS.chunk)
-  jax.block_until_ready(state)
-  dt = time.perf_counter() - t0
-  results["scanned"] = {"steps": steps, "seconds": dt,
-                        "examples_per_sec": steps * FLAGS.batch_size / dt,
-                        "final_loss": float(np.asarray(m["loss"])[-1])}
+  # Scanned, on one device like the per-step loop below.
+  from vae import parallel
+  results["scanned"], _ = _time_scanned(
+      step, src, train_lib.init_state(keys["init"], model, opt), keys["train"],
+      FLAGS.batch_size, FLAGS.steps, FLAGS.chunk, parallel.make_mesh(jax.devices()[:1]))
+  steps = results["scanned"]["steps"]
 
   # Per-step: host batches, one jitted call per step.
   jstep = train_lib.jit_train_step(step)
@@ -156,35 +174,25 @@ def bench_generation(batch_sizes=(64, 1024), repeats: int = 20):
 
 
 def _scanned_rate(model, batch_size, data, steps, chunk, mesh=None):
-  """examples/s and FLOPs/step of the scanned loop (after one warm-up chunk)."""
+  """``_time_scanned`` figures of a fresh VAE on ``data`` (an array or a
+  ground-truth data set), plus its FLOPs per step."""
   from vae import parallel
   opt = train_lib.make_optimizer({"learning_rate": 1e-4})
   step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
   src = (train_lib.GroundTruthSource(data, batch_size, jax.random.key(1))
          if not isinstance(data, np.ndarray) else
          train_lib.ArraySource(data, batch_size, jax.random.key(1)))
-  mesh = mesh or parallel.make_mesh()
-  run = train_lib.make_scan_loop(step, src, mesh)
-  state = parallel.replicate(train_lib.init_state(jax.random.key(0), model, opt), mesh)
-  arrays = parallel.replicate(src.arrays(), mesh)
-  key = parallel.replicate(jax.random.key(2), mesh)
-  compiled = run.lower(state, arrays, key, chunk).compile()
+  state = train_lib.init_state(jax.random.key(0), model, opt)
   # FLOPs of ONE step from a plain jitted step: XLA's cost analysis counts a
   # while-loop body once, whatever the trip count.
   batch = jax.ShapeDtypeStruct((batch_size,) + tuple(model.data_shape), jnp.float32)
-  cost = jax.jit(step).lower(state, batch, key).compile().cost_analysis()
+  cost = jax.jit(step).lower(state, batch, jax.random.key(2)).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float((cost or {}).get("flops", 0.0))
-  state, _ = compiled(state, arrays, key)
-  jax.block_until_ready(state)
-  n = max(1, steps // chunk)
-  t0 = time.perf_counter()
-  for _ in range(n):
-    state, _ = compiled(state, arrays, key)
-  jax.block_until_ready(state)
-  dt = time.perf_counter() - t0
-  return {"examples_per_sec": n * chunk * batch_size / dt, "steps_per_sec": n * chunk / dt,
-          "flops_per_step": flops}
+  figures, _ = _time_scanned(step, src, state, jax.random.key(2), batch_size, steps, chunk,
+                             mesh or parallel.make_mesh())
+  return {"examples_per_sec": figures["examples_per_sec"],
+          "steps_per_sec": figures["steps_per_sec"],
+          "flops_per_step": float((cost or {}).get("flops", 0.0))}
 
 
 def bench_scaling():
@@ -213,7 +221,7 @@ def scaling_worker(n):
     raise ValueError(f"asked for {n} devices, have {len(devices)}")
   model = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=50,
                                encoder_hidden=(500, 500), decoder_hidden=(500, 500))
-  data = (np.random.default_rng(0).random((20_000, 28, 28, 1)) < 0.13).astype(np.uint8)
+  data = _random_binary_mnist(np.random.default_rng(0), 20_000)
   r = _scanned_rate(model, FLAGS.scaling_batch, data, FLAGS.steps, FLAGS.chunk,
                     parallel.make_mesh(devices[:n]))
   print(json.dumps({"devices": n, "platform": jax.default_backend(), **r}))
@@ -222,7 +230,7 @@ def scaling_worker(n):
 def bench_sweep():
   from vae.data.dsprites import DSprites
   rows = []
-  mnist = (np.random.default_rng(0).random((20_000, 28, 28, 1)) < 0.13).astype(np.uint8)
+  mnist = _random_binary_mnist(np.random.default_rng(0), 20_000)
   for arch in FLAGS.sweep_models:
     for b in (int(x) for x in FLAGS.batch_sweep):
       if arch == "mlp":
