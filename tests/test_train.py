@@ -23,6 +23,12 @@ def _setup(binary_images, batch=32, lr=3e-3):
   return m, opt, step, src
 
 
+def _assert_params_close(s1, s2):
+  """Two loops that draw the same numbers agree up to float reassociation."""
+  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
 def test_short_training_lowers_the_loss(binary_images):
   m, opt, step, src = _setup(binary_images)
   state = train_lib.init_state(jax.random.key(0), m, opt)
@@ -61,8 +67,7 @@ def test_scanned_loop_equals_host_fed_per_step_loop(binary_images):
   batches = src.host_batches(0)
   for s in range(40):  # 40 steps cross an epoch boundary (512 / 32 = 16)
     s2, _ = jstep(s2, next(batches), jax.random.fold_in(key, s))
-  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  _assert_params_close(s1, s2)
 
 
 def test_epochs_visit_every_example_once(binary_images):
@@ -151,8 +156,7 @@ def test_per_step_loop_equals_scanned_loop_and_auto_choice(binary_images):
   s2, m2 = train_lib.make_step_loop(step, src)(s2, src.arrays(), key, 20)
   assert m2["loss"].shape == (20,)
   np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-4)
-  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  _assert_params_close(s1, s2)
   from experiments.configs import default
   c = default.get_config()
   conv = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10)
