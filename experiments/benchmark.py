@@ -14,6 +14,15 @@ time projected to the 10,000-image validation split.
 
 Without --data_dir the data are random binary images of the same shape (the
 speed does not depend on the pixel values).
+
+Disentangling family (--methods all): steps/s of each method's training step
+with the study's conv model (batch 64, 64x64x1 procedural dSprites), built
+from its experiments/configs/<method>_dsprites.py and run in the loop training
+uses (per-step jit on CPU, lax.scan elsewhere), beside the beta-VAE step as
+the baseline of the same run.
+
+  python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration \
+      --methods all
 """
 
 from __future__ import annotations
@@ -53,6 +62,10 @@ flags.DEFINE_list("sweep_models", ["mlp", "conv"], "models in the sweep (conv in
 flags.DEFINE_float("peak_tflops", 0.0, "the device's peak TFLOP/s, to report the fraction "
                    "reached in the sweep (e.g. 989 bf16 / 67 fp32 dense on an H100 SXM)")
 flags.DEFINE_string("compute_dtype", "float32", "float32 or bfloat16 for the sweep")
+flags.DEFINE_list("methods", [], "disentangling methods to time with the conv model "
+                  "(beta_vae, annealed_vae, beta_tcvae, factor_vae, dip_vae_i, dip_vae_ii; "
+                  "'all': every one)")
+flags.DEFINE_integer("method_steps", 20, "timed steps per method (after as many warm-up steps)")
 flags.DEFINE_integer("scaling_worker", 0, "internal: run one scaling row on N devices")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
@@ -195,6 +208,45 @@ def _scanned_rate(model, batch_size, data, steps, chunk, mesh=None):
           "flops_per_step": float((cost or {}).get("flops", 0.0))}
 
 
+METHODS = ("beta_vae", "annealed_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii")
+
+
+def bench_methods():
+  """Steps/s of each method's training step, conv model, batch 64, as
+  ``train`` runs it (the study's config; the loop ``choose_loop`` picks)."""
+  import importlib
+  from vae import parallel
+  from vae.data.dsprites import DSprites
+  ds = DSprites()
+  names = METHODS if FLAGS.methods == ["all"] else FLAGS.methods
+  rows = []
+  for name in names:
+    cfg = importlib.import_module(f"experiments.configs.{name}_dsprites").get_config()
+    cfg.model.compute_dtype = FLAGS.compute_dtype
+    model, loss_fn, opt = train_lib.build(cfg, dataset_size=ds.num_combinations)
+    step = train_lib.make_train_step(loss_fn, model, opt)
+    src = train_lib.GroundTruthSource(ds, cfg.batch_size, jax.random.key(1))
+    loop = train_lib.choose_loop(cfg, model)
+    mesh = parallel.make_mesh()
+    run = (train_lib.make_scan_loop if loop == "scan" else train_lib.make_step_loop)(
+        step, src, mesh)
+    state = parallel.replicate(
+        train_lib.init_state(jax.random.key(0), model, opt, cfg.objective), mesh)
+    arrays = parallel.replicate(src.arrays(), mesh)
+    key = parallel.replicate(jax.random.key(2), mesh)
+    n = FLAGS.method_steps
+    state, _ = run(state, arrays, key, n)       # compile and warm up
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    state, m = run(state, arrays, key, n)
+    jax.block_until_ready(state)
+    dt = time.perf_counter() - t0
+    rows.append({"method": name, "loop": loop, "batch": cfg.batch_size, "steps": n,
+                 "steps_per_sec": n / dt, "examples_per_sec": n * cfg.batch_size / dt,
+                 "final_loss": float(np.asarray(m["loss"])[-1])})
+  return rows
+
+
 def bench_scaling():
   """One subprocess per device count (the count is fixed when jax starts)."""
   import os
@@ -270,6 +322,8 @@ def main(argv):
     out["scaling"] = bench_scaling()
   if FLAGS.batch_sweep:
     out["sweep"] = bench_sweep()
+  if FLAGS.methods:
+    out["methods"] = bench_methods()
   if out["training"]:
     _print_training(out)
   if "iwae_eval" in out:
@@ -292,6 +346,8 @@ def main(argv):
     for r in out["sweep"]:
       frac = f"{100 * r['fraction_of_peak']:.1f}%" if r["fraction_of_peak"] else "n/a"
       print(f"{r['model']:<6}{r['batch']:>7}{r['examples_per_sec']:>14,.0f}{r['tflops']:>10.3f}{frac:>9}")
+  if "methods" in out:
+    _print_methods(out)
   if FLAGS.json:
     with open(FLAGS.json, "w") as f:
       json.dump(out, f, indent=2)
@@ -305,6 +361,17 @@ def _print_training(out):
     print(f"{name:<20}{tr['scanned']['examples_per_sec']:>14,.0f}"
           f"{tr['per_step']['examples_per_sec']:>15,.0f}"
           f"{tr['speedup_scanned_over_per_step']:>9.2f}x{tr['scanned']['steps']:>8}")
+
+
+def _print_methods(out):
+  rows = out["methods"]
+  base = next((r for r in rows if r["method"] == "beta_vae"), rows[0])
+  print(f"\nDisentangling family, conv 64x64x1, batch {rows[0]['batch']}, "
+        f"{FLAGS.compute_dtype}, {out['device']} (vs {base['method']} in this run)")
+  print(f"{'method':<14}{'loop':>9}{'steps/s':>10}{'examples/s':>12}{'vs base':>9}")
+  for r in rows:
+    print(f"{r['method']:<14}{r['loop']:>9}{r['steps_per_sec']:>10.2f}"
+          f"{r['examples_per_sec']:>12,.0f}{r['steps_per_sec'] / base['steps_per_sec']:>8.2f}x")
 
 
 def _print_generation(out):

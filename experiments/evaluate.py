@@ -42,7 +42,7 @@ def main(argv):
   config.eval.num_importance_samples = _K.value
   config.eval.split = _SPLIT.value
   model, _, optimizer = train_lib.build(config)
-  target = train_lib.init_state(jax.random.key(0), model, optimizer)
+  target = train_lib.init_state(jax.random.key(0), model, optimizer, config.objective)
   state = ckpt_lib.restore(_WORKDIR.value, target)
   data = train_lib.load_data(config, _SPLIT.value, _MAX.value)
   results = train_lib.evaluate_params(config, state.params, data,

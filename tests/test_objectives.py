@@ -113,9 +113,10 @@ def test_registry_and_objectives_jit_and_share_the_signature(tiny_model, tiny_pa
   x = jnp.asarray(binary_images[:8], jnp.float32)
   for name in objectives.OBJECTIVES:
     fn = objectives.get_objective(name, beta=2.0, num_samples=3, corruption="gaussian",
-                                  noise_level=0.1)
+                                  noise_level=0.1, dataset_size=100)
+    params = {**tiny_params, **objectives.init_extra_params(name, jax.random.key(1), tiny_model)}
     loss, aux = jax.jit(lambda p, b, k: fn(p, b, k, model=tiny_model))(
-        tiny_params, x, jax.random.key(0))
+        params, x, jax.random.key(0))
     assert loss.shape == () and np.isfinite(float(loss)), name
     assert "log_likelihood" in aux and all(v.shape == () for v in aux.values()), name
 
@@ -131,3 +132,118 @@ def test_registry_and_objectives_jit_and_share_the_signature(tiny_model, tiny_pa
 def test_bad_hyperparameters_raise(name, hp, match):
   with pytest.raises(ValueError, match=match):
     objectives.get_objective(name, **hp)
+
+
+# ------------------------------------------------- the disentangling family
+# Each objective with the settings that switch its extra term off.
+ELBO_SETTINGS = {
+    "beta_vae": {"beta": 1.0},
+    "annealed_vae": {"gamma": 1.0, "c_max": 0.0},
+    "beta_tcvae": {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "dataset_size": 1000},
+    "factor_vae": {"gamma": 0.0},
+    "dip_vae_i": {"lambda_od": 0.0, "lambda_d": 0.0},
+    "dip_vae_ii": {"lambda_od": 0.0, "lambda_d": 0.0},
+}
+ACTIVE_SETTINGS = {
+    "beta_vae": {"beta": 4.0},
+    "annealed_vae": {"gamma": 100.0, "c_max": 5.0, "iteration_threshold": 10},
+    "beta_tcvae": {"beta": 6.0, "dataset_size": 1000},
+    "factor_vae": {"gamma": 35.0},
+    "dip_vae_i": {"lambda_od": 10.0, "lambda_d": 100.0},
+    "dip_vae_ii": {"lambda_od": 10.0, "lambda_d": 10.0},
+}
+
+
+def _family_params(name, tiny_model, tiny_params):
+  extra = objectives.init_extra_params(name, jax.random.key(5), tiny_model)
+  return {**tiny_params, **extra}
+
+
+@pytest.mark.parametrize("name", sorted(ELBO_SETTINGS))
+def test_each_objective_reduces_to_the_plain_elbo(name, tiny_model, tiny_params,
+                                                  binary_images):
+  x = jnp.asarray(binary_images[:16], jnp.float32)
+  key = jax.random.key(11)
+  params = _family_params(name, tiny_model, tiny_params)
+  want, _ = objectives.vae_loss(tiny_params, x, key, model=tiny_model)
+  loss_fn = (objectives.factor_vae_loss if name == "factor_vae"
+             else objectives.get_objective(name, **ELBO_SETTINGS[name]))
+  kw = ELBO_SETTINGS[name] if name == "factor_vae" else {}
+  got, aux = loss_fn(params, x, key, model=tiny_model, **kw)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  np.testing.assert_allclose(aux["elbo"], -want, rtol=1e-6)
+  # ... and the active setting changes it.
+  active = (objectives.factor_vae_loss if name == "factor_vae"
+            else objectives.get_objective(name, **ACTIVE_SETTINGS[name]))
+  kw = ACTIVE_SETTINGS[name] if name == "factor_vae" else {}
+  extra = {"step": 3} if name == "annealed_vae" else {}
+  assert abs(float(active(params, x, key, model=tiny_model, **kw, **extra)[0]) - float(want)) > 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVE_SETTINGS))
+def test_each_objective_runs_under_jit_and_vmap(name, tiny_model, tiny_params, binary_images):
+  x = jnp.asarray(binary_images[:16], jnp.float32)
+  params = _family_params(name, tiny_model, tiny_params)
+  loss_fn = objectives.get_objective(name, **ACTIVE_SETTINGS[name])
+  extra = {"step": jnp.int32(4)} if name == "annealed_vae" else {}
+  f = lambda k: loss_fn(params, x, k, model=tiny_model, **extra)[0]
+  keys = jax.random.split(jax.random.key(0), 3)
+  batched = jax.jit(jax.vmap(f))(keys)
+  looped = jnp.stack([f(k) for k in keys])
+  np.testing.assert_allclose(batched, looped, rtol=2e-5)
+  assert np.all(np.isfinite(np.asarray(batched)))
+
+
+def test_beta_can_be_vmapped_as_a_traced_hyperparameter(tiny_model, tiny_params, binary_images):
+  x = jnp.asarray(binary_images[:16], jnp.float32)
+  f = lambda b: objectives.tc_vae_loss(tiny_params, x, jax.random.key(0), model=tiny_model,
+                                       beta=b, dataset_size=1000)
+  losses, aux = jax.vmap(f)(jnp.array([1.0, 2.0, 3.0]))
+  tc = aux["total_correlation"][0]
+  np.testing.assert_allclose(losses[1:] - losses[0], jnp.array([1.0, 2.0]) * tc, rtol=1e-3, atol=1e-3)
+
+
+def test_capacity_rises_linearly_to_c_max():
+  c = [float(objectives.capacity(s, 25.0, 100)) for s in (0, 50, 100, 1000)]
+  np.testing.assert_allclose(c, [0.0, 12.5, 25.0, 25.0])
+  assert float(objectives.capacity(None, 25.0, 100)) == 25.0
+
+
+def test_annealed_vae_penalises_distance_from_the_capacity(tiny_model, tiny_params, binary_images):
+  x = jnp.asarray(binary_images[:16], jnp.float32)
+  key = jax.random.key(0)
+  _, aux = objectives.vae_loss(tiny_params, x, key, model=tiny_model)
+  for step in (0, 5, 10):
+    loss, a = objectives.annealed_vae_loss(tiny_params, x, key, model=tiny_model, gamma=7.0,
+                                           c_max=4.0, iteration_threshold=10, step=step)
+    c = 4.0 * step / 10
+    np.testing.assert_allclose(loss, -aux["log_likelihood"] + 7.0 * abs(float(aux["kl"]) - c),
+                               rtol=1e-5)
+
+
+def test_train_step_passes_the_step_to_the_annealed_objective(tiny_model, binary_images):
+  import optax
+  opt = optax.sgd(0.0)
+  loss = objectives.get_objective("annealed_vae", gamma=1.0, c_max=10.0, iteration_threshold=10)
+  step = jax.jit(train_lib.make_train_step(loss, tiny_model, opt))
+  state = train_lib.init_state(jax.random.key(0), tiny_model, opt)
+  x = jnp.asarray(binary_images[:8], jnp.float32)
+  caps = []
+  for _ in range(3):
+    state, m = step(state, x, jax.random.key(1))
+    caps.append(float(m["capacity"]))
+  np.testing.assert_allclose(caps, [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("name,bad,match", [
+    ("annealed_vae", {"gamma": -1.0}, "gamma"),
+    ("annealed_vae", {"iteration_threshold": 0}, "iteration_threshold"),
+    ("annealed_vae", {"c_max": -5.0}, "c_max"),
+    ("beta_tcvae", {"alpha": -0.5}, "alpha"),
+    ("dip_vae_i", {"lambda_od": -1.0}, "lambda_od"),
+    ("dip_vae_ii", {"lambda_d": -1.0}, "lambda_d"),
+    ("factor_vae", {"gamma": float("nan")}, "gamma"),
+])
+def test_family_hyperparameters_are_checked(name, bad, match):
+  with pytest.raises(ValueError, match=match):
+    objectives.get_objective(name, **bad)

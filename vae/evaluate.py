@@ -7,6 +7,9 @@
   bounded by ``batch_size * chunk_size`` decoder outputs whatever k is.
 * ``active_units``: A_u = Cov_x(E_{q(u|x)}[u]) > 0.01 (Burda et al. 2016, Sec. 5.2).
 * ``kl_per_dimension``: mean closed-form KL(q(z_i|x) || N(0, 1)) per dimension.
+* ``kl_decomposition``: index-code MI, total correlation and dimension-wise KL
+  (Chen et al. 2018, Eq. 2) with both minibatch estimators, for any model.
+* ``diagnostics``: all of the above that describe the code, in one dict.
 
 All functions take host arrays [N, *data_shape] and work through them in
 jitted batches; results are Python floats (or lists).
@@ -27,7 +30,7 @@ import numpy as np
 from vae import distributions as dist
 from vae import model as model_lib
 from vae import parallel
-from vae.objectives import batch_elbo_terms
+from vae.objectives import batch_elbo_terms, batch_decomposition
 
 
 def _batches(data: np.ndarray, batch_size: int, mesh=None):
@@ -197,3 +200,68 @@ def kl_per_dimension(params, data, key, *, model, batch_size: int = 1000) -> lis
   """Mean over ``data`` of KL(q(z_i|x) || N(0, 1)) for each dimension i."""
   return dataset_elbo(params, data, key, model=model,
                       batch_size=batch_size)["kl_per_dim"]
+
+
+@functools.partial(jax.jit, static_argnames=("model", "estimator"))
+def _decomposition_batch(params, batch, key, dataset_size, *, model, estimator):
+  return batch_decomposition(params, batch.astype(jnp.float32), key, model=model,
+                             dataset_size=dataset_size, estimator=estimator)
+
+
+def kl_decomposition(params, data, key, *, model, dataset_size: int,
+                     batch_size: int = 256, mesh=None) -> dict[str, float]:
+  """The beta-TCVAE decomposition of the mean KL for any VAE-family model.
+
+  ``E_x KL(q(z|x) || p(z)) = MI + TC + dimKL`` (Chen et al. 2018, Eq. 2),
+  each term estimated per minibatch of ``batch_size`` with both estimators
+  of log q(z) (MWS and MSS, vae/objectives/tcvae.py) and averaged over the
+  full batches of ``data`` (a partial last batch would change the estimator,
+  so it is left out; data smaller than one batch is one batch).
+
+  Args:
+    params: model parameters.
+    data: host array [N_eval, *data_shape].
+    key: PRNG key for the posterior samples.
+    model: the static ``Model``.
+    dataset_size: N of the estimators, the size of the data set q(z) is the
+      aggregate over (the training set).
+    batch_size: minibatch size M.
+    mesh: optional device mesh (vae.parallel).
+
+  Returns:
+    dict: ``{mutual_info,total_correlation,dim_kl,kl_mc}_{mws,mss}``.
+  """
+  data = np.asarray(data)
+  m = min(int(batch_size), data.shape[0])
+  if mesh is not None and mesh.size > 1:
+    m = max(m // mesh.size, 1) * mesh.size
+  out: dict[str, list[float]] = {}
+  for est in ("mws", "mss"):
+    for i in range(data.shape[0] // m):
+      b = parallel.shard_host_batch(data[i * m:(i + 1) * m], mesh)
+      r = _decomposition_batch(params, b, jax.random.fold_in(key, i),
+                               float(dataset_size), model=model, estimator=est)
+      for k, v in r.items():
+        out.setdefault(f"{k}_{est}", []).append(float(parallel.to_host(v)))
+  return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def diagnostics(params, data, key, *, model, dataset_size: int,
+                batch_size: int = 256, mesh=None) -> dict[str, Any]:
+  """What the code looks like: KL per dimension (Higgins et al. 2017 /
+  Burgess et al. 2018 read disentanglement off it), active units (Burda et
+  al. 2016, Sec. 5.2) and the KL decomposition of Chen et al. (2018, Eq. 2).
+
+  Returns:
+    dict with ``kl_per_dim`` (list of D), ``active_units`` (count) and the
+    ``kl_decomposition`` entries.
+  """
+  r = dataset_elbo(params, data, jax.random.fold_in(key, 0), model=model,
+                   batch_size=batch_size, mesh=mesh)
+  out: dict[str, Any] = {"kl_per_dim": r["kl_per_dim"]}
+  out["active_units"] = active_units(params, data, model=model, batch_size=batch_size,
+                                     mesh=mesh)["active_units"]
+  out.update(kl_decomposition(params, data, jax.random.fold_in(key, 1), model=model,
+                              dataset_size=dataset_size, batch_size=batch_size,
+                              mesh=mesh))
+  return out

@@ -164,7 +164,9 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
   Returns:
     dict with scalars ``log_likelihood`` (E_q log p(x|z), one sample), ``kl``
     (closed-form KL(q(z|x) || N(0, I))), ``elbo`` (their difference), and
-    ``kl_per_dim`` [D].
+    ``kl_per_dim`` [D]; also the posterior ``mean`` [D], ``logvar`` [D]
+    (broadcast for an isotropic q) and the sample ``z`` [D], which the
+    batch-level objectives (beta-TCVAE, FactorVAE, DIP-VAE) need.
   """
   mean, logvar = encode(params, x, model=model)
   z = reparameterize(key, mean, logvar)
@@ -172,7 +174,8 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
   kl_per_dim = dist.kl_to_standard_normal_per_dim(mean, logvar)
   kl = jnp.sum(kl_per_dim)
   return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl,
-          "kl_per_dim": kl_per_dim}
+          "kl_per_dim": kl_per_dim, "mean": mean,
+          "logvar": jnp.broadcast_to(logvar, mean.shape), "z": z}
 
 
 def elbo(params: Params, x: jax.Array, key: jax.Array, *,

@@ -124,3 +124,22 @@ class ConvDecoder(nn.Module):
     channels = self.data_shape[-1]
     return nn.ConvTranspose(channels, (4, 4), strides=(2, 2), padding="SAME",
                             dtype=self.dtype, name=f"deconv_3")(h)
+
+
+class Discriminator(nn.Module):
+  """FactorVAE discriminator: z [D] -> one logit of "z is from q(z)" against
+  "z is from the product of its marginals".
+
+  Six hidden layers of 1000 leaky-ReLU units (Kim & Mnih 2018, Appendix,
+  Table 6; disentanglement_lib uses slope 0.2). One logit replaces their two
+  softmax logits: ``log D / (1 - D)`` is then the logit itself.
+  """
+  hidden: Sequence[int] = (1000,) * 6
+  negative_slope: float = 0.2
+
+  @nn.compact
+  def __call__(self, z):
+    h = z
+    for i, width in enumerate(self.hidden):
+      h = nn.leaky_relu(nn.Dense(width, name=f"dense_{i}")(h), self.negative_slope)
+    return nn.Dense(1, name="logit")(h)[..., 0]

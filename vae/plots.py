@@ -1,4 +1,5 @@
-"""PNG figures: reconstructions and samples from the prior.
+"""Figures: reconstructions, samples from the prior, latent traversals (PNG)
+and animated traversals (GIF).
 
 Images are the means of p(x|z) (sigmoid of the logits for Bernoulli). Uses
 matplotlib's Agg backend, so it runs with no display.
@@ -122,3 +123,39 @@ def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int =
                                     num_steps=num_steps, span=span)
   title = f"latent traversals, z in [-{span}, {span}]; rows: dims {list(map(int, order))}"
   return save_grid(path, images, num_steps, title=title)
+
+
+def save_traversal_gif(path, params, x, *, model, kl_per_dim=None,
+                       num_steps: int = 20, span: float = 2.0,
+                       num_cols: int | None = None, scale: int = 2,
+                       frame_ms: int = 80) -> str:
+  """Animated GIF of ``latent_traversals``: frame s shows every latent
+  dimension (ordered by KL, as the PNG rows) set to the s-th value of the
+  sweep, so each panel animates one dimension; the sweep runs forward then
+  back and loops.
+
+  Args:
+    path: output .gif path.
+    params, x, model, kl_per_dim, num_steps, span: as ``latent_traversals``.
+    num_cols: panels per row (default: all D in one row).
+    scale: integer pixel upscaling.
+    frame_ms: duration of one frame.
+
+  Returns:
+    ``path``.
+  """
+  from PIL import Image
+  images, _ = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
+                                num_steps=num_steps, span=span)
+  d = images.shape[0] // num_steps
+  images = images.reshape((d, num_steps) + images.shape[1:])
+  frames = []
+  for s in list(range(num_steps)) + list(range(num_steps - 2, 0, -1)):
+    grid = np.clip(image_grid(images[:, s], num_cols or d), 0.0, 1.0)
+    grid = (grid * 255).round().astype(np.uint8)
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    frames.append(Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid))
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms,
+                 loop=0)
+  return path

@@ -105,8 +105,13 @@ def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
 
 
 def init_state(key: jax.Array, model: model_lib.Model,
-               optimizer: optax.GradientTransformation) -> TrainState:
+               optimizer: optax.GradientTransformation,
+               objective: str | None = None) -> TrainState:
+  """Fresh state: model parameters from ``key`` plus, when ``objective`` trains
+  more (FactorVAE's discriminator), those from ``fold_in(key, 1)``."""
   params = model_lib.init_params(key, model)
+  if objective is not None:
+    params.update(objectives.init_extra_params(objective, jax.random.fold_in(key, 1), model))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=optimizer.init(params))
 
@@ -124,15 +129,21 @@ def make_train_step(loss_fn: Callable[..., Any], model: model_lib.Model,
 
   Returns:
     A pure function; jit it (``jit_train_step``) or scan it (``make_scan_loop``).
+
+  Objectives that read the training step (AnnealedVAE) get ``step=state.step``.
+  ``metrics["loss"]`` is ``aux["loss"]`` where the objective reports one (the
+  FactorVAE VAE loss, not the two players' sum).
   """
+  extra = (lambda s: {"step": s}) if objectives.takes_step(loss_fn) else (lambda s: {})
+
   def train_step(state: TrainState, batch: Batch, key: jax.Array):
     grad_fn = jax.value_and_grad(
-        lambda p: loss_fn(p, batch, key, model=model), has_aux=True)
+        lambda p: loss_fn(p, batch, key, model=model, **extra(state.step)),
+        has_aux=True)
     (loss, aux), grads = grad_fn(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(aux)
-    metrics["loss"] = loss
+    metrics = {"loss": loss, **aux}
     metrics["grad_norm"] = optax.global_norm(grads)
     return state.replace(step=state.step + 1, params=params,
                          opt_state=opt_state), metrics
@@ -322,14 +333,28 @@ def check_config(config) -> None:
        f"optim.learning_rate must be > 0, got {config.optim.learning_rate}")
   need(float(config.optim.get("grad_clip_norm", 0.0)) >= 0,
        f"optim.grad_clip_norm must be >= 0 (0 disables), got {config.optim.grad_clip_norm}")
+  if config.objective in objectives.EXTRA_PARAMS:
+    need("discriminator_optim" in config,
+         f"objective {config.objective!r} needs config.discriminator_optim "
+         "(the discriminator's optimizer)")
+    need(float(config.discriminator_optim.learning_rate) > 0,
+         "discriminator_optim.learning_rate must be > 0, got "
+         f"{config.discriminator_optim.learning_rate}")
+    make_schedule(config.discriminator_optim)
   k = config.eval.num_importance_samples
   need(int(k) == k and int(k) >= 1,
        f"eval.num_importance_samples (k) must be an integer >= 1, got {k}")
   make_schedule(config.optim)
 
 
-def build(config):
-  """(model, loss_fn, optimizer) from a config (validated first)."""
+def build(config, dataset_size: int | None = None):
+  """(model, loss_fn, optimizer) from a config (validated first).
+
+  Args:
+    config: the run's ``ConfigDict``.
+    dataset_size: the number of training examples; used for
+      ``hparams.dataset_size`` when the config leaves it 0 (beta-TCVAE).
+  """
   check_config(config)
   m = config.model
   model = model_lib.make_model(
@@ -338,11 +363,25 @@ def build(config):
       encoder_hidden=tuple(m.encoder_hidden), decoder_hidden=tuple(m.decoder_hidden),
       activation=m.activation, obs_logvar=m.get("obs_logvar", 0.0),
       compute_dtype=m.get("compute_dtype", "float32"))
-  loss_fn = objectives.get_objective(config.objective, **dict(config.hparams))
-  return model, loss_fn, make_optimizer(config.optim)
+  hparams = dict(config.hparams)
+  if not hparams.get("dataset_size") and dataset_size:
+    hparams["dataset_size"] = int(dataset_size)
+  loss_fn = objectives.get_objective(config.objective, **hparams)
+  optimizer = make_optimizer(config.optim)
+  if config.objective == "factor_vae":
+    from vae.objectives import factor_vae
+    optimizer = factor_vae.make_optimizer(optimizer, make_optimizer(config.discriminator_optim))
+  return model, loss_fn, optimizer
 
 
 # --------------------------------------------------------------------- loop
+def dataset_size_of(train_data) -> int:
+  """N: the number of examples (arrays) or of factor combinations
+  (ground-truth data sets)."""
+  n = getattr(train_data, "num_combinations", None)
+  return int(n) if n is not None else int(np.shape(train_data)[0])
+
+
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf loss; the message names the step."""
 
@@ -378,7 +417,7 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
       checkpoint is left in place.
   """
   from vae.data.ground_truth import GroundTruthData
-  model, loss_fn, optimizer = build(config)
+  model, loss_fn, optimizer = build(config, dataset_size=dataset_size_of(train_data))
   keys = named_keys(config.seed)
   if isinstance(train_data, GroundTruthData):
     if tuple(train_data.observation_shape) != model.data_shape:
@@ -392,7 +431,8 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
   os.makedirs(workdir, exist_ok=True)
   mesh = parallel.make_mesh()
   parallel.check_batch_divides(config.batch_size, mesh)
-  state = parallel.replicate(init_state(keys["init"], model, optimizer), mesh)
+  state = parallel.replicate(
+      init_state(keys["init"], model, optimizer, config.objective), mesh)
   state, restored = ckpt_lib.restore_latest(workdir, state)
   start = int(state.step)
   if restored is not None:
@@ -439,7 +479,8 @@ def train(config, workdir: str, train_data, *, eval_fn=None,
     t_last = now
     _append_jsonl(metrics_path, record)
     if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
-      ev = {k: float(v) for k, v in eval_fn(state.params, step).items()}
+      ev = {k: (float(v) if np.ndim(v) == 0 else [float(x) for x in np.ravel(v)])
+            for k, v in eval_fn(state.params, step).items()}
       _append_jsonl(metrics_path, {"step": step, "split": "eval", **ev})
       t_last = time.perf_counter()
     if bar is not None:
@@ -462,8 +503,13 @@ def load_data(config, split: str, max_examples: int = 0) -> np.ndarray:
   return arr[:max_examples] if max_examples else arr
 
 
-def evaluate_params(config, params, eval_data, key) -> dict[str, Any]:
-  """Final evaluation of ``params`` on ``eval_data`` (see vae/evaluate.py)."""
+def evaluate_params(config, params, eval_data, key,
+                    dataset_size: int | None = None) -> dict[str, Any]:
+  """Final evaluation of ``params`` on ``eval_data`` (see vae/evaluate.py).
+
+  With ``dataset_size`` (the training set's N), probabilistic models also get
+  ``diagnostics``: KL per dimension, active units, the KL decomposition.
+  """
   from vae import evaluate as ev
   model, _, _ = build(config)
   ec = config.eval
@@ -482,6 +528,11 @@ def evaluate_params(config, params, eval_data, key) -> dict[str, Any]:
     results["iwae"] = iw
     results["active_units"] = ev.active_units(params, eval_data, model=model,
                                               batch_size=ec.elbo_batch_size, mesh=mesh)
+    if dataset_size:
+      results["diagnostics"] = ev.diagnostics(
+          params, eval_data, jax.random.fold_in(key, 3), model=model,
+          dataset_size=dataset_size, batch_size=ec.get("diagnostics_batch_size", 256),
+          mesh=mesh)
   else:
     from vae.objectives.autoencoders import reconstruction_log_likelihood
     fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
@@ -517,27 +568,33 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     n_eval = config.eval.get("max_examples", 0) or 10_000
     eval_data = np.asarray(jax.jit(lambda k: train_data.sample(k, n_eval)[0])(
         jax.random.fold_in(keys["eval"], 99)))
-    num_train = train_data.num_combinations
   else:
     train_data = load_data(config, "train", config.get("max_train_examples", 0))
     eval_data = load_data(config, config.eval.split, config.eval.get("max_examples", 0))
-    num_train = train_data.shape[0]
+  num_train = dataset_size_of(train_data)
   checks.check_data(eval_data, data_shape=model.data_shape,
                     likelihood=model.likelihood, name="evaluation data")
 
   eval_fn = None
+  diag_batch = int(config.eval.get("diagnostics_batch_size", 256))
   if config.objective in objectives.PROBABILISTIC:
     def eval_fn(params, step):
       # params come from train(), replicated on this same mesh.
-      r = ev.dataset_elbo(params, eval_data, jax.random.fold_in(keys["eval"], step),
-                          model=model, batch_size=config.eval.elbo_batch_size,
-                          mesh=parallel.make_mesh())
-      return {"elbo": r["elbo"], "log_likelihood": r["log_likelihood"], "kl": r["kl"]}
+      mesh = parallel.make_mesh()
+      key = jax.random.fold_in(keys["eval"], step)
+      r = ev.dataset_elbo(params, eval_data, key, model=model,
+                          batch_size=config.eval.elbo_batch_size, mesh=mesh)
+      out = {"elbo": r["elbo"], "log_likelihood": r["log_likelihood"], "kl": r["kl"]}
+      out.update(ev.diagnostics(params, eval_data, jax.random.fold_in(key, 1),
+                                model=model, dataset_size=num_train,
+                                batch_size=diag_batch, mesh=mesh))
+      return out
 
   t0 = time.perf_counter()
   state = train(config, workdir, train_data, eval_fn=eval_fn)
   train_seconds = time.perf_counter() - t0
-  results = evaluate_params(config, state.params, eval_data, keys["eval"])
+  results = evaluate_params(config, state.params, eval_data, keys["eval"],
+                            dataset_size=num_train)
   results.update({"split": config.eval.split, "step": int(state.step),
                   "train_seconds_this_run": train_seconds,
                   "epochs": int(state.step) * config.batch_size / num_train})
@@ -549,6 +606,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     kl = results["elbo"]["kl_per_dim"]
     plots.save_traversals(os.path.join(workdir, "traversals.png"), state.params,
                           eval_data[0], model=model, kl_per_dim=kl)
+    plots.save_traversal_gif(os.path.join(workdir, "traversals.gif"), state.params,
+                             eval_data[0], model=model, kl_per_dim=kl)
     plots.save_prior_samples(os.path.join(workdir, "prior_samples.png"),
                              state.params, jax.random.fold_in(keys["eval"], 2),
                              model=model)

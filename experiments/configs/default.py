@@ -45,11 +45,24 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.compute_dtype = "float32"   # "bfloat16": mixed precision (params stay f32)
 
   # Objective name (vae/objectives registry) and its hyperparameters; each
-  # objective reads only its own (vae: beta; iwae: num_samples; dae:
-  # corruption, noise_level).
+  # objective reads only its own:
+  #   vae, beta_vae: beta              iwae: num_samples
+  #   annealed_vae: gamma, c_max, iteration_threshold
+  #   beta_tcvae: alpha, beta, gamma, dataset_size, estimator
+  #   factor_vae: gamma (plus discriminator_optim below)
+  #   dip_vae_i, dip_vae_ii: lambda_od, lambda_d
+  #   ae: -                             dae: corruption, noise_level
   c.objective = "beta_vae"
   c.hparams = ml_collections.ConfigDict()
   c.hparams.beta = 4.0
+  c.hparams.alpha = 1.0               # beta-TCVAE: weight on index-code MI
+  c.hparams.gamma = 1.0               # annealed: capacity weight; factor: TC; tcvae: dim-KL
+  c.hparams.c_max = 25.0              # annealed: final capacity (nats)
+  c.hparams.iteration_threshold = 100_000  # annealed: steps until C = c_max
+  c.hparams.dataset_size = 0          # beta-TCVAE N; 0: from the data
+  c.hparams.estimator = "mss"         # beta-TCVAE log q(z): "mss" | "mws"
+  c.hparams.lambda_od = 10.0          # DIP-VAE off-diagonal weight
+  c.hparams.lambda_d = 100.0          # DIP-VAE diagonal weight
   c.hparams.num_samples = 1
   c.hparams.corruption = "masking"    # "masking" | "gaussian"
   c.hparams.noise_level = 0.25
@@ -78,6 +91,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.end_lr_factor = 0.0
   c.optim.grad_clip_norm = 0.0        # 0: no clipping
 
+  # FactorVAE's discriminator (Kim & Mnih 2018: Adam 1e-4, b1 0.5, b2 0.9).
+  c.discriminator_optim = ml_collections.ConfigDict()
+  c.discriminator_optim.optimizer = "adam"
+  c.discriminator_optim.learning_rate = 1e-4
+  c.discriminator_optim.b1 = 0.5
+  c.discriminator_optim.b2 = 0.9
+  c.discriminator_optim.eps = 1e-8
+  c.discriminator_optim.schedule = "constant"
+
   # Multi-host: jax.distributed.initialize() before anything else. Empty
   # address / -1 read the cluster environment (SLURM, TPU pods).
   c.distributed = ml_collections.ConfigDict()
@@ -93,4 +115,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.iwae_batch_size = 25
   c.eval.chunk_size = 10               # memory ~ iwae_batch_size * chunk_size decodes
   c.eval.elbo_batch_size = 250
+  # Diagnostics logged with each periodic evaluation of a probabilistic model:
+  # KL per dimension, active units and the beta-TCVAE decomposition (MI, TC,
+  # dim-KL) with both estimators, on batches of this size.
+  c.eval.diagnostics_batch_size = 256
   return c

@@ -4,6 +4,8 @@ References:
   Kingma & Welling (2014), Auto-Encoding Variational Bayes, Eq. 3 and Eq. 7.
   Higgins et al. (2017), beta-VAE: Learning Basic Visual Concepts with a
   Constrained Variational Framework, Eq. 4 (beta-weighted KL).
+  Burgess et al. (2018), Understanding disentangling in beta-VAE, Eq. 8
+  (controlled capacity increase: gamma * |KL - C|).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def batch_elbo_terms(params, batch, key, *, model):
 
   Returns:
     dict of per-example arrays: elbo [B], log_likelihood [B], kl [B],
-    kl_per_dim [B, D].
+    kl_per_dim [B, D], mean [B, D], logvar [B, D], z [B, D].
   """
   keys = jax.random.split(key, batch.shape[0])
   return jax.vmap(lambda x, k: model_lib.elbo_terms(params, x, k, model=model))(
@@ -53,3 +55,41 @@ def vae_loss(params, batch, key, *, model, beta: float = 1.0):
   ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
   loss = -(ll - beta * kl)
   return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl}
+
+
+def capacity(step, c_max, iteration_threshold):
+  """The target KL ``C(step) = min(c_max, c_max * step / iteration_threshold)``
+  of Burgess et al. (2018), Sec. 5: it rises linearly from 0 and reaches
+  ``c_max`` nats at ``iteration_threshold`` steps. ``step=None`` means the end
+  of the annealing (``c_max``)."""
+  if step is None:
+    return jnp.asarray(c_max, jnp.float32)
+  frac = jnp.asarray(step, jnp.float32) / jnp.asarray(iteration_threshold, jnp.float32)
+  return jnp.minimum(c_max * frac, c_max)
+
+
+def annealed_vae_loss(params, batch, key, *, model, gamma: float = 1000.0,
+                      c_max: float = 25.0, iteration_threshold: int = 100_000,
+                      step=None):
+  """AnnealedVAE: ``-E_q log p(x|z) + gamma * |KL(q(z|x) || p(z)) - C(step)|``.
+
+  Burgess et al. (2018), Eq. 8, with the absolute value and batch-mean KL of
+  disentanglement_lib (Locatello et al. 2019). With ``gamma = 1`` and
+  ``C = 0`` (``c_max = 0``) it is exactly the negative ELBO, since KL >= 0.
+
+  Args:
+    params, batch, key, model: as ``vae_loss``.
+    gamma: weight on the capacity penalty (1000 in the study).
+    c_max: final capacity in nats.
+    iteration_threshold: steps over which C rises from 0 to ``c_max``.
+    step: the training step (int scalar; the train step passes it).
+
+  Returns:
+    (loss, aux): aux as ``vae_loss`` plus ``capacity``.
+  """
+  t = batch_elbo_terms(params, batch, key, model=model)
+  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
+  c = capacity(step, c_max, iteration_threshold)
+  loss = -ll + gamma * jnp.abs(kl - c)
+  return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl,
+                "capacity": c}
