@@ -65,6 +65,10 @@ flags.DEFINE_string("compute_dtype", "float32", "float32 or bfloat16 for the swe
 flags.DEFINE_list("methods", [], "disentangling methods to time with the conv model "
                   "(beta_vae, annealed_vae, beta_tcvae, factor_vae, dip_vae_i, dip_vae_ii; "
                   "'all': every one)")
+flags.DEFINE_list("metrics", [], "disentanglement metrics to time against the numpy/"
+                  "scikit-learn reference (vae/metrics/reference.py) at the published sample "
+                  "sizes: 'all' or names (beta_vae,factor_vae,mig,sap,dci,modularity)")
+flags.DEFINE_float("metric_scale", 1.0, "multiplies the metrics' published sample sizes")
 flags.DEFINE_integer("method_steps", 20, "timed steps per method (after as many warm-up steps)")
 flags.DEFINE_integer("scaling_worker", 0, "internal: run one scaling row on N devices")
 flags.DEFINE_string("json", "", "also write the results here")
@@ -247,6 +251,71 @@ def bench_methods():
   return rows
 
 
+def _metric_representation():
+  """A cheap, fixed, jit-able code of the factor-vector observations: a random
+  non-linear mixing plus a pseudo-random component, 10 latents, so scores are
+  between 0 and 1 and the time goes to the metric, not the encoder."""
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.normal(size=(5, 10)), jnp.float32)
+  b = jnp.asarray(rng.normal(size=(5, 10)) * 1000.0, jnp.float32)
+
+  def rep(x):
+    h = jnp.sin(x @ b) * 43758.5453
+    return jnp.tanh(x @ a) + 0.2 * (h - jnp.floor(h))
+  return jax.jit(rep)
+
+
+def bench_metrics():
+  """Each metric at the published sample sizes (times --metric_scale), ours
+  (first call, compiling; then a second call with another key) against the
+  numpy/scikit-learn reference, same representation, same data set."""
+  from vae import metrics
+  from vae.data.synthetic import FactorVectors
+  from vae.metrics import reference as ref
+  gt = FactorVectors()                                 # dSprites' factor sizes
+  rep = _metric_representation()
+  scale = FLAGS.metric_scale
+  names = list(metrics.METRICS) if FLAGS.metrics == ["all"] else FLAGS.metrics
+  rows = []
+  for name in names:
+    opts = train_lib.scale_protocol(name, scale)
+    if name == "dci":
+      opts["importance"] = "linear"
+    ours = lambda seed: metrics.METRICS[name](gt, rep, jax.random.key(seed), **opts)
+    t0 = time.perf_counter()
+    ours(0)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    score = ours(1)
+    steady = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    n = lambda d: max(int(round(d * scale)), 16)
+    t0 = time.perf_counter()
+    if name == "beta_vae":
+      theirs = ref.beta_vae(gt, rep, rng, n(10_000), n(5_000))
+    elif name == "factor_vae":
+      theirs = ref.factor_vae(gt, rep, rng, n(10_000), n(5_000), n(10_000))
+    else:
+      xtr, ytr = ref.generate_codes(gt, rep, n(10_000), rng)
+      xte, yte = ref.generate_codes(gt, rep, n(5_000), rng)
+      if name == "mig":
+        theirs = ref.mig_from_codes(xtr, ytr)
+      elif name == "sap":
+        theirs = ref.sap_from_codes(xtr, ytr, xte, yte)
+      elif name == "dci":
+        theirs = ref.dci_from_codes(xtr, ytr, xte, yte, importance="linear")
+      else:
+        theirs = ref.modularity_from_codes(xtr, ytr, xte, yte)
+    reference = time.perf_counter() - t0
+    key = metrics.SCORE_KEYS[name]
+    rows.append({"metric": name + (" (linear)" if name == "dci" else ""),
+                 "ours_first_seconds": first, "ours_seconds": steady,
+                 "reference_seconds": reference, "speedup": reference / steady,
+                 "speedup_first_call": reference / first,
+                 "ours_score": score[key], "reference_score": theirs[key]})
+  return rows
+
+
 def bench_scaling():
   """One subprocess per device count (the count is fixed when jax starts)."""
   import os
@@ -324,6 +393,8 @@ def main(argv):
     out["sweep"] = bench_sweep()
   if FLAGS.methods:
     out["methods"] = bench_methods()
+  if FLAGS.metrics:
+    out["metrics"] = bench_metrics()
   if out["training"]:
     _print_training(out)
   if "iwae_eval" in out:
@@ -348,6 +419,15 @@ def main(argv):
       print(f"{r['model']:<6}{r['batch']:>7}{r['examples_per_sec']:>14,.0f}{r['tflops']:>10.3f}{frac:>9}")
   if "methods" in out:
     _print_methods(out)
+  if "metrics" in out:
+    print(f"\nDisentanglement metrics, published sample sizes x {FLAGS.metric_scale}, "
+          f"{out['device']}: ours (first call compiles) vs the numpy/scikit-learn reference")
+    print(f"{'metric':<18}{'ours s':>9}{'1st call s':>11}{'reference s':>13}{'speed-up':>10}"
+          f"{'score':>8}{'ref score':>10}")
+    for r in out["metrics"]:
+      print(f"{r['metric']:<18}{r['ours_seconds']:>9.3f}{r['ours_first_seconds']:>11.2f}"
+            f"{r['reference_seconds']:>13.2f}{r['speedup']:>9.1f}x{r['ours_score']:>8.3f}"
+            f"{r['reference_score']:>10.3f}")
   if FLAGS.json:
     with open(FLAGS.json, "w") as f:
       json.dump(out, f, indent=2)

@@ -97,3 +97,26 @@ def test_benchmark_runs_and_prints_its_tables(tmp_path):
   assert res["sweep"][0]["flops_per_step"] > 1e6 and 0 < res["sweep"][0]["fraction_of_peak"]
   assert "Disentangling family" in out.stdout
   assert res["methods"][0]["method"] == "dip_vae_i" and res["methods"][0]["steps_per_sec"] > 0
+
+
+@pytest.mark.slow
+def test_evaluate_cli_scores_a_dsprites_run_on_every_metric(tmp_path):
+  from experiments.configs import default
+  c = default.get_config()
+  c.model.architecture = "mlp"
+  c.model.encoder_hidden = (32,)
+  c.model.decoder_hidden = (32,)
+  c.num_steps, c.log_every, c.checkpoint_every, c.eval_every = 20, 10, 20, 0
+  c.eval.max_examples = 256
+  wd = str(tmp_path / "ds")
+  train_lib.train_and_evaluate(c, wd)
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", "--workdir", wd, "--num_samples", "3",
+       "--metrics", "all", "--metric_scale", "0.02", "--dci_importance", "linear"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  res = json.load(open(os.path.join(wd, "eval_metrics.json")))
+  for name in ("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity"):
+    assert name in res and res[name]["seconds"] > 0
+  assert 0 <= res["mig"]["mig"] <= 1 and 0 <= res["beta_vae"]["eval_accuracy"] <= 1
+  assert res["step"] == 20

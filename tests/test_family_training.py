@@ -34,6 +34,8 @@ def _short(cfg):
   cfg.num_steps, cfg.log_every, cfg.checkpoint_every, cfg.eval_every = 150, 50, 150, 150
   cfg.hparams.iteration_threshold = 100
   cfg.eval.max_examples = 512
+  cfg.eval.metrics = ("mig",)      # the end-of-run scoring path, at a small scale
+  cfg.eval.metric_scale = 0.1
   return cfg
 
 
@@ -58,6 +60,7 @@ def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path):
     parts = ev[f"mutual_info_{est}"] + ev[f"total_correlation_{est}"] + ev[f"dim_kl_{est}"]
     np.testing.assert_allclose(parts, ev[f"kl_mc_{est}"], rtol=1e-3, atol=1e-2)
   assert np.isfinite(res["elbo"]["elbo"]) and "diagnostics" in res
+  assert 0.0 <= res["disentanglement"]["mig"]["mig"] <= 1.0
   assert open(os.path.join(wd, "traversals.png"), "rb").read(4) == b"\x89PNG"
   assert open(os.path.join(wd, "traversals.gif"), "rb").read(3) == b"GIF"
   if name == "annealed_vae":

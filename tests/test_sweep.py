@@ -73,6 +73,7 @@ def test_sweep_runs_and_skips_finished_runs(tmp_path, monkeypatch):
       "  c.model.decoder_hidden = (32,)\n"
       "  c.num_steps, c.log_every, c.checkpoint_every, c.eval_every = 20, 10, 20, 20\n"
       "  c.eval.max_examples = 256\n"
+      "  c.eval.metrics = ()\n"
       "  return c\n"
       "def get_sweep():\n"
       "  return [{'hparams.beta': 1.0}, {'hparams.beta': 8.0}]\n")

@@ -327,6 +327,11 @@ def check_config(config) -> None:
        int(config.checkpoint_every) % int(config.log_every) == 0,
        "checkpoint_every must be a positive multiple of log_every "
        f"({config.log_every}), got {config.checkpoint_every}")
+  from vae import metrics as metrics_lib
+  unknown = [m for m in config.eval.get("metrics", ()) if m not in metrics_lib.METRICS]
+  need(not unknown, f"eval.metrics must be among {sorted(metrics_lib.METRICS)}, got {unknown}")
+  need(float(config.eval.get("metric_scale", 1.0)) > 0,
+       f"eval.metric_scale must be > 0, got {config.eval.get('metric_scale')}")
   need(config.get("train_loop", "auto") in TRAIN_LOOPS,
        f"train_loop must be one of {TRAIN_LOOPS}, got {config.get('train_loop')!r}")
   need(float(config.optim.learning_rate) > 0,
@@ -503,6 +508,14 @@ def load_data(config, split: str, max_examples: int = 0) -> np.ndarray:
   return arr[:max_examples] if max_examples else arr
 
 
+def ground_truth_eval_sample(ground_truth, num: int, eval_key) -> np.ndarray:
+  """The fixed held-out sample of a ground-truth data set: ``num`` renders
+  drawn with the run's eval key (training draws with the data key, so they
+  are unseen except by chance)."""
+  return np.asarray(jax.jit(lambda k: ground_truth.sample(k, int(num))[0])(
+      jax.random.fold_in(eval_key, 99)))
+
+
 def evaluate_params(config, params, eval_data, key,
                     dataset_size: int | None = None) -> dict[str, Any]:
   """Final evaluation of ``params`` on ``eval_data`` (see vae/evaluate.py).
@@ -543,6 +556,50 @@ def evaluate_params(config, params, eval_data, key,
   return results
 
 
+def scale_protocol(name: str, scale: float) -> dict[str, int]:
+  """Keyword overrides that multiply a metric's published sample sizes by
+  ``scale`` (1: the published protocol)."""
+  import inspect
+  from vae import metrics as metrics_lib
+  if scale == 1.0:
+    return {}
+  sig = inspect.signature(metrics_lib.METRICS[name]).parameters
+  return {k: max(int(round(p.default * scale)), 16) for k, p in sig.items()
+          if k.startswith("num_")}
+
+
+def score_disentanglement(params, ground_truth, key, *, model, names=None,
+                          scale: float = 1.0, dci_importance: str = "gbt") -> dict[str, Any]:
+  """Every disentanglement metric (vae/metrics) of the posterior means of
+  ``params`` on a ground-truth data set, each timed.
+
+  Args:
+    params: model parameters.
+    ground_truth: a ``GroundTruthData``.
+    key: PRNG key.
+    model: the static ``Model``.
+    names: metric names (default: all six).
+    scale: multiplies every published sample size (for quick looks).
+    dci_importance: "gbt" (reference protocol) or "linear".
+
+  Returns:
+    {metric: {scores..., "seconds"}}.
+  """
+  from vae import metrics as metrics_lib
+  rep = metrics_lib.representation_from_params(params, model)
+  names = list(metrics_lib.METRICS) if not names else list(names)
+  out = {}
+  for i, name in enumerate(names):
+    opts = scale_protocol(name, scale)
+    if name == "dci":
+      opts["importance"] = dci_importance
+    t0 = time.perf_counter()
+    out[name] = metrics_lib.compute_all(ground_truth, rep, jax.random.fold_in(key, i),
+                                        [name], **{name: opts})[name]
+    out[name]["seconds"] = time.perf_counter() - t0
+  return out
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """The main job: train (resuming if possible), evaluate, write figures.
 
@@ -563,11 +620,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   from vae import data as data_lib
   if data_lib.is_ground_truth(config.dataset):
     train_data = data_lib.load_ground_truth(config.dataset, config.get("tfds_data_dir") or None)
-    # A fixed evaluation sample, drawn with the eval key (not seen in training
-    # except by chance: training draws with the data key).
-    n_eval = config.eval.get("max_examples", 0) or 10_000
-    eval_data = np.asarray(jax.jit(lambda k: train_data.sample(k, n_eval)[0])(
-        jax.random.fold_in(keys["eval"], 99)))
+    eval_data = ground_truth_eval_sample(
+        train_data, config.eval.get("max_examples", 0) or 10_000, keys["eval"])
   else:
     train_data = load_data(config, "train", config.get("max_train_examples", 0))
     eval_data = load_data(config, config.eval.split, config.eval.get("max_examples", 0))
@@ -598,6 +652,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   results.update({"split": config.eval.split, "step": int(state.step),
                   "train_seconds_this_run": train_seconds,
                   "epochs": int(state.step) * config.batch_size / num_train})
+  metric_names = list(config.eval.get("metrics", ()))
+  if metric_names and data_lib.is_ground_truth(config.dataset) and \
+     config.objective in objectives.PROBABILISTIC:
+    results["disentanglement"] = score_disentanglement(
+        state.params, train_data, jax.random.fold_in(keys["eval"], 4), model=model,
+        names=metric_names, scale=float(config.eval.get("metric_scale", 1.0)),
+        dci_importance=config.eval.get("dci_importance", "gbt"))
   with open(os.path.join(workdir, f"eval_{config.eval.split}.json"), "w") as f:
     json.dump(results, f, indent=2)
   plots.save_reconstructions(os.path.join(workdir, "reconstructions.png"),

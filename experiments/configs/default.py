@@ -119,4 +119,10 @@ def get_config() -> ml_collections.ConfigDict:
   # KL per dimension, active units and the beta-TCVAE decomposition (MI, TC,
   # dim-KL) with both estimators, on batches of this size.
   c.eval.diagnostics_batch_size = 256
+  # Disentanglement metrics (vae/metrics) scored at the end on ground-truth
+  # data sets: any of beta_vae, factor_vae, mig, dci, sap, modularity. Sample
+  # sizes are the published protocols times metric_scale.
+  c.eval.metrics = ()
+  c.eval.metric_scale = 1.0
+  c.eval.dci_importance = "gbt"       # "gbt" (reference protocol) | "linear"
   return c

@@ -42,6 +42,7 @@ def get_config():
   c.optim.b1, c.optim.b2, c.optim.eps = 0.9, 0.999, 1e-8
   c.optim.schedule = "constant"
   c.eval.max_examples = 10_000
+  c.eval.metrics = ("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity")
   return c
 
 
