@@ -85,8 +85,7 @@ def test_benchmark_runs_and_prints_its_tables(tmp_path):
       [sys.executable, "-m", "experiments.benchmark", "--steps", "20", "--chunk", "10",
        "--models", "32-32", "--eval_examples", "0", "--json", str(tmp_path / "b.json"),
        "--scaling", "1,2", "--scaling_batch", "64", "--batch_sweep", "16",
-       "--sweep_models", "mlp", "--peak_tflops", "0.2", "--methods", "dip_vae_i",
-       "--method_steps", "1"],
+       "--sweep_models", "mlp", "--peak_tflops", "0.2"],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "speed-up" in out.stdout and "procedural" in out.stdout
@@ -95,8 +94,22 @@ def test_benchmark_runs_and_prints_its_tables(tmp_path):
   assert res["generation"][0]["procedural"] > 0
   assert [r["devices"] for r in res["scaling"]] == [1, 2]
   assert res["sweep"][0]["flops_per_step"] > 1e6 and 0 < res["sweep"][0]["fraction_of_peak"]
-  assert "Disentangling family" in out.stdout
+
+
+@pytest.mark.slow
+def test_benchmark_times_methods_and_metrics(tmp_path):
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--notraining", "--nogeneration",
+       "--eval_examples", "0", "--methods", "dip_vae_i", "--method_steps", "1",
+       "--metrics", "mig,sap", "--metric_scale", "0.05", "--json", str(tmp_path / "b.json")],
+      cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "Disentangling family" in out.stdout and "reference" in out.stdout
+  res = json.load(open(tmp_path / "b.json"))
   assert res["methods"][0]["method"] == "dip_vae_i" and res["methods"][0]["steps_per_sec"] > 0
+  for r in res["metrics"]:
+    assert r["ours_seconds"] > 0 and r["reference_seconds"] > 0
+    assert abs(r["ours_score"] - r["reference_score"]) < 0.1
 
 
 @pytest.mark.slow

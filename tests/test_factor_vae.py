@@ -95,13 +95,13 @@ def test_discriminator_learns_to_separate_correlated_codes():
 
   @jax.jit
   def step(disc, st, k):
-    z = jnp.repeat(jax.random.normal(k, (128, 1)), 4, axis=1)
+    z = jnp.repeat(jax.random.normal(k, (64, 1)), 4, axis=1)
     (l, acc), g = jax.value_and_grad(factor_vae.discriminator_loss, has_aux=True)(
         disc, z, jax.random.fold_in(k, 1))
     u, st = opt.update(g, st)
     return optax.apply_updates(disc, u), st, acc
 
-  for i in range(300):
+  for i in range(150):
     disc, st, acc = step(disc, st, jax.random.fold_in(key, i))
   assert float(acc) > 0.9
   z = jnp.repeat(jax.random.normal(jax.random.key(9), (512, 1)), 4, axis=1)

@@ -68,6 +68,7 @@ def test_ground_truth_factors_score_at_or_near_one(perfect_scores):
   assert s["sap"]["sap"] > 0.1
 
 
+@pytest.mark.slow
 def test_a_permuted_rescaled_copy_scores_the_same(gt10, perfect_scores):
   s = _all(gt10, _perm_scale(5))
   for m, key in metrics.SCORE_KEYS.items():
@@ -91,6 +92,7 @@ def test_sap_of_a_perfect_binary_code():
   assert abs(s["sap"] - 0.5) < 0.04, s["sap"]
 
 
+@pytest.mark.slow
 def test_random_noise_scores_near_chance():
   gt = FactorVectors()                          # dSprites' sizes, 737,280 combinations
   s = _all(gt, _noise)
@@ -102,6 +104,7 @@ def test_random_noise_scores_near_chance():
   assert abs(s["modularity"]["explicitness_test"] - 0.5) < 0.03
 
 
+@pytest.mark.slow
 def test_duplicating_a_factor_costs_mig_its_share_but_not_modularity(gt10, perfect_scores):
   # z = (f0, f0, f1, f2, f3, f4): factor 0's gap is zero, so MIG loses 1/5;
   # each latent still depends on one factor only, so it stays modular
@@ -123,6 +126,7 @@ def test_duplicating_a_factor_costs_mig_its_share_but_not_modularity(gt10, perfe
   assert abs(m["modularity"] - want) < 0.005, (m["modularity"], want)
 
 
+@pytest.mark.slow
 def test_rotating_two_factors_together_lowers_disentanglement(gt10, perfect_scores):
   s = _all(gt10, _rotate01())
   p = perfect_scores

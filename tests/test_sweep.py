@@ -61,6 +61,7 @@ def test_overrides_are_checked_and_commands_reproduce_the_config(tmp_path):
     sweep.expand([{"a": 1}, {"a": 1}], [0])
 
 
+@pytest.mark.slow
 def test_sweep_runs_and_skips_finished_runs(tmp_path, monkeypatch):
   # A two-point sweep of a tiny MLP on procedural dSprites, run through the CLI.
   cfg = tmp_path / "tiny_sweep.py"
