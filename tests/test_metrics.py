@@ -274,3 +274,25 @@ def test_sampling_metrics_agree_with_reference_loops(name):
                             num_variance_estimate=2000, batch_size=16)
   assert 0.3 < theirs["eval_accuracy"] < 0.98, theirs
   assert abs(ours["eval_accuracy"] - theirs["eval_accuracy"]) < 0.04, (ours, theirs)
+
+
+def test_scoring_another_model_of_the_same_shape_reuses_the_compiled_program():
+  from vae import model as model_lib
+  from vae.metrics import utils as mu
+  gt = FactorVectors((4, 5, 6))
+  model = model_lib.make_model(architecture="mlp", data_shape=(3,), latent_dim=3,
+                               encoder_hidden=(16,), decoder_hidden=(16,),
+                               likelihood="gaussian")
+  p1, p2 = (model_lib.init_params(jax.random.key(i), model) for i in (1, 2))
+  r1 = metrics.compute_mig(gt, metrics.representation_from_params(p1, model), jax.random.key(0),
+                           num_train=500)
+  before = mu._sample_codes._cache_size()
+  r2 = metrics.compute_mig(gt, metrics.representation_from_params(p2, model), jax.random.key(0),
+                           num_train=500)
+  assert mu._sample_codes._cache_size() == before      # no new compilation
+  assert r1["mig_per_factor"] != r2["mig_per_factor"]  # ... and p2 was really used
+  codes, _ = mu.sample_codes(gt, metrics.representation_from_params(p2, model),
+                             jax.random.key(0), 32)
+  f = gt.sample_factors(jax.random.key(0), 32)
+  want = jax.vmap(lambda x: model_lib.encode(p2, x, model=model)[0])(gt.observations(f))
+  np.testing.assert_allclose(codes, want, rtol=1e-5, atol=1e-6)

@@ -48,3 +48,36 @@ def load_ground_truth(name: str, tfds_data_dir: str | None = None, split: str = 
     from vae.data.tfds_ground_truth import TfdsGroundTruth
     return TfdsGroundTruth(name[5:], split=split, data_dir=tfds_data_dir)
   raise ValueError(f"ground-truth dataset must be one of {GROUND_TRUTH}, got {name!r}")
+
+
+def load_demo_images(data_dir: str | None = None):
+  """Binary images for demos and notebooks, from what is at hand: static
+  binarized MNIST from a local .npz folder (``data_dir``, else
+  $VAE_DATA_DIR, else ../shared/data/binarized_mnist), else from
+  tensorflow-datasets (downloads; Colab), else scikit-learn's 8x8 digits.
+
+  Returns:
+    dict: ``name``, ``train`` and ``validation`` uint8 [N, H, W, 1], and
+    ``validation_labels`` (int [N], or None where the set has no labels).
+  """
+  import os
+  here = os.path.dirname(os.path.abspath(__file__))
+  candidates = [data_dir, os.environ.get("VAE_DATA_DIR"),
+                os.path.join(here, "..", "..", "..", "shared", "data", "binarized_mnist")]
+  for d in candidates:
+    if d and os.path.exists(os.path.join(d, "train.npz")):
+      return {"name": f"binarized MNIST ({os.path.normpath(d)})",
+              "train": binarized_mnist.load("train", d),
+              "validation": binarized_mnist.load("validation", d),
+              "validation_labels": None}
+  try:
+    return {"name": "binarized MNIST (tensorflow-datasets)",
+            "train": binarized_mnist.load("train", None),
+            "validation": binarized_mnist.load("validation", None),
+            "validation_labels": None}
+  except Exception as e:  # no network, or tensorflow-datasets not installed
+    from vae.data import digits
+    images, labels = digits.load()
+    print(f"binarized MNIST unavailable ({type(e).__name__}); using the 8x8 digits")
+    return {"name": "8x8 digits (scikit-learn)", "train": images[:1500],
+            "validation": images[1500:], "validation_labels": labels[1500:]}

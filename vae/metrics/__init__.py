@@ -16,6 +16,7 @@ classifiers too (only DCI's gradient-boosted trees use scikit-learn).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -41,14 +42,22 @@ SCORE_KEYS = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy", "mig":
               "dci": "disentanglement", "sap": "sap", "modularity": "modularity"}
 
 
-def representation_from_params(params, model) -> Callable[[jax.Array], jax.Array]:
-  """The posterior mean E_q[z|x] of a trained model as a representation
-  function (the code disentanglement_lib scores), for batches [B, ...]."""
+@functools.lru_cache(maxsize=None)
+def _posterior_means(model):
   from vae import model as model_lib
 
-  def rep(x):
+  def means(params, x):
     return jax.vmap(lambda xi: model_lib.encode(params, xi.astype("float32"), model=model)[0])(x)
-  return rep
+  return means
+
+
+def representation_from_params(params, model) -> Callable[[jax.Array], jax.Array]:
+  """The posterior mean E_q[z|x] of a trained model as a representation
+  function (the code disentanglement_lib scores), for batches [B, ...].
+
+  A ``jax.tree_util.Partial`` binding ``params``: the metrics compile once per
+  model shape, and scoring other parameters of the same model reuses that."""
+  return jax.tree_util.Partial(_posterior_means(model), params)
 
 
 def compute_all(ground_truth, representation_fn, key, names: Sequence[str] | None = None,

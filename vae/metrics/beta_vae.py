@@ -18,10 +18,15 @@ import jax.numpy as jnp
 from vae.metrics import utils
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
 def beta_vae_features(ground_truth, representation_fn, key, num_points: int,
                       batch_size: int):
   """(features [num_points, D], labels int [num_points]) under jit."""
+  return _features(ground_truth, utils.as_representation(representation_fn), key,
+                   int(num_points), int(batch_size))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _features(ground_truth, representation_fn, key, num_points: int, batch_size: int):
   nf = ground_truth.num_factors
 
   def one(k):

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from vae.metrics import utils
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _votes(ground_truth, representation_fn, key, num_points, batch_size, global_var, active):
   nf = ground_truth.num_factors
   d = global_var.shape[0]
@@ -60,6 +60,7 @@ def compute_factor_vae(ground_truth, representation_fn, key, *, num_train: int =
     {"train_accuracy", "eval_accuracy", "num_active_dims"}; the score is
     ``eval_accuracy`` (0 if no dimension is active).
   """
+  representation_fn = utils.as_representation(representation_fn)
   k_var, k_tr, k_te = jax.random.split(key, 3)
   codes, _ = utils.sample_codes(ground_truth, representation_fn, k_var,
                                 int(num_variance_estimate), int(batch_size))

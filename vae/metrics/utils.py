@@ -47,7 +47,18 @@ def _round_up(n: int, m: int) -> int:
   return -(-int(n) // int(m)) * int(m)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
+def as_representation(representation_fn):
+  """A representation function as a ``jax.tree_util.Partial``, the form the
+  jitted metric programs take it in: its bound arrays (e.g. a model's
+  parameters, see ``vae.metrics.representation_from_params``) are traced
+  arguments, so scoring another model of the same shape reuses the compiled
+  program instead of compiling again."""
+  if isinstance(representation_fn, jax.tree_util.Partial):
+    return representation_fn
+  return jax.tree_util.Partial(representation_fn)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _sample_codes(ground_truth, representation_fn, key, num_points, batch_size):
   factors = ground_truth.sample_factors(key, num_points)
   obs = jax.lax.map(ground_truth.observations,
@@ -66,7 +77,8 @@ def sample_codes(ground_truth, representation_fn: RepresentationFn, key: jax.Arr
     (codes float32 [num_points, D], factors int32 [num_points, F]).
   """
   n = _round_up(num_points, batch_size)
-  codes, factors = _sample_codes(ground_truth, representation_fn, key, n, int(batch_size))
+  codes, factors = _sample_codes(ground_truth, as_representation(representation_fn), key, n,
+                                 int(batch_size))
   return codes[:num_points], factors[:num_points]
 
 
