@@ -124,10 +124,7 @@ def compute_dci(ground_truth, representation_fn, key, *, num_train: int = 10_000
   """
   if importance not in IMPORTANCES:
     raise ValueError(f"importance must be one of {IMPORTANCES}, got {importance!r}")
-  k_tr, k_te = jax.random.split(key)
-  xtr, ytr = utils.sample_codes(ground_truth, representation_fn, k_tr, int(num_train),
-                                int(batch_size))
-  xte, yte = utils.sample_codes(ground_truth, representation_fn, k_te, int(num_test),
-                                int(batch_size))
+  xtr, ytr, xte, yte = utils.sample_train_test_codes(ground_truth, representation_fn, key,
+                                                     num_train, num_test, batch_size)
   return dci_from_codes(xtr, ytr, xte, yte, factor_sizes=ground_truth.factor_sizes,
                         importance=importance)

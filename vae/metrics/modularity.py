@@ -74,10 +74,7 @@ def compute_modularity_explicitness(ground_truth, representation_fn, key, *,
   Returns:
     {"modularity", "explicitness_train", "explicitness_test"}.
   """
-  k_tr, k_te = jax.random.split(key)
-  xtr, ytr = utils.sample_codes(ground_truth, representation_fn, k_tr, int(num_train),
-                                int(batch_size))
-  xte, yte = utils.sample_codes(ground_truth, representation_fn, k_te, int(num_test),
-                                int(batch_size))
+  xtr, ytr, xte, yte = utils.sample_train_test_codes(ground_truth, representation_fn, key,
+                                                     num_train, num_test, batch_size)
   return modularity_from_codes(xtr, ytr, xte, yte, factor_sizes=ground_truth.factor_sizes,
                                num_bins=num_bins)

@@ -82,6 +82,17 @@ def sample_codes(ground_truth, representation_fn: RepresentationFn, key: jax.Arr
   return codes[:num_points], factors[:num_points]
 
 
+def sample_train_test_codes(ground_truth, representation_fn: RepresentationFn,
+                            key: jax.Array, num_train: int, num_test: int,
+                            batch_size: int = 16):
+  """``sample_codes`` twice, with independent keys: (x_train, y_train,
+  x_test, y_test) for the metrics that fit a predictor and test it."""
+  k_tr, k_te = jax.random.split(key)
+  xtr, ytr = sample_codes(ground_truth, representation_fn, k_tr, int(num_train), int(batch_size))
+  xte, yte = sample_codes(ground_truth, representation_fn, k_te, int(num_test), int(batch_size))
+  return xtr, ytr, xte, yte
+
+
 # ---------------------------------------------------------------- information
 def histogram_discretize(codes: jax.Array, num_bins: int = 20) -> jax.Array:
   """Each column of codes [N, D] into ``num_bins`` equal-width bins between
