@@ -117,7 +117,7 @@ def decomposition(z, mean, logvar, dataset_size, estimator: str = "mss"):
   """
   log_qz, log_qz_marg = log_q_estimates(z, mean, logvar, dataset_size, estimator)
   log_qzx = jnp.sum(dist.gaussian_log_prob_per_dim(z, mean, logvar), axis=-1)
-  log_pz = jnp.sum(-0.5 * (dist.LOG_2PI + z ** 2), axis=-1)
+  log_pz = jax.vmap(dist.standard_normal_log_prob)(z)
   sum_marg = jnp.sum(log_qz_marg, axis=-1)
   return {"mutual_info": jnp.mean(log_qzx - log_qz),
           "total_correlation": jnp.mean(log_qz - sum_marg),
