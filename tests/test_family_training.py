@@ -49,7 +49,12 @@ def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path):
   train_rows = [r for r in rows if r["split"] == "train"]
   losses = [r["loss"] for r in train_rows]
   assert np.all(np.isfinite(losses)), losses
-  assert losses[-1] < 0.6 * losses[0], losses
+  recon = [-r["log_likelihood"] for r in train_rows]
+  assert recon[-1] < 0.6 * recon[0], recon
+  if name != "annealed_vae":
+    # AnnealedVAE's loss is mostly gamma |KL - C(s)| (gamma = 1000) tracking a
+    # rising C, so only its reconstruction term is bound to fall this fast.
+    assert losses[-1] < 0.6 * losses[0], losses
   ev = [r for r in rows if r["split"] == "eval"][-1]
   for k in ("kl_per_dim", "active_units", "total_correlation_mss", "mutual_info_mss",
             "dim_kl_mss", "total_correlation_mws"):

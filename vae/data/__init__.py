@@ -32,14 +32,15 @@ def is_ground_truth(name: str) -> bool:
   return name in GROUND_TRUTH
 
 
-def load_ground_truth(name: str, tfds_data_dir: str | None = None, split: str = "train"):
+def load_ground_truth(name: str, tfds_data_dir: str | None = None, split: str | None = None):
   """A ground-truth-factor data set by name.
 
   Args:
     name: "dsprites" (procedural, rendered on the device, no download) or
       "tfds:dsprites" / "tfds:shapes3d" / "tfds:smallnorb" (tensorflow-datasets).
     tfds_data_dir: tfds data_dir for the tfds sets.
-    split: tfds split.
+    split: tfds split; None: the set's default ("train"; "train+test" for
+      smallnorb, as disentanglement_lib).
   """
   if name == "dsprites":
     from vae.data.dsprites import DSprites

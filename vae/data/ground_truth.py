@@ -6,7 +6,9 @@ observation. Methods (all jit-able on the procedural sets):
 
 * ``sample_factors(key, n) -> int32 [n, F]``: factor indices, uniform over
   combinations.
-* ``observations(factors) -> float32 [n, *observation_shape]``.
+* ``observations(factors, key=None) -> float32 [n, *observation_shape]``; the
+  key draws what varies but is not a factor (smallNORB's object instance,
+  as disentanglement_lib does); sets where factors fix the image ignore it.
 * ``sample(key, n) -> (images, factors)``.
 * ``factors_to_index`` / ``index_to_factors``: mixed-radix index with the LAST
   factor varying fastest (the order of the public dSprites file).
@@ -66,13 +68,14 @@ class GroundTruthData:
     return jnp.stack([jax.random.randint(k, (n,), 0, s)
                       for k, s in zip(keys, self.factor_sizes)], axis=-1).astype(jnp.int32)
 
-  def observations(self, factors: jax.Array) -> jax.Array:
+  def observations(self, factors: jax.Array, key: jax.Array | None = None) -> jax.Array:
     raise NotImplementedError
 
   def sample(self, key: jax.Array, n: int):
     """(images float32 [n, *observation_shape], factors int32 [n, F])."""
     f = self.sample_factors(key, n)
-    return self.observations(f), f
+    return self.observations(f, observation_key(key)), f
+
 
   def check_factors(self, factors) -> None:
     """Host-side check of a concrete factor array (shape and ranges)."""
@@ -85,3 +88,9 @@ class GroundTruthData:
       i, j = np.argwhere(bad)[0]
       raise ValueError(f"factor {self.factor_names[j]} must be in [0, "
                        f"{self.factor_sizes[j]}), got {f[i, j]} (row {i})")
+
+
+def observation_key(key: jax.Array) -> jax.Array:
+  """The key for ``observations`` derived from the key that drew the factors
+  (a fold-in, so the factor draws stay what they were without it)."""
+  return jax.random.fold_in(key, 0x0B5)

@@ -24,6 +24,6 @@ class FactorVectors(GroundTruthData):
     self.factor_names = tuple(f"f{i}" for i in range(len(self.factor_sizes)))
     self.observation_shape = (len(self.factor_sizes),)
 
-  def observations(self, factors):
+  def observations(self, factors, key=None):
     sizes = jnp.asarray(self.factor_sizes, jnp.float32)
     return jnp.asarray(factors, jnp.float32) / (sizes - 1.0)

@@ -1,20 +1,34 @@
 """Ground-truth-factor data sets read from tensorflow-datasets.
 
 The factor labels are read from the tfds features (their ``num_classes`` give
-the factor sizes), the images are held in device memory, and a lookup table maps
-every factor combination to its example, so ``observations(factors)`` is a
-gather that works inside jit. Combinations missing from the chosen split map to
--1; ``sample_factors`` draws only combinations that exist (uniformly over the
-examples, i.e. uniformly over combinations for a complete set).
+the factor sizes), the images are held in device memory, and lookup tables map
+every factor combination to its examples, so ``observations(factors, key)`` is
+a gather that works inside jit. ``sample_factors`` draws only combinations that
+exist (uniformly over the examples, i.e. uniformly over combinations for a
+complete set); a combination missing from the split renders blank.
 
 tfds has ``dsprites`` (the exact public file; 737,280 images), ``shapes3d``
-(Burgess & Kim 2018; 480,000) and ``smallnorb`` (LeCun et al. 2004; 24,300 per
-split); Cars3D (Reed et al. 2015) is not in tensorflow-datasets.
+(Burgess & Kim 2018; 480,000) and ``smallnorb`` (LeCun et al. 2004); Cars3D
+(Reed et al. 2015) is not in tensorflow-datasets.
+
+smallNORB is read as disentanglement_lib reads it (Locatello et al. 2019,
+``data/ground_truth/norb.py``): both splits together (48,600 images, every
+combination present), the first camera's image resized from 96x96 to 64x64
+with a Lanczos ("antialias") filter, and four factors: category (5),
+elevation (9), azimuth (18), lighting (6). The object instance (10 per
+category) is NOT a factor: ``observations`` draws it uniformly at random among
+the examples that have the requested factors, so it needs a key.
+
+References:
+  LeCun, Huang & Bottou (2004), Learning methods for generic object
+  recognition with invariance to pose and lighting (smallNORB).
+  Locatello et al. (2019), Challenging Common Assumptions in the Unsupervised
+  Learning of Disentangled Representations (disentanglement_lib's data sets).
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -22,15 +36,47 @@ import numpy as np
 
 from vae.data.ground_truth import GroundTruthData
 
-# name -> (factor feature names in the data set's canonical order, image feature)
-TFDS_FACTORS = {
-    "dsprites": (("label_shape", "label_scale", "label_orientation",
-                  "label_x_position", "label_y_position"), "image"),
-    "shapes3d": (("label_floor_hue", "label_wall_hue", "label_object_hue",
-                  "label_scale", "label_shape", "label_orientation"), "image"),
-    "smallnorb": (("label_category", "instance", "label_elevation",
-                   "label_azimuth", "label_lighting"), "image"),
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSpec:
+  """How a tfds data set maps onto the ground-truth interface.
+
+  Attributes:
+    factors: tfds label features that are factors, in the canonical order.
+    nuisance: tfds label features that vary but are not factors (drawn at
+      random by ``observations``).
+    split: the default split.
+    resize: square side to resize images to (None: keep).
+    image: the image feature.
+  """
+  factors: tuple[str, ...]
+  nuisance: tuple[str, ...] = ()
+  split: str = "train"
+  resize: int | None = None
+  image: str = "image"
+
+
+TFDS_SPECS = {
+    "dsprites": TfdsSpec(("label_shape", "label_scale", "label_orientation",
+                          "label_x_position", "label_y_position")),
+    "shapes3d": TfdsSpec(("label_floor_hue", "label_wall_hue", "label_object_hue",
+                          "label_scale", "label_shape", "label_orientation")),
+    "smallnorb": TfdsSpec(("label_category", "label_elevation", "label_azimuth",
+                           "label_lighting"), nuisance=("instance",), split="train+test",
+                          resize=64),
 }
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+  """uint8 [N, H, W, C] -> uint8 [N, size, size, C] with PIL's Lanczos filter
+  (``Image.ANTIALIAS`` in disentanglement_lib's day)."""
+  from PIL import Image
+  out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
+  for i, img in enumerate(images):
+    for c in range(images.shape[-1]):
+      out[i, :, :, c] = np.asarray(Image.fromarray(img[..., c]).resize(
+          (size, size), Image.LANCZOS))
+  return out
 
 
 class TfdsGroundTruth(GroundTruthData):
@@ -38,47 +84,78 @@ class TfdsGroundTruth(GroundTruthData):
 
   Args:
     name: "dsprites", "shapes3d" or "smallnorb".
-    split: tfds split (e.g. "train", or "train+test" for all of smallnorb).
+    split: tfds split; None takes the data set's default ("train", and
+      "train+test" for smallnorb, as disentanglement_lib).
     data_dir: tfds data_dir.
     max_examples: read at most this many examples (0: all), for tests.
   """
 
-  def __init__(self, name: str, split: str = "train", data_dir: str | None = None,
+  def __init__(self, name: str, split: str | None = None, data_dir: str | None = None,
                max_examples: int = 0):
-    if name not in TFDS_FACTORS:
-      raise ValueError(f"name must be one of {sorted(TFDS_FACTORS)} (Cars3D is not in "
+    if name not in TFDS_SPECS:
+      raise ValueError(f"name must be one of {sorted(TFDS_SPECS)} (Cars3D is not in "
                        f"tensorflow-datasets), got {name!r}")
     import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
-    keys, image_key = TFDS_FACTORS[name]
+    spec = TFDS_SPECS[name]
+    split = split or spec.split
     builder = tfds.builder(name, data_dir=data_dir)
-    self.name = name
-    self.factor_names = tuple(k.replace("label_", "") for k in keys)
-    self.factor_sizes = tuple(int(builder.info.features[k].num_classes) for k in keys)
-    self.observation_shape = tuple(builder.info.features[image_key].shape)
+    features = builder.info.features
+    self.name, self.split = name, split
+    self.factor_names = tuple(k.replace("label_", "") for k in spec.factors)
+    self.factor_sizes = tuple(int(features[k].num_classes) for k in spec.factors)
+    shape = tuple(features[spec.image].shape)
+    self.observation_shape = ((spec.resize, spec.resize) + shape[2:] if spec.resize else shape)
     ds = tfds.load(name, split=split, data_dir=data_dir)
     if max_examples:
       ds = ds.take(max_examples)
     images, labels = [], []
     for b in tfds.as_numpy(ds.batch(10_000)):
-      images.append(b[image_key])
-      labels.append(np.stack([b[k] for k in keys], axis=-1))
+      images.append(b[spec.image])
+      labels.append(np.stack([b[k] for k in spec.factors], axis=-1))
     if not images:
       raise ValueError(f"tfds {name}[{split}] has no examples")
     images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int32)
     self.check_factors(labels)
+    if spec.resize:
+      images = resize_images(images, spec.resize)
     # Binary sets (dsprites) are stored as 0/1; others as 0..255.
     self._scale = 1.0 if images.max() <= 1 else 1.0 / 255.0
-    lookup = np.full(math.prod(self.factor_sizes), -1, np.int32)
-    lookup[self.factors_to_index(labels)] = np.arange(len(labels), dtype=np.int32)
+    self.nuisance = spec.nuisance
+    self.set_examples(images, labels)
+
+  def set_examples(self, images: np.ndarray, labels: np.ndarray) -> None:
+    """Holds ``images`` [N, *observation_shape] (uint8) with factor ``labels``
+    [N, F] on the device, with the tables that find a combination's rows:
+    combination i owns rows ``order[start[i] : start[i] + count[i]]``."""
+    index = self.factors_to_index(np.asarray(labels))
+    count = np.bincount(index, minlength=self.num_combinations).astype(np.int32)
+    self.max_examples_per_combination = int(count.max())
     self.num_examples = len(labels)
     self.images = jnp.asarray(images)            # uint8 on the device
-    self.labels = jnp.asarray(labels)
-    self.lookup = jnp.asarray(lookup)
+    self.labels = jnp.asarray(labels, jnp.int32)
+    self.order = jnp.asarray(np.argsort(index, kind="stable").astype(np.int32))
+    self.start = jnp.asarray((np.cumsum(count) - count).astype(np.int32))
+    self.count = jnp.asarray(count)
 
   def sample_factors(self, key: jax.Array, n: int) -> jax.Array:
     rows = jax.random.randint(key, (n,), 0, self.num_examples)
     return self.labels[rows]
 
-  def observations(self, factors: jax.Array) -> jax.Array:
-    rows = self.lookup[self.factors_to_index(factors)]
-    return jnp.take(self.images, rows, axis=0).astype(jnp.float32) * self._scale
+  def observations(self, factors: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Images of the given factor combinations; where a combination has several
+    examples (smallNORB's instances), one drawn uniformly with ``key``."""
+    idx = self.factors_to_index(factors)
+    if self.max_examples_per_combination > 1:
+      if key is None:
+        raise ValueError(
+            f"tfds:{self.name} has examples that differ only in {self.nuisance or 'nothing'} "
+            "(not a factor), so observations(factors, key) needs a key to draw one")
+      pick = jax.random.randint(key, idx.shape, 0, jnp.maximum(self.count[idx], 1))
+    else:
+      pick = 0
+    rows = self.order[jnp.minimum(self.start[idx] + pick, self.num_examples - 1)]
+    images = jnp.take(self.images, rows, axis=0).astype(jnp.float32) * self._scale
+    # A combination missing from the split gives a blank image, never another
+    # combination's (sample_factors draws only combinations that exist).
+    present = (self.count[idx] > 0).reshape(idx.shape + (1,) * len(self.observation_shape))
+    return jnp.where(present, images, 0.0)

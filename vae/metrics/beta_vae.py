@@ -15,6 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from vae.data.ground_truth import observation_key
 from vae.metrics import utils
 
 
@@ -35,7 +36,8 @@ def _features(ground_truth, representation_fn, key, num_points: int, batch_size:
     f1 = ground_truth.sample_factors(k1, batch_size)
     f2 = ground_truth.sample_factors(k2, batch_size)
     f2 = f2.at[:, idx].set(f1[:, idx])
-    z = representation_fn(ground_truth.observations(jnp.concatenate([f1, f2])))
+    z = representation_fn(ground_truth.observations(jnp.concatenate([f1, f2]),
+                                                    observation_key(k)))
     z = z.astype(jnp.float32)
     return jnp.mean(jnp.abs(z[:batch_size] - z[batch_size:]), axis=0), idx
 

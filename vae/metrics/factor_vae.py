@@ -18,6 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from vae.data.ground_truth import observation_key
 from vae.metrics import utils
 
 
@@ -31,7 +32,7 @@ def _votes(ground_truth, representation_fn, key, num_points, batch_size, global_
     idx = jax.random.randint(k_idx, (), 0, nf)
     f = ground_truth.sample_factors(k_f, batch_size)
     f = f.at[:, idx].set(f[0, idx])
-    z = representation_fn(ground_truth.observations(f)).astype(jnp.float32)
+    z = representation_fn(ground_truth.observations(f, observation_key(k))).astype(jnp.float32)
     local = jnp.var(z, axis=0, ddof=1) / global_var
     return jnp.argmin(jnp.where(active, local, jnp.inf)), idx
 

@@ -12,6 +12,7 @@ protocol, not by handicap.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 
@@ -23,8 +24,11 @@ def _sample_factors(ground_truth, rng, n):
   return np.stack([rng.integers(0, s, n) for s in ground_truth.factor_sizes], 1)
 
 
-def _observe(ground_truth, factors):
-  return np.asarray(ground_truth.observations(factors))
+def _observe(ground_truth, factors, rng):
+  # The key draws what is not a factor (smallNORB's instance); sets whose
+  # factors fix the image ignore it.
+  key = jax.random.key(int(rng.integers(2**31)))
+  return np.asarray(ground_truth.observations(factors, key))
 
 
 def generate_codes(ground_truth, representation_fn, num_points, rng, batch_size=16):
@@ -34,7 +38,7 @@ def generate_codes(ground_truth, representation_fn, num_points, rng, batch_size=
   while i < num_points:
     n = min(batch_size, num_points - i)
     f = _sample_factors(ground_truth, rng, n)
-    codes.append(_rep(representation_fn, _observe(ground_truth, f)))
+    codes.append(_rep(representation_fn, _observe(ground_truth, f, rng)))
     factors.append(f)
     i += n
   return np.concatenate(codes), np.concatenate(factors)
@@ -48,8 +52,8 @@ def beta_vae_features(ground_truth, representation_fn, num_points, rng, batch_si
     f1 = _sample_factors(ground_truth, rng, batch_size)
     f2 = _sample_factors(ground_truth, rng, batch_size)
     f2[:, k] = f1[:, k]
-    z1 = _rep(representation_fn, _observe(ground_truth, f1))
-    z2 = _rep(representation_fn, _observe(ground_truth, f2))
+    z1 = _rep(representation_fn, _observe(ground_truth, f1, rng))
+    z2 = _rep(representation_fn, _observe(ground_truth, f2, rng))
     feats.append(np.mean(np.abs(z1 - z2), axis=0))
     labels.append(k)
   return np.array(feats), np.array(labels)
@@ -77,7 +81,7 @@ def factor_vae_votes(ground_truth, representation_fn, num_points, rng, global_va
     k = rng.integers(ground_truth.num_factors)
     f = _sample_factors(ground_truth, rng, batch_size)
     f[:, k] = f[0, k]
-    z = _rep(representation_fn, _observe(ground_truth, f))
+    z = _rep(representation_fn, _observe(ground_truth, f, rng))
     local = np.var(z, axis=0, ddof=1)
     d = np.flatnonzero(active)[np.argmin(local[active] / global_var[active])]
     votes[d, k] += 1

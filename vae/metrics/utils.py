@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vae.data.ground_truth import observation_key
+
 RepresentationFn = Callable[[jax.Array], jax.Array]
 
 
@@ -61,8 +63,9 @@ def as_representation(representation_fn):
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _sample_codes(ground_truth, representation_fn, key, num_points, batch_size):
   factors = ground_truth.sample_factors(key, num_points)
-  obs = jax.lax.map(ground_truth.observations,
-                    factors.reshape(num_points // batch_size, batch_size, -1))
+  obs = jax.lax.map(lambda a: ground_truth.observations(*a),
+                    (factors.reshape(num_points // batch_size, batch_size, -1),
+                     jax.random.split(observation_key(key), num_points // batch_size)))
   obs = obs.reshape((num_points,) + obs.shape[2:])
   return encode_batched(representation_fn, obs, batch_size), factors
 
