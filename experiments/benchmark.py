@@ -71,6 +71,18 @@ flags.DEFINE_list("metrics", [], "disentanglement metrics to time against the nu
 flags.DEFINE_float("metric_scale", 1.0, "multiplies the metrics' published sample sizes")
 flags.DEFINE_integer("method_steps", 20, "timed steps per method (after as many warm-up steps)")
 flags.DEFINE_integer("scaling_worker", 0, "internal: run one scaling row on N devices")
+flags.DEFINE_boolean("vs_torch", False, "time our training step beside the same step in "
+                     "PyTorch eager (experiments/torch_peer.py; needs torch installed), each in "
+                     "its own process, for the models in --peer_models on --cores")
+flags.DEFINE_list("peer_models", ["conv", "mlp500", "mlp1200"],
+                  "models for --vs_torch: conv (dSprites conv VAE, batch 64), mlp500 "
+                  "(784-500-500-50 tanh, batch 100), mlp1200 (4096-1200-1200-10 relu on "
+                  "64x64 images, batch 64: the beta-VAE paper's dSprites MLP)")
+flags.DEFINE_list("cores", ["all", "1"], "CPU sets for --vs_torch: 'all', or a count n "
+                  "(the process is pinned to CPUs 0..n-1, as taskset -c does)")
+flags.DEFINE_integer("repeats", 3, "alternating repeats of each --vs_torch pair (the table "
+                     "gives the range)")
+flags.DEFINE_string("step_worker", "", "internal: time our step for one --peer_models entry")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -371,10 +383,142 @@ def bench_sweep():
   return rows
 
 
+# --vs_torch: the same network, loss and optimizer (Adam) in both, random
+# binary images held in memory, one shuffled batch per step.
+PEER_MODELS = {
+    "conv": dict(model=dict(architecture="conv", data_shape=(64, 64, 1), latent_dim=10),
+                 batch=64, steps=60, torch=["--arch", "conv", "--latent", "10"]),
+    "mlp500": dict(model=dict(architecture="mlp", data_shape=(28, 28, 1), latent_dim=50,
+                              encoder_hidden=(500, 500), decoder_hidden=(500, 500),
+                              activation="tanh"),
+                   batch=100, steps=600, torch=["--arch", "mlp", "--input", "784", "--hidden",
+                                                "500,500", "--latent", "50"]),
+    "mlp1200": dict(model=dict(architecture="mlp", data_shape=(64, 64, 1), latent_dim=10,
+                               encoder_hidden=(1200, 1200), decoder_hidden=(1200, 1200),
+                               activation="relu"),
+                    batch=64, steps=200, torch=["--arch", "mlp", "--input", "4096", "--hidden",
+                                                "1200,1200", "--latent", "10", "--activation",
+                                                "relu"]),
+}
+
+
+def _matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+  """The best f32 GEMM rate (n x n x n) of this process's devices: the
+  machine's practical peak, against which a step's FLOP rate is a fraction."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(f(a))
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(a))
+    best = min(best, time.perf_counter() - t0)
+  return 2 * n ** 3 / best / 1e9
+
+
+def step_worker(name):
+  """Our step for one PEER_MODELS entry: the scanned loop (what ``train``
+  runs) and the per-step loop, with XLA's FLOPs per step and the GEMM peak."""
+  spec = PEER_MODELS[name]
+  model = model_lib.make_model(**spec["model"])
+  shape = spec["model"]["data_shape"]
+  data = (np.random.default_rng(0).random((5000,) + tuple(shape)) < 0.5).astype(np.uint8)
+  batch, steps = spec["batch"], spec["steps"]
+  chunk = max(1, steps // 3)
+  r = _scanned_rate(model, batch, data, steps, chunk)
+  opt = train_lib.make_optimizer({"learning_rate": 1e-4})
+  step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
+  src = train_lib.ArraySource(data, batch, jax.random.key(1))
+  run = train_lib.make_step_loop(step, src)
+  state = train_lib.init_state(jax.random.key(0), model, opt)
+  state, _ = run(state, src.arrays(), jax.random.key(2), chunk)
+  jax.block_until_ready(state)
+  t0 = time.perf_counter()
+  state, _ = run(state, src.arrays(), jax.random.key(2), steps)
+  jax.block_until_ready(state)
+  r["per_step_examples_per_sec"] = steps * batch / (time.perf_counter() - t0)
+  r["matmul_gflops"] = _matmul_gflops()
+  print(json.dumps(r))
+
+
+def _pinned(cores: str):
+  """preexec_fn pinning a child to CPUs 0..n-1 (None for 'all')."""
+  import os
+  if cores == "all":
+    return None
+  cpus = set(range(int(cores)))
+  return lambda: os.sched_setaffinity(0, cpus)
+
+
+def bench_vs_torch():
+  """Rows of (model, cores): ours (scanned and per-step) and PyTorch eager,
+  each measured ``--repeats`` times, alternating, in fresh processes."""
+  import importlib.util
+  import os
+  import subprocess
+  import sys
+  if importlib.util.find_spec("torch") is None:
+    raise SystemExit("--vs_torch needs PyTorch: pip install torch (a CPU build is enough)")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def run(cmd, cores):
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
+                         preexec_fn=_pinned(cores))
+    if out.returncode != 0:
+      raise RuntimeError(" ".join(cmd) + "\n" + out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+  rows = []
+  for name in FLAGS.peer_models:
+    spec = PEER_MODELS[name]
+    for cores in FLAGS.cores:
+      ours, theirs = [], []
+      for _ in range(FLAGS.repeats):
+        ours.append(run([sys.executable, "-m", "experiments.benchmark",
+                         f"--step_worker={name}"], cores))
+        theirs.append(run([sys.executable, "-m", "experiments.torch_peer", *spec["torch"],
+                           "--batch", str(spec["batch"]),
+                           "--steps", str(max(20, spec["steps"] // 2))], cores))
+      scanned = [o["examples_per_sec"] for o in ours]
+      per_step = [o["per_step_examples_per_sec"] for o in ours]
+      torch_rate = [t["examples_per_sec"] for t in theirs]
+      flops = ours[0]["flops_per_step"]
+      gflops = [o["steps_per_sec"] * flops / 1e9 for o in ours]
+      peak = [o["matmul_gflops"] for o in ours]
+      rows.append({"model": name, "cores": cores, "batch": spec["batch"],
+                   "ours_scanned": scanned, "ours_per_step": per_step, "torch": torch_rate,
+                   "ratio_scanned_over_torch": [a / b for a, b in zip(scanned, torch_rate)],
+                   "flops_per_step": flops, "gflops": gflops, "matmul_peak_gflops": peak,
+                   "fraction_of_peak": [g / p for g, p in zip(gflops, peak)],
+                   "torch_version": theirs[0]["torch"]})
+  return rows
+
+
+def _span(values, fmt="{:,.0f}"):
+  lo, hi = min(values), max(values)
+  return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+def _print_vs_torch(out):
+  print(f"\nOur training step vs the same step in PyTorch eager (experiments/torch_peer.py, "
+        f"torch {out['vs_torch'][0]['torch_version']}), examples/s, ranges over "
+        f"{FLAGS.repeats} alternating runs, each in its own process")
+  print(f"{'model':<9}{'cores':>6}{'ours scanned':>15}{'ours per-step':>15}{'PyTorch':>15}"
+        f"{'ratio':>12}{'GFLOP/s':>10}{'of GEMM peak':>14}")
+  for r in out["vs_torch"]:
+    print(f"{r['model']:<9}{r['cores']:>6}{_span(r['ours_scanned']):>15}"
+          f"{_span(r['ours_per_step']):>15}{_span(r['torch']):>15}"
+          f"{_span(r['ratio_scanned_over_torch'], '{:.2f}x'):>12}{_span(r['gflops']):>10}"
+          f"{_span([100 * f for f in r['fraction_of_peak']], '{:.0f}%'):>14}")
+
+
 def main(argv):
   del argv
   if FLAGS.scaling_worker:
     scaling_worker(FLAGS.scaling_worker)
+    return
+  if FLAGS.step_worker:
+    step_worker(FLAGS.step_worker)
     return
   train_data, valid_data = _data()
   out = {"device": str(jax.devices()[0]), "backend": jax.default_backend(),
@@ -395,6 +539,8 @@ def main(argv):
     out["methods"] = bench_methods()
   if FLAGS.metrics:
     out["metrics"] = bench_metrics()
+  if FLAGS.vs_torch:
+    out["vs_torch"] = bench_vs_torch()
   if out["training"]:
     _print_training(out)
   if "iwae_eval" in out:
@@ -419,6 +565,8 @@ def main(argv):
       print(f"{r['model']:<6}{r['batch']:>7}{r['examples_per_sec']:>14,.0f}{r['tflops']:>10.3f}{frac:>9}")
   if "methods" in out:
     _print_methods(out)
+  if "vs_torch" in out:
+    _print_vs_torch(out)
   if "metrics" in out:
     print(f"\nDisentanglement metrics, published sample sizes x {FLAGS.metric_scale}, "
           f"{out['device']}: ours (first call compiles) vs the numpy/scikit-learn reference")

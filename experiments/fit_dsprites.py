@@ -153,7 +153,6 @@ def main():
     print("wrote", comparison_figure(args.figure, images, classes))
   if args.nofit:
     return
-  band = lambda m: np.abs(m) < 1.5
 
   cls, r, c, inside = near_outline(classes[classes[:, 0] == 0], images[classes[:, 0] == 0],
                                    lambda u, v: square_margin(u, v, 10.0), 15.5, 32.0)

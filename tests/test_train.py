@@ -160,8 +160,7 @@ def test_per_step_loop_equals_scanned_loop_and_auto_choice(binary_images):
   from experiments.configs import default
   c = default.get_config()
   conv = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10)
-  expect = "per_step" if jax.default_backend() == "cpu" else "scan"
-  assert train_lib.choose_loop(c, conv) == expect
+  assert train_lib.choose_loop(c, conv) == "scan"      # no CPU special case any more
   assert train_lib.choose_loop(c, m) == "scan"
-  c.train_loop = "scan"
-  assert train_lib.choose_loop(c, conv) == "scan"
+  c.train_loop = "per_step"
+  assert train_lib.choose_loop(c, conv) == "per_step"

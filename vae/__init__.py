@@ -6,7 +6,11 @@ Objectives ``loss(params, batch, key, *, model, **hparams)``: vae.objectives.
 Training: vae.train. Evaluation: vae.evaluate.
 """
 
-from vae import distributions
+from vae import allocator
+
+allocator.tune()   # before JAX starts its CPU threads; see vae/allocator.py
+
+from vae import distributions  # noqa: E402
 from vae.model import Model, decode, elbo, elbo_terms, encode, init_params, make_model, reparameterize
 from vae.objectives import get_objective, iwae_bound
 

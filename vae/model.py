@@ -91,7 +91,7 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
       raise ValueError("hidden widths must be positive integers, got "
                        f"{tuple(encoder_hidden)} / {tuple(decoder_hidden)}")
     enc = networks.MLPEncoder(int(latent_dim), tuple(encoder_hidden),
-                              activation, posterior, dt)
+                              activation, posterior, dt, len(data_shape))
     dec = networks.MLPDecoder(data_shape, tuple(decoder_hidden), activation, dt)
   elif architecture == "conv":
     if len(data_shape) != 3 or data_shape[:2] != (64, 64):
@@ -128,6 +128,26 @@ def encode(params: Params, x: jax.Array, *, model: Model):
   mean, logvar = model.encoder.apply({"params": params["encoder"]}, x)
   # Densities are computed in float32 whatever the compute dtype.
   return mean.astype(jnp.float32), logvar.astype(jnp.float32)
+
+
+def encode_batch(params: Params, x: jax.Array, *, model: Model):
+  """``encode`` for a batch [B, *data_shape] in one application of the network.
+
+  The same function as ``jax.vmap(encode)`` (flax layers carry leading axes
+  through); training uses it because under ``jax.grad`` each weight gradient
+  is then one matrix product over the whole batch, where the vmapped form
+  leaves XLA a per-example product and a sum (see ``vae.conv``).
+
+  Returns:
+    (mean [B, D], logvar [B, D] or [B, 1]).
+  """
+  return encode(params, x, model=model)
+
+
+def decode_batch(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
+  """``decode`` for a batch of latents [B, D]: [B, *data_shape] (see
+  ``encode_batch``)."""
+  return decode(params, z, model=model)
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array,
@@ -176,6 +196,35 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
   return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl,
           "kl_per_dim": kl_per_dim, "mean": mean,
           "logvar": jnp.broadcast_to(logvar, mean.shape), "z": z}
+
+
+def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
+                     model: Model) -> dict[str, jax.Array]:
+  """``elbo_terms`` for every example of a batch, one key each.
+
+  The same numbers as ``jax.vmap(elbo_terms)`` with keys
+  ``jax.random.split(key, B)``; the networks run once on the whole batch
+  (``encode_batch``, ``decode_batch``), the per-example math under vmap.
+
+  Args:
+    params: model parameters.
+    batch: [B, *data_shape].
+    key: PRNG key, split into B keys.
+    model: the static ``Model``.
+
+  Returns:
+    dict of per-example arrays: elbo [B], log_likelihood [B], kl [B],
+    kl_per_dim [B, D], mean [B, D], logvar [B, D], z [B, D].
+  """
+  keys = jax.random.split(key, batch.shape[0])
+  mean, logvar = encode_batch(params, batch, model=model)
+  z = jax.vmap(reparameterize)(keys, mean, logvar)
+  out = decode_batch(params, z, model=model)
+  ll = jax.vmap(lambda x, o: log_likelihood(x, o, model=model))(batch, out)
+  kl_per_dim = jax.vmap(dist.kl_to_standard_normal_per_dim)(mean, logvar)
+  kl = jnp.sum(kl_per_dim, axis=-1)
+  return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl, "kl_per_dim": kl_per_dim,
+          "mean": mean, "logvar": jnp.broadcast_to(logvar, mean.shape), "z": z}
 
 
 def elbo(params: Params, x: jax.Array, key: jax.Array, *,

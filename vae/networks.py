@@ -18,8 +18,9 @@ import math
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
+
+from vae import conv
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -53,17 +54,19 @@ class GaussianHead(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-  """x [*data_shape] -> (mean [D], logvar [D] or [1])."""
+  """x [..., *data_shape] -> (mean [..., D], logvar [..., D] or [..., 1]);
+  ``data_rank`` = len(data_shape) trailing axes are flattened."""
   latent_dim: int
   hidden: Sequence[int] = (200, 200)
   activation: str = "tanh"
   posterior: str = "diagonal"
   dtype: str = "float32"
+  data_rank: int = 3
 
   @nn.compact
   def __call__(self, x):
     act = get_activation(self.activation)
-    h = jnp.reshape(x, x.shape[:-3] + (-1,)) if x.ndim >= 3 else x.reshape(-1)
+    h = jnp.reshape(x, x.shape[:x.ndim - self.data_rank] + (-1,))
     for i, width in enumerate(self.hidden):
       h = act(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(h))
     return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
@@ -86,6 +89,25 @@ class MLPDecoder(nn.Module):
     return out.reshape(out.shape[:-1] + tuple(self.data_shape))
 
 
+class Conv4x4(nn.Module):
+  """4x4, stride 2, 'SAME' conv (or transposed conv) with bias: the parameters,
+  initialisation and output of ``nn.Conv`` (``nn.ConvTranspose``) with those
+  settings, computed by ``vae.conv`` as GEMMs (fast forward and backward on
+  CPU; see that module)."""
+  features: int
+  transpose: bool = False
+  dtype: str = "float32"
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (4, 4, x.shape[-1], self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
+    op = conv.conv_transpose4x4_s2 if self.transpose else conv.conv4x4_s2
+    return op(x, kernel) + bias
+
+
 class ConvEncoder(nn.Module):
   """disentanglement_lib conv encoder for 64x64xC inputs.
 
@@ -100,8 +122,7 @@ class ConvEncoder(nn.Module):
   def __call__(self, x):
     h = x
     for i, feats in enumerate((32, 32, 64, 64)):
-      h = nn.relu(nn.Conv(feats, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
-                          name=f"conv_{i}")(h))
+      h = nn.relu(Conv4x4(feats, dtype=self.dtype, name=f"conv_{i}")(h))
     h = h.reshape(h.shape[:-3] + (-1,))
     h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc")(h))
     return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
@@ -119,11 +140,8 @@ class ConvDecoder(nn.Module):
     h = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc_1")(h))
     h = h.reshape(h.shape[:-1] + (4, 4, 64))
     for i, feats in enumerate((64, 32, 32)):
-      h = nn.relu(nn.ConvTranspose(feats, (4, 4), strides=(2, 2), dtype=self.dtype,
-                                   padding="SAME", name=f"deconv_{i}")(h))
-    channels = self.data_shape[-1]
-    return nn.ConvTranspose(channels, (4, 4), strides=(2, 2), padding="SAME",
-                            dtype=self.dtype, name=f"deconv_3")(h)
+      h = nn.relu(Conv4x4(feats, transpose=True, dtype=self.dtype, name=f"deconv_{i}")(h))
+    return Conv4x4(self.data_shape[-1], transpose=True, dtype=self.dtype, name="deconv_3")(h)
 
 
 class Discriminator(nn.Module):

@@ -28,7 +28,6 @@ import optax
 from vae import checkpoint as ckpt_lib
 from vae import checks
 from vae import model as model_lib
-from vae import networks
 from vae import objectives
 from vae import parallel
 
@@ -262,11 +261,10 @@ def make_step_loop(train_step, source, mesh=None):
   """Same contract as ``make_scan_loop`` but one jitted call per step.
 
   The batch is still drawn on the device (inside the jitted step), so no host
-  I/O occurs; only the loop runs in Python. Used where a scan body compiles
-  badly: XLA:CPU runs the conv networks' convolutions about 8x slower inside
-  a while loop than in a plain jitted step (measured: 8.2 s vs 1.04 s per step
-  of the dSprites conv beta-VAE, batch 64, jax 0.10.2). Draws the same
-  numbers as the scanned loop.
+  I/O occurs; only the loop runs in Python. Draws the same numbers as the
+  scanned loop. (It was the CPU loop for conv models while they used XLA's
+  convolutions, whose backward passes run ~28x slower inside a while loop;
+  ``vae.conv`` has no convolution ops, and the scanned loop is now as fast.)
   """
   @functools.partial(jax.jit, donate_argnums=0)
   def one(state, carry, arrays, train_key):
@@ -293,15 +291,11 @@ TRAIN_LOOPS = ("auto", "scan", "per_step")
 
 def choose_loop(config, model) -> str:
   """The training loop a config asks for: ``train_loop`` "scan" or
-  "per_step"; "auto" takes "scan" except for conv models on the CPU backend,
-  where XLA:CPU is slow at convolutions inside a while loop (see
-  ``make_step_loop``)."""
+  "per_step"; "auto" is "scan" for every model and backend (the conv models
+  included, since ``vae.conv``)."""
+  del model
   loop = config.get("train_loop", "auto")
-  if loop != "auto":
-    return loop
-  conv = any(isinstance(m, (networks.ConvEncoder, networks.ConvDecoder))
-             for m in (model.encoder, model.decoder))
-  return "per_step" if conv and jax.default_backend() == "cpu" else "scan"
+  return "scan" if loop == "auto" else loop
 
 
 # ------------------------------------------------------------ config checking

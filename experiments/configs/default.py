@@ -68,7 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.hparams.noise_level = 0.25
 
   # "scan": many steps in one lax.scan (data on device); "per_step": one jitted
-  # call per step; "auto": scan, except conv models on CPU (see vae/train.py).
+  # call per step; "auto": scan.
   c.train_loop = "auto"
   c.batch_size = 64
   c.num_steps = 700

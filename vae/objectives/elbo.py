@@ -16,22 +16,7 @@ import jax.numpy as jnp
 from vae import model as model_lib
 
 
-def batch_elbo_terms(params, batch, key, *, model):
-  """``model.elbo_terms`` vmapped over the batch axis, one key per example.
-
-  Args:
-    params: model parameters.
-    batch: [B, *data_shape].
-    key: PRNG key, split into B keys.
-    model: the static ``Model``.
-
-  Returns:
-    dict of per-example arrays: elbo [B], log_likelihood [B], kl [B],
-    kl_per_dim [B, D], mean [B, D], logvar [B, D], z [B, D].
-  """
-  keys = jax.random.split(key, batch.shape[0])
-  return jax.vmap(lambda x, k: model_lib.elbo_terms(params, x, k, model=model))(
-      batch, keys)
+batch_elbo_terms = model_lib.batch_elbo_terms
 
 
 def vae_loss(params, batch, key, *, model, beta: float = 1.0):

@@ -1,0 +1,269 @@
+"""The 4x4, stride-2 convolutions of the disentanglement_lib networks, as GEMMs.
+
+``conv4x4_s2(x, kernel)`` computes exactly ``flax.linen.Conv(F, (4, 4),
+strides=(2, 2), padding="SAME")`` and ``conv_transpose4x4_s2(x, kernel)``
+exactly ``flax.linen.ConvTranspose(F, (4, 4), strides=(2, 2),
+padding="SAME")`` (no bias; same kernel layout [4, 4, C_in, C_out], so
+parameters, initialisation and checkpoints are those of the flax layers), with
+forward and backward passes written as a few large matrix products plus cheap
+data movement. Inputs are [..., H, W, C] with any leading axes (under
+``jax.vmap`` XLA folds the per-example products into one GEMM, and the
+per-example weight gradients plus their batch sum into one GEMM as well).
+
+Why: on XLA:CPU the convolutions' backward passes (a stride-2 conv's input
+gradient is a transposed conv, its kernel gradient a dilated conv) run one to
+two orders of magnitude below the machine's matmul speed, and so does the
+transposed conv itself; XLA's GEMMs reach 200-250 GFLOP/s on one core of this
+machine. Measured layer by layer in ``experiments/benchmark.py --layers``.
+
+How (``s`` = space-to-depth of the padded input, 2x2 blocks into channels):
+
+* Stride-2 conv: ``y[i, j] = sum_{p, q in {0, 1}} s[i + p, j + q] @ W_pq`` with
+  ``W_pq[(a, b, c), f] = K[2p + a, 2q + b, c, f]``. With few input channels
+  (16 C <= 4 F: the first layer) as im2col, ``y = P @ W`` with the 4 shifted
+  copies of ``s`` side by side; otherwise as one GEMM ``Z = s @ [W_00 .. W_11]``
+  and the sum of 4 shifted slices of Z, which copies nothing the size of the
+  patches.
+* Transposed conv (flax's ``lax.conv_transpose``, kernel not flipped): output
+  row ``2i + r`` receives ``x[i + e + r - 1] @ K[2e + r]`` for ``e in {0, 1}``
+  (and the same in columns). One GEMM ``Y = pad(x) @ K`` (all 16 taps side by
+  side), each of the 4 output phases the sum of 4 shifted slices of Y, then the
+  phases interleaved (depth-to-space).
+* Backward passes by hand (``jax.custom_vjp``): the cotangents of the shifted
+  slices are stacked once and met by one GEMM for the input gradient and one
+  for the kernel gradient; no convolution, no scatter.
+
+References:
+  Dumoulin & Visin (2016), A guide to convolution arithmetic for deep
+  learning (transposed convolution as the gradient of a convolution).
+  Shi et al. (2016), Real-Time Single Image and Video Super-Resolution Using
+  an Efficient Sub-Pixel Convolutional Neural Network (sub-pixel / phase form).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _matmul(a: jax.Array, w: jax.Array) -> jax.Array:
+  """[..., K] @ [K, N] -> [..., N] as one 2-D GEMM."""
+  return (a.reshape(-1, a.shape[-1]) @ w).reshape(a.shape[:-1] + (w.shape[-1],))
+
+
+def _gram(a: jax.Array, b: jax.Array) -> jax.Array:
+  """sum over all leading axes of a[..., K]^T b[..., N] -> [K, N]."""
+  return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def _pad_hw(a: jax.Array, rows: tuple[int, int], cols: tuple[int, int],
+            trailing: int = 1) -> jax.Array:
+  """Zero-pads the two spatial axes, which precede ``trailing`` minor axes."""
+  lead = a.ndim - 2 - trailing
+  return jnp.pad(a, [(0, 0)] * lead + [rows, cols] + [(0, 0)] * trailing)
+
+
+def _space_to_depth(x: jax.Array) -> jax.Array:
+  """[..., 2h, 2w, C] -> [..., h, w, 4C], channel index (a, b, c) for the pixel
+  (2i + a, 2j + b)."""
+  *lead, hh, ww, c = x.shape
+  n = len(lead)
+  s = x.reshape(*lead, hh // 2, 2, ww // 2, 2, c)
+  return jnp.moveaxis(s, n + 1, n + 2).reshape(*lead, hh // 2, ww // 2, 4 * c)
+
+
+def _depth_to_space(s: jax.Array) -> jax.Array:
+  """Inverse of ``_space_to_depth``: [..., h, w, 4C] -> [..., 2h, 2w, C]."""
+  *lead, h, w, c4 = s.shape
+  n = len(lead)
+  x = s.reshape(*lead, h, w, 2, 2, c4 // 4)
+  return jnp.moveaxis(x, n + 2, n + 1).reshape(*lead, 2 * h, 2 * w, c4 // 4)
+
+
+def _conv_geometry(x):
+  """Output size (h, w) and the 'SAME' padding of a 4x4 stride-2 conv: pad 1
+  before, and after enough for 2(h + 1) rows (1 for even sizes, 2 for odd)."""
+  hh, ww = x.shape[-3], x.shape[-2]
+  h, w = -(-hh // 2), -(-ww // 2)
+  return h, w, (1, 2 * h + 1 - hh), (1, 2 * w + 1 - ww)
+
+
+def _conv_weights(kernel):
+  """K [4, 4, C, F] -> W [(a, b, c), (p, q, f)] = K[2p + a, 2q + b, c, f]."""
+  c, f = kernel.shape[2:]
+  k = kernel.reshape(2, 2, 2, 2, c, f)             # [p, a, q, b, c, f]
+  return jnp.transpose(k, (1, 3, 4, 0, 2, 5)).reshape(4 * c, 4 * f)
+
+
+def _im2col_weights(kernel):
+  """K [4, 4, C, F] -> W [(p, q, a, b, c), f] = K[2p + a, 2q + b, c, f]."""
+  c, f = kernel.shape[2:]
+  k = kernel.reshape(2, 2, 2, 2, c, f)             # [p, a, q, b, c, f]
+  return jnp.transpose(k, (0, 2, 1, 3, 4, 5)).reshape(16 * c, f)
+
+
+def _s2d_input(x):
+  """Pads x as 'SAME' wants and moves 2x2 blocks into channels: (s, h, w)."""
+  h, w, rows, cols = _conv_geometry(x)
+  return _space_to_depth(_pad_hw(x, rows, cols)), h, w
+
+
+def _input_grad(ds, x_shape):
+  """The gradient w.r.t. x from the gradient w.r.t. its s2d form."""
+  hh, ww = x_shape[-3:-1]
+  return _depth_to_space(ds)[..., 1:1 + hh, 1:1 + ww, :]
+
+
+# The custom-VJP functions take the weights already arranged as the matrix
+# their GEMM needs (the arrangement is plain jnp, differentiated by JAX on the
+# unbatched kernel). Their backward passes return the weight gradient straight
+# from a GEMM, so that under jax.vmap the per-example products and their batch
+# sum fold into one GEMM over all examples.
+@jax.custom_vjp
+def _conv_im2col(x, w16):
+  return _conv_im2col_fwd(x, w16)[0]
+
+
+def _conv_im2col_fwd(x, w16):
+  s, h, w = _s2d_input(x)
+  patches = jnp.stack([s[..., p:p + h, q:q + w, :] for p in (0, 1) for q in (0, 1)], axis=-2)
+  patches = patches.reshape(patches.shape[:-2] + (w16.shape[0],))
+  return _matmul(patches, w16), (patches, w16, x.shape)
+
+
+def _conv_im2col_bwd(res, dy):
+  patches, w16, x_shape = res
+  dpatches = _matmul(dy, w16.T)
+  dpatches = dpatches.reshape(dpatches.shape[:-1] + (4, w16.shape[0] // 4))
+  ds = sum(_pad_hw(dpatches[..., 2 * p + q, :], (p, 1 - p), (q, 1 - q))
+           for p in (0, 1) for q in (0, 1))
+  return _input_grad(ds, x_shape).astype(dy.dtype), _gram(patches, dy).astype(w16.dtype)
+
+
+_conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
+
+
+def _shifted_sum(z, h, w):
+  """y[i, j] = sum_{p, q} z[i + p, j + q, (p, q)]: z [..., h+1, w+1, 4, F]."""
+  return (z[..., 0:h, 0:w, 0, :] + z[..., 0:h, 1:w + 1, 1, :]
+          + z[..., 1:h + 1, 0:w, 2, :] + z[..., 1:h + 1, 1:w + 1, 3, :])
+
+
+def _shifted_stack(dy):
+  """The transpose of ``_shifted_sum``: [..., h, w, F] -> [..., h+1, w+1, 4F]
+  holding dy shifted by (p, q) in slot (p, q)."""
+  parts = [_pad_hw(dy, (p, 1 - p), (q, 1 - q)) for p in (0, 1) for q in (0, 1)]
+  dz = jnp.stack(parts, axis=-2)
+  return dz.reshape(dz.shape[:-2] + (4 * dy.shape[-1],))
+
+
+@jax.custom_vjp
+def _conv_shift(x, wc):
+  return _conv_shift_fwd(x, wc)[0]
+
+
+def _conv_shift_fwd(x, wc):
+  s, h, w = _s2d_input(x)
+  z = _matmul(s, wc)
+  return _shifted_sum(z.reshape(z.shape[:-1] + (4, wc.shape[1] // 4)), h, w), (s, wc, x.shape)
+
+
+def _conv_shift_bwd(res, dy):
+  s, wc, x_shape = res
+  dz = _shifted_stack(dy)                           # [..., h+1, w+1, 4F]
+  return (_input_grad(_matmul(dz, wc.T), x_shape).astype(dy.dtype),
+          _gram(s, dz).astype(wc.dtype))
+
+
+_conv_shift.defvjp(_conv_shift_fwd, _conv_shift_bwd)
+
+
+def conv4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Stride-2 4x4 'SAME' convolution, no bias (flax ``nn.Conv`` semantics).
+
+  Args:
+    x: [..., H, W, C].
+    kernel: [4, 4, C, F].
+
+  Returns:
+    [..., ceil(H / 2), ceil(W / 2), F].
+  """
+  c, f = kernel.shape[2:]
+  if x.shape[-1] != c:
+    raise ValueError(f"conv4x4_s2: x has {x.shape[-1]} channels, the kernel {kernel.shape} "
+                     f"expects {c}")
+  if 16 * c <= 4 * f:        # few input channels (the first layer): im2col is smaller
+    return _conv_im2col(x, _im2col_weights(kernel))
+  return _conv_shift(x, _conv_weights(kernel))
+
+
+# Transposed conv. Output row 2i + r takes x[i + e + r - 1] @ K[2e + r],
+# e in {0, 1}; with xp = pad(x, 1) that is xp[i + e + r] (and so in columns).
+def _deconv_fwd(x, kflat):
+  f = kflat.shape[1] // 16
+  hh, ww = x.shape[-3:-1]
+  xp = _pad_hw(x, (1, 1), (1, 1))                   # [..., H+2, W+2, C]
+  y = _matmul(xp, kflat).reshape(xp.shape[:-1] + (4, 4, f))
+  phases = [sum(y[..., e + r:e + r + hh, g + s:g + s + ww, 2 * e + r, 2 * g + s, :]
+                for e in (0, 1) for g in (0, 1))
+            for r in (0, 1) for s in (0, 1)]
+  grid = jnp.stack(phases, axis=-2).reshape(phases[0].shape[:-1] + (2, 2, f))
+  grid = jnp.moveaxis(grid, -3, -4)                 # [..., H, r, W, s, F]
+  return grid.reshape(grid.shape[:-5] + (2 * hh, 2 * ww, f)), (x, kflat)
+
+
+def _shift(a, axis, d):
+  """b[i] = a[i + d] along ``axis`` (d in {-1, 0, 1}), zero where i + d is outside."""
+  if d == 0:
+    return a
+  n = a.shape[axis]
+  idx = [slice(None)] * a.ndim
+  pad = [(0, 0)] * a.ndim
+  idx[axis] = slice(0, n - 1) if d < 0 else slice(1, n)
+  pad[axis] = (1, 0) if d < 0 else (0, 1)
+  return jnp.pad(a[tuple(idx)], pad)
+
+
+def _deconv_bwd(res, dout):
+  x, kflat = res
+  f = kflat.shape[1] // 16
+  hh, ww = x.shape[-3:-1]
+  grid = dout.reshape(dout.shape[:-3] + (hh, 2, ww, 2, f))
+  # Only the unpadded positions of xp (x itself) reach the gradients:
+  # dY[i, j, 2e + r, 2g + s] = d_rs[i + 1 - e - r, j + 1 - g - s], 16 shifted copies.
+  taps = []
+  for kr in range(4):
+    e, r = divmod(kr, 2)
+    for kc in range(4):
+      g, s = divmod(kc, 2)
+      d_rs = grid[..., :, r, :, s, :]
+      taps.append(_shift(_shift(d_rs, -3, 1 - e - r), -2, 1 - g - s))
+  dy = jnp.stack(taps, axis=-2)
+  dy = dy.reshape(dy.shape[:-2] + (16 * f,))        # [..., H, W, 16F]
+  return _matmul(dy, kflat.T).astype(dout.dtype), _gram(x, dy).astype(kflat.dtype)
+
+
+@jax.custom_vjp
+def _deconv(x, kflat):
+  return _deconv_fwd(x, kflat)[0]
+
+
+_deconv.defvjp(_deconv_fwd, _deconv_bwd)
+
+
+def conv_transpose4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Stride-2 4x4 'SAME' transposed convolution, no bias (flax
+  ``nn.ConvTranspose`` semantics: ``lax.conv_transpose``, kernel not flipped).
+
+  Args:
+    x: [..., H, W, C].
+    kernel: [4, 4, C, F].
+
+  Returns:
+    [..., 2H, 2W, F].
+  """
+  c, f = kernel.shape[2:]
+  if x.shape[-1] != c:
+    raise ValueError(f"conv_transpose4x4_s2: x has {x.shape[-1]} channels, the kernel "
+                     f"{kernel.shape} expects {c}")
+  return _deconv(x, jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c, 16 * f))
