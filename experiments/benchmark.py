@@ -18,11 +18,19 @@ speed does not depend on the pixel values).
 Disentangling family (--methods all): steps/s of each method's training step
 with the study's conv model (batch 64, 64x64x1 procedural dSprites), built
 from its experiments/configs/<method>_dsprites.py and run in the loop training
-uses (per-step jit on CPU, lax.scan elsewhere), beside the beta-VAE step as
-the baseline of the same run.
+uses (lax.scan), beside the beta-VAE step as the baseline of the same run.
 
   python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration \
       --methods all
+
+Against PyTorch (--vs_torch; needs torch): our step and the same step in
+PyTorch eager (experiments/torch_peer.py), each in its own process, on all
+cores and pinned to one (--cores all,1), repeated and alternated (--repeats),
+for the conv VAE, the 784-500-500-50 MLP and the 1200-1200 dSprites MLP; with
+the ratio, the step's GFLOP/s (XLA's cost analysis) and its fraction of the
+best f32 GEMM rate measured in the same process.
+
+  python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --vs_torch
 """
 
 from __future__ import annotations
@@ -441,13 +449,14 @@ def step_worker(name):
   print(json.dumps(r))
 
 
-def _pinned(cores: str):
-  """preexec_fn pinning a child to CPUs 0..n-1 (None for 'all')."""
-  import os
+def _pinned(cmd, cores: str):
+  """``cmd`` pinned to CPUs 0..n-1 with taskset (unchanged for 'all')."""
+  import shutil
   if cores == "all":
-    return None
-  cpus = set(range(int(cores)))
-  return lambda: os.sched_setaffinity(0, cpus)
+    return cmd
+  if not shutil.which("taskset"):
+    raise SystemExit("--cores n needs taskset (util-linux)")
+  return ["taskset", "-c", f"0-{int(cores) - 1}", *cmd]
 
 
 def bench_vs_torch():
@@ -462,8 +471,7 @@ def bench_vs_torch():
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
   def run(cmd, cores):
-    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
-                         preexec_fn=_pinned(cores))
+    out = subprocess.run(_pinned(cmd, cores), cwd=root, capture_output=True, text=True)
     if out.returncode != 0:
       raise RuntimeError(" ".join(cmd) + "\n" + out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
