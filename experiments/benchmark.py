@@ -44,10 +44,14 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from experiments import job as job_lib
 from vae import evaluate as ev
+from vae import metrics
 from vae import model as model_lib
 from vae import objectives
+from vae import optim
 from vae import train as train_lib
+from vae.data import sources
 
 flags.DEFINE_string("data_dir", "", "binarized MNIST .npz folder; empty: random binary data")
 flags.DEFINE_integer("steps", 3000, "timed training steps per loop")
@@ -137,10 +141,10 @@ def bench_training(train_data, hidden):
   model = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1),
                                latent_dim=FLAGS.latent_dim, encoder_hidden=hidden,
                                decoder_hidden=hidden, activation="tanh")
-  opt = train_lib.make_optimizer({"learning_rate": 1e-3, "eps": 1e-4})
+  opt = optim.make_optimizer({"learning_rate": 1e-3, "eps": 1e-4})
   step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
   keys = train_lib.named_keys(0)
-  src = train_lib.ArraySource(train_data, FLAGS.batch_size, keys["data"])
+  src = sources.ArraySource(train_data, FLAGS.batch_size, keys["data"])
   results = {}
 
   # Scanned, on one device like the per-step loop below.
@@ -214,11 +218,11 @@ def _scanned_rate(model, batch_size, data, steps, chunk, mesh=None):
   """``_time_scanned`` figures of a fresh VAE on ``data`` (an array or a
   ground-truth data set), plus its FLOPs per step."""
   from vae import parallel
-  opt = train_lib.make_optimizer({"learning_rate": 1e-4})
+  opt = optim.make_optimizer({"learning_rate": 1e-4})
   step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
-  src = (train_lib.GroundTruthSource(data, batch_size, jax.random.key(1))
+  src = (sources.GroundTruthSource(data, batch_size, jax.random.key(1))
          if not isinstance(data, np.ndarray) else
-         train_lib.ArraySource(data, batch_size, jax.random.key(1)))
+         sources.ArraySource(data, batch_size, jax.random.key(1)))
   state = train_lib.init_state(jax.random.key(0), model, opt)
   # FLOPs of ONE step from a plain jitted step: XLA's cost analysis counts a
   # while-loop body once, whatever the trip count.
@@ -247,15 +251,17 @@ def bench_methods():
   for name in names:
     cfg = importlib.import_module(f"experiments.configs.{name}_dsprites").get_config()
     cfg.model.compute_dtype = FLAGS.compute_dtype
-    model, loss_fn, opt = train_lib.build(cfg, dataset_size=ds.num_combinations)
+    model = job_lib.build_model(cfg)
+    loss_fn = job_lib.build_objective(cfg, ds.num_combinations)
+    opt = job_lib.build_optimizer(cfg, loss_fn)
     step = train_lib.make_train_step(loss_fn, model, opt)
-    src = train_lib.GroundTruthSource(ds, cfg.batch_size, jax.random.key(1))
-    loop = train_lib.choose_loop(cfg, model)
+    src = sources.GroundTruthSource(ds, cfg.batch_size, jax.random.key(1))
+    loop = job_lib.schedule(cfg).loop
     mesh = parallel.make_mesh()
     run = (train_lib.make_scan_loop if loop == "scan" else train_lib.make_step_loop)(
         step, src, mesh)
     state = parallel.replicate(
-        train_lib.init_state(jax.random.key(0), model, opt, cfg.objective), mesh)
+        train_lib.init_state(jax.random.key(0), model, opt, loss_fn), mesh)
     arrays = parallel.replicate(src.arrays(), mesh)
     key = parallel.replicate(jax.random.key(2), mesh)
     n = FLAGS.method_steps
@@ -289,7 +295,6 @@ def bench_metrics():
   """Each metric at the published sample sizes (times --metric_scale), ours
   (first call, compiling; then a second call with another key) against the
   numpy/scikit-learn reference, same representation, same data set."""
-  from vae import metrics
   from vae.data.synthetic import FactorVectors
   from vae.metrics import reference as ref
   gt = FactorVectors()                                 # dSprites' factor sizes
@@ -298,7 +303,7 @@ def bench_metrics():
   names = list(metrics.METRICS) if FLAGS.metrics == ["all"] else FLAGS.metrics
   rows = []
   for name in names:
-    opts = train_lib.scale_protocol(name, scale)
+    opts = metrics.scale_protocol(name, scale)
     if name == "dci":
       opts["importance"] = "linear"
     ours = lambda seed: metrics.METRICS[name](gt, rep, jax.random.key(seed), **opts)
@@ -434,9 +439,9 @@ def step_worker(name):
   batch, steps = spec["batch"], spec["steps"]
   chunk = max(1, steps // 3)
   r = _scanned_rate(model, batch, data, steps, chunk)
-  opt = train_lib.make_optimizer({"learning_rate": 1e-4})
+  opt = optim.make_optimizer({"learning_rate": 1e-4})
   step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
-  src = train_lib.ArraySource(data, batch, jax.random.key(1))
+  src = sources.ArraySource(data, batch, jax.random.key(1))
   run = train_lib.make_step_loop(step, src)
   state = train_lib.init_state(jax.random.key(0), model, opt)
   state, _ = run(state, src.arrays(), jax.random.key(2), chunk)

@@ -44,26 +44,25 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from vae import checkpoint as ckpt_lib
-  from vae import train as train_lib
+  from experiments import job as job_lib
+  from vae import data as data_lib
+  from vae import evaluate as ev
+  from vae import metrics as metrics_lib
   config = load_run_config(_WORKDIR.value)
   if _DATA_DIR.value is not None:
     config.data_dir = _DATA_DIR.value
   config.eval.num_importance_samples = _K.value
   config.eval.split = _SPLIT.value
-  from vae import data as data_lib
-  model, _, optimizer = train_lib.build(config)
-  target = train_lib.init_state(jax.random.key(0), model, optimizer, config.objective)
-  state = ckpt_lib.restore(_WORKDIR.value, target)
-  keys = train_lib.named_keys(config.seed)
-  ground_truth = data_lib.is_ground_truth(config.dataset)
-  if ground_truth:
-    gt = data_lib.load_ground_truth(config.dataset, config.get("tfds_data_dir") or None)
-    n = _MAX.value or config.eval.get("max_examples", 0) or 10_000
-    data = train_lib.ground_truth_eval_sample(gt, n, keys["eval"])
-  else:
-    data = train_lib.load_data(config, _SPLIT.value, _MAX.value)
-  results = train_lib.evaluate_params(config, state.params, data, keys["eval"])
+  if _MAX.value:
+    config.eval.max_examples = _MAX.value
+  elif not data_lib.is_ground_truth(config.dataset):
+    config.eval.max_examples = 0          # the whole split unless --max_examples
+  job = job_lib.resolve(config)
+  state = job_lib.restore_state(_WORKDIR.value, job)
+  keys, model = job.keys, job.model
+  results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
+                               probabilistic=job.objective.record.probabilistic,
+                               spec=job.eval_spec)
   results.update({"split": _SPLIT.value, "step": int(state.step)})
   out = os.path.join(_WORKDIR.value, f"eval_{_SPLIT.value}_k{_K.value}.json")
   with open(out, "w") as f:
@@ -78,15 +77,15 @@ def main(argv):
     summary["reconstruction_log_likelihood"] = results["reconstruction_log_likelihood"]
   names = _METRICS.value
   if names == ["auto"]:
-    names = ["all"] if ground_truth else ["none"]
+    names = ["all"] if job.ground_truth else ["none"]
   if names != ["none"]:
-    if not ground_truth:
+    if not job.ground_truth:
       raise app.UsageError(f"disentanglement metrics need a data set with known factors; "
                            f"this run trained on {config.dataset!r}")
-    from vae import metrics as metrics_lib
     names = list(metrics_lib.METRICS) if names == ["all"] else names
-    scores = train_lib.score_disentanglement(
-        state.params, gt, jax.random.fold_in(keys["eval"], 4), model=model, names=names,
+    scores = metrics_lib.score_disentanglement(
+        state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
+        names=names,
         scale=_SCALE.value, dci_importance=_DCI.value)
     scores.update({"step": int(state.step), "metric_scale": _SCALE.value,
                    "dci_importance": _DCI.value})

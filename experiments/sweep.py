@@ -1,7 +1,7 @@
 """Expand a config's hyperparameter sweep and seeds into runs, one workdir each.
 
 A config file may define ``get_sweep()``: a list of points, each a dict of
-dotted config paths to values (``{"hparams.beta": 4.0}``; tied values such as
+dotted config paths to values (``{"hparams.beta_vae.beta": 4.0}``; tied values such as
 DIP-VAE-I's ``lambda_d = 10 lambda_od`` are simply listed together). Every
 point is crossed with every seed.
 
@@ -128,7 +128,7 @@ def plan(config_path: str, root: str, seeds: Sequence[int],
          sets: dict[str, Any] | None = None) -> list[dict[str, Any]]:
   """Every run of a sweep: name, workdir, overrides, command, and the
   resolved config (validated)."""
-  from vae import train as train_lib
+  from experiments import job as job_lib
   mod = load_config_module(config_path)
   if not hasattr(mod, "get_sweep"):
     raise ValueError(f"{config_path} has no get_sweep(): nothing to sweep")
@@ -137,7 +137,7 @@ def plan(config_path: str, root: str, seeds: Sequence[int],
   for r in runs:
     overrides = {**r["overrides"], **(sets or {})}
     r["config"] = apply_overrides(base, overrides)
-    train_lib.check_config(r["config"])
+    job_lib.check_config(r["config"])
     r["workdir"] = os.path.join(root, r["name"])
     args = [f"--config={config_path}", f"--workdir={r['workdir']}"]
     args += [f"--config.{k}={v}" for k, v in overrides.items()]
@@ -158,7 +158,7 @@ def run_sweep(config_path: str, root: str, seeds: Sequence[int],
               sets: dict[str, Any] | None = None, run: bool = False) -> list[dict[str, Any]]:
   """Writes ``root/sweep.json``; prints the commands, or (``run``) trains
   and evaluates every unfinished run in turn. Returns the runs."""
-  from vae import train as train_lib
+  from experiments import job as job_lib
   runs = plan(config_path, root, seeds, sets)
   os.makedirs(root, exist_ok=True)
   manifest = [{k: r[k] for k in ("name", "workdir", "overrides", "command")} for r in runs]
@@ -173,7 +173,7 @@ def run_sweep(config_path: str, root: str, seeds: Sequence[int],
       print(f"[{i + 1}/{len(runs)}] {r['name']}: finished, skipped", flush=True)
       continue
     print(f"[{i + 1}/{len(runs)}] {r['name']} -> {r['workdir']}", flush=True)
-    res = train_lib.train_and_evaluate(r["config"], r["workdir"])
+    res = job_lib.train_and_evaluate(r["config"], r["workdir"])
     print(json.dumps({"name": r["name"], "elbo": res.get("elbo", {}).get("elbo")}), flush=True)
   return runs
 

@@ -22,8 +22,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from experiments.job import train_and_evaluate
   from vae import parallel
-  from vae.train import train_and_evaluate
   parallel.maybe_initialize_distributed(_CONFIG.value.get("distributed"))
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   summary = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}

@@ -6,6 +6,9 @@ import sys
 
 import jax
 import numpy as np
+from experiments import job as job_lib
+from vae import optim
+from vae.data import sources
 
 
 def _save_params(state, path):
@@ -20,9 +23,9 @@ def sharded_vs_single(out):
   data = make_binary_images(256)
   m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
                            encoder_hidden=(32,), decoder_hidden=(32,))
-  opt = train_lib.make_optimizer({"learning_rate": 3e-3})
+  opt = optim.make_optimizer({"learning_rate": 3e-3})
   step = train_lib.make_train_step(objectives.get_objective("vae"), m, opt)
-  src = train_lib.ArraySource(data, 32, jax.random.key(1))
+  src = sources.ArraySource(data, 32, jax.random.key(1))
   results = {}
   for name, devices in (("all", jax.devices()), ("one", jax.devices()[:1])):
     mesh = parallel.make_mesh(devices)
@@ -45,18 +48,19 @@ def train_run(workdir, num_steps, data_dir, out, coordinator=None, pid=0, nproc=
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=nproc,
                                process_id=pid)
   from experiments.configs import smoke
-  from vae import train as train_lib
+  from vae import evaluate as ev
   c = smoke.get_config()
   c.data_dir = data_dir
   c.max_train_examples = 0
   c.num_steps = num_steps
   c.batch_size = 40
-  state = train_lib.train(c, workdir, train_lib.load_data(c, "train"), progress=False)
+  state = job_lib.train(c, workdir, job_lib.load_split(c, "train"), progress=False)
   _save_params(state, out)
   # Evaluation on the same mesh: identical figures on every process, and the
   # same as one device would give (compared by the test).
-  valid = train_lib.load_data(c, "validation", 40)
-  res = train_lib.evaluate_params(c, state.params, valid, jax.random.key(5))
+  valid = job_lib.load_split(c, "validation", 40)
+  res = ev.evaluate_params(state.params, valid, jax.random.key(5), model=job_lib.build_model(c),
+                           probabilistic=True, spec=job_lib.eval_spec(c))
   print(json.dumps({"step": int(state.step), "devices": jax.device_count(),
                     "process": jax.process_index(), "elbo": res["elbo"]["elbo"],
                     "iwae": res["iwae"]["log_likelihood"],

@@ -5,6 +5,7 @@ import pytest
 
 from vae import checks
 from vae import train as train_lib
+from experiments import job as job_lib
 
 
 @pytest.fixture
@@ -29,11 +30,11 @@ def _data(n=100):
 ])
 def test_bad_data_raises_before_tracing(data, match, smoke_config, tmp_path, no_tracing):
   with pytest.raises(ValueError, match=match):
-    train_lib.train(smoke_config, str(tmp_path), data, progress=False)
+    job_lib.train(smoke_config, str(tmp_path), data, progress=False)
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("hparams.beta", -1.0, "beta must be >= 0, got -1.0"),
+    ("hparams.vae.beta", -1.0, "beta must be >= 0, got -1.0"),
     ("model.latent_dim", 0, "model.latent_dim must be a positive integer, got 0"),
     ("eval.num_importance_samples", 0, r"num_importance_samples \(k\) must be an integer >= 1, got 0"),
     ("batch_size", 0, "batch_size must be >= 1, got 0"),
@@ -43,23 +44,26 @@ def test_bad_data_raises_before_tracing(data, match, smoke_config, tmp_path, no_
 ])
 def test_bad_config_raises_before_tracing(field, value, match, smoke_config, tmp_path, no_tracing):
   cfg = smoke_config
-  parent, name = (cfg, field) if "." not in field else (cfg[field.split(".")[0]], field.split(".")[1])
+  *path, name = field.split(".")
+  parent = cfg
+  for part in path:
+    parent = parent[part]
   parent[name] = value
   with pytest.raises(ValueError, match=match):
-    train_lib.train(cfg, str(tmp_path), _data(), progress=False)
+    job_lib.train(cfg, str(tmp_path), _data(), progress=False)
 
 
 def test_iwae_k_below_one_raises(smoke_config, tmp_path, no_tracing):
   smoke_config.objective = "iwae"
-  smoke_config.hparams.num_samples = 0
+  smoke_config.hparams.iwae.num_samples = 0
   with pytest.raises(ValueError, match=r"num_samples \(k\) must be an integer >= 1, got 0"):
-    train_lib.train(smoke_config, str(tmp_path), _data(), progress=False)
+    job_lib.train(smoke_config, str(tmp_path), _data(), progress=False)
 
 
 def test_batch_larger_than_data_raises(smoke_config, tmp_path):
   smoke_config.batch_size = 1000
   with pytest.raises(ValueError, match=r"batch_size must be in \[1, 100\]"):
-    train_lib.train(smoke_config, str(tmp_path), _data(100), progress=False)
+    job_lib.train(smoke_config, str(tmp_path), _data(100), progress=False)
 
 
 def test_check_data_accepts_good_data_and_rejects_strings():

@@ -9,6 +9,7 @@ import pytest
 
 from vae.data import dsprites, load_ground_truth
 from vae.data.dsprites import DSprites, render
+from experiments import job as job_lib
 
 DS = DSprites()
 render_jit = jax.jit(render)
@@ -191,7 +192,6 @@ def test_contact_sheet(tmp_path):
 
 def test_training_on_procedural_dsprites_lowers_the_loss(tmp_path):
   from experiments.configs import default
-  from vae import train as train_lib
   c = default.get_config()
   c.model.architecture = "mlp"            # small and fast for the test
   c.model.encoder_hidden = (64,)
@@ -200,7 +200,7 @@ def test_training_on_procedural_dsprites_lowers_the_loss(tmp_path):
   c.log_every = 100
   c.checkpoint_every = 200
   c.optim.learning_rate = 1e-3
-  state = train_lib.train(c, str(tmp_path), load_ground_truth("dsprites"), progress=False)
+  state = job_lib.train(c, str(tmp_path), load_ground_truth("dsprites"), progress=False)
   import json
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert int(state.step) == 200

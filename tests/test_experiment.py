@@ -1,5 +1,6 @@
 """The main job end to end: train, evaluate, write the workdir, resume."""
 
+import dataclasses
 import glob
 import importlib
 import json
@@ -9,14 +10,14 @@ import sys
 
 import pytest
 
-from vae import train as train_lib
+from experiments import job as job_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_train_and_evaluate_writes_the_workdir_and_resumes(smoke_config, tmp_path):
   wd = str(tmp_path / "run")
-  res = train_lib.train_and_evaluate(smoke_config, wd)
+  res = job_lib.train_and_evaluate(smoke_config, wd)
   for f in ("metrics.jsonl", "eval_validation.json", "reconstructions.png",
             "prior_samples.png", "config.json"):
     assert os.path.exists(os.path.join(wd, f)), f
@@ -26,7 +27,7 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes(smoke_config, tmp_pat
   assert res["iwae"]["num_samples"] == 20
   # Rerun with more steps: resumes from step 200 instead of starting over.
   smoke_config.num_steps = 250
-  res2 = train_lib.train_and_evaluate(smoke_config, wd)
+  res2 = job_lib.train_and_evaluate(smoke_config, wd)
   assert res2["step"] == 250
   lines = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
   train_steps = [l["step"] for l in lines if l["split"] == "train"]
@@ -36,9 +37,9 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes(smoke_config, tmp_pat
 @pytest.mark.parametrize("objective", ["ae", "dae", "iwae"])
 def test_other_objectives_run_end_to_end(smoke_config, tmp_path, objective):
   smoke_config.objective = objective
-  smoke_config.hparams.num_samples = 3
+  smoke_config.hparams.iwae.num_samples = 3
   smoke_config.num_steps = 100
-  res = train_lib.train_and_evaluate(smoke_config, str(tmp_path / objective))
+  res = job_lib.train_and_evaluate(smoke_config, str(tmp_path / objective))
   if objective == "iwae":
     assert "iwae" in res
   else:
@@ -55,7 +56,7 @@ def test_every_config_is_valid(path):
   variants = {"iwae_binarized_mnist": ["k5", "k50"]}.get(name, [None])
   for v in variants:
     cfg = mod.get_config(v) if v else mod.get_config()
-    train_lib.check_config(cfg)
+    job_lib.check_config(cfg)
     assert mod.__doc__ and "Command" in mod.__doc__
 
 
@@ -71,7 +72,7 @@ def test_cli_runs(npz_dir, tmp_path):
 
 def test_evaluate_cli_restores_a_workdir(smoke_config, tmp_path, npz_dir):
   wd = str(tmp_path / "ev")
-  train_lib.train_and_evaluate(smoke_config, wd)
+  job_lib.train_and_evaluate(smoke_config, wd)
   out = subprocess.run(
       [sys.executable, "-m", "experiments.evaluate", "--workdir", wd, "--num_samples", "7",
        "--max_examples", "50"], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -80,6 +81,7 @@ def test_evaluate_cli_restores_a_workdir(smoke_config, tmp_path, npz_dir):
   assert res["step"] == 200 and res["num_examples"] == 50 and res["iwae"]["num_samples"] == 7
 
 
+@pytest.mark.slow   # ~35 s on 2 cores; runs in .ci/run after the fast suite
 def test_benchmark_runs_and_prints_its_tables(tmp_path):
   out = subprocess.run(
       [sys.executable, "-m", "experiments.benchmark", "--steps", "20", "--chunk", "10",
@@ -122,7 +124,7 @@ def test_evaluate_cli_scores_a_dsprites_run_on_every_metric(tmp_path):
   c.num_steps, c.log_every, c.checkpoint_every, c.eval_every = 20, 10, 20, 0
   c.eval.max_examples = 256
   wd = str(tmp_path / "ds")
-  train_lib.train_and_evaluate(c, wd)
+  job_lib.train_and_evaluate(c, wd)
   out = subprocess.run(
       [sys.executable, "-m", "experiments.evaluate", "--workdir", wd, "--num_samples", "3",
        "--metrics", "all", "--metric_scale", "0.02", "--dci_importance", "linear"],
@@ -133,3 +135,62 @@ def test_evaluate_cli_scores_a_dsprites_run_on_every_metric(tmp_path):
     assert name in res and res[name]["seconds"] > 0
   assert 0 <= res["mig"]["mig"] <= 1 and 0 <= res["beta_vae"]["eval_accuracy"] <= 1
   assert res["step"] == 20
+
+
+# What the old flat config.hparams got wrong: each objective chosen by
+# --config.objective alone must train with its paper's hyperparameters.
+PAPER_DEFAULTS = {
+    "vae": {"beta": 1.0},
+    "beta_vae": {"beta": 4.0},
+    "annealed_vae": {"gamma": 1000.0, "c_max": 25.0, "iteration_threshold": 100_000},
+    "beta_tcvae": {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "dataset_size": 0, "estimator": "mss"},
+    "factor_vae": {"gamma": 35.0},
+    "dip_vae_i": {"lambda_od": 10.0, "lambda_d": 100.0},
+    "dip_vae_ii": {"lambda_od": 10.0, "lambda_d": 10.0},
+    "iwae": {"num_samples": 5},
+    "ae": {},
+    "dae": {"corruption": "masking", "noise_level": 0.25},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
+def test_objective_chosen_alone_trains_with_the_papers_hyperparameters(name):
+  from experiments.configs import default
+  from vae import objectives
+  assert set(PAPER_DEFAULTS) == set(objectives.REGISTRY)
+  c = default.get_config()
+  c.objective = name
+  job = job_lib.resolve(c, with_data=False)
+  assert dataclasses.asdict(job.objective.hparams) == PAPER_DEFAULTS[name]
+  assert job.effective_config()["hparams"] == PAPER_DEFAULTS[name]
+
+
+def test_unknown_hyperparameters_are_errors():
+  from experiments.configs import default
+  c = default.get_config()
+  c.hparams.beta_vae.betta = 3.0
+  with pytest.raises(ValueError, match=r"objective 'beta_vae' has no hyperparameter\(s\) \['betta'\]"):
+    job_lib.check_config(c)
+  c = default.get_config()
+  c.hparams.factor_vae.gama = 3.0          # another objective's section is checked too
+  with pytest.raises(ValueError, match="'factor_vae' has no hyperparameter"):
+    job_lib.check_config(c)
+  c = default.get_config()
+  c.hparams.factor_vea = {"gamma": 3.0}
+  with pytest.raises(ValueError, match=r"sections \['factor_vea'\] that name no objective"):
+    job_lib.check_config(c)
+
+
+def test_config_json_records_the_effective_hyperparameters(smoke_config, tmp_path):
+  smoke_config.objective = "beta_tcvae"
+  smoke_config.hparams.beta_tcvae.beta = 3.0
+  smoke_config.num_steps = smoke_config.log_every = smoke_config.checkpoint_every = 10
+  smoke_config.eval_every = 0
+  wd = str(tmp_path / "tc")
+  job_lib.train_and_evaluate(smoke_config, wd)
+  eff = json.load(open(os.path.join(wd, "config.json")))["effective"]
+  assert eff["objective"] == "beta_tcvae"
+  # Defaults filled in, the override kept, N taken from the training data.
+  n = len(job_lib.load_split(smoke_config, "train"))
+  assert eff["hparams"] == {"alpha": 1.0, "beta": 3.0, "gamma": 1.0, "dataset_size": n,
+                            "estimator": "mss"}

@@ -11,7 +11,8 @@ from vae.objectives import factor_vae
 
 
 def _params(tiny_model):
-  state = train_lib.init_state(jax.random.key(0), tiny_model, optax.adam(1e-3), "factor_vae")
+  state = train_lib.init_state(jax.random.key(0), tiny_model, optax.adam(1e-3),
+                               objectives.get_objective("factor_vae"))
   return state.params
 
 

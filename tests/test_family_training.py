@@ -11,7 +11,7 @@ import pytest
 from experiments.configs import (annealed_vae_dsprites, beta_tcvae_dsprites,
                                  beta_vae_dsprites, dip_vae_i_dsprites,
                                  dip_vae_ii_dsprites, factor_vae_dsprites)
-from vae import train as train_lib
+from experiments import job as job_lib
 
 CONFIGS = {
     "beta_vae": beta_vae_dsprites,
@@ -32,7 +32,7 @@ def _short(cfg):
   cfg.optim.learning_rate = 1e-3
   cfg.discriminator_optim.learning_rate = 1e-3
   cfg.num_steps, cfg.log_every, cfg.checkpoint_every, cfg.eval_every = 150, 50, 150, 150
-  cfg.hparams.iteration_threshold = 100
+  cfg.hparams.annealed_vae.iteration_threshold = 100
   cfg.eval.max_examples = 512
   cfg.eval.metrics = ("mig",)      # the end-of-run scoring path, at a small scale
   cfg.eval.metric_scale = 0.1
@@ -44,7 +44,7 @@ def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path):
   cfg = _short(CONFIGS[name].get_config())
   assert cfg.objective == name
   wd = str(tmp_path / name)
-  res = train_lib.train_and_evaluate(cfg, wd)
+  res = job_lib.train_and_evaluate(cfg, wd)
   rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
   train_rows = [r for r in rows if r["split"] == "train"]
   losses = [r["loss"] for r in train_rows]

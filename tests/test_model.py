@@ -61,14 +61,16 @@ def test_isotropic_posterior_has_one_variance():
 def test_conv_architecture_shapes():
   m = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10)
   p = model_lib.init_params(jax.random.key(0), m)
-  mean, logvar = model_lib.encode(p, jnp.zeros((64, 64, 1)), model=m)
+  mean, logvar = jax.jit(lambda p, x: model_lib.encode(p, x, model=m))(p, jnp.zeros((64, 64, 1)))
   chex.assert_shape([mean, logvar], (10,))
-  chex.assert_shape(model_lib.decode(p, jnp.zeros(10), model=m), (64, 64, 1))
+  chex.assert_shape(jax.jit(lambda p, z: model_lib.decode(p, z, model=m))(p, jnp.zeros(10)),
+                    (64, 64, 1))
   conv_shapes = {k: v["kernel"].shape for k, v in p["encoder"].items() if k.startswith("conv")}
   assert [s[-1] for s in conv_shapes.values()] == [32, 32, 64, 64]
   assert p["decoder"]["fc_1"]["kernel"].shape == (256, 1024)
   x = jnp.zeros((3, 64, 64, 1))
-  e = jax.vmap(lambda xi, k: model_lib.elbo(p, xi, k, model=m))(x, jax.random.split(jax.random.key(0), 3))
+  e = jax.jit(jax.vmap(lambda xi, k: model_lib.elbo(p, xi, k, model=m)))(
+      x, jax.random.split(jax.random.key(0), 3))
   chex.assert_shape(e, (3,))
 
 
@@ -87,7 +89,9 @@ def test_make_model_rejects_bad_values(kwargs, match):
     model_lib.make_model(**base)
 
 
-@pytest.mark.parametrize("arch,shape", [("mlp", (28, 28, 1)), ("conv", (64, 64, 1))])
+@pytest.mark.parametrize("arch,shape", [
+    ("mlp", (28, 28, 1)),
+    pytest.param("conv", (64, 64, 1), marks=pytest.mark.slow)])   # ~10 s compiling
 def test_bfloat16_compute_keeps_float32_params_and_close_values(arch, shape):
   kw = dict(architecture=arch, data_shape=shape, latent_dim=6, encoder_hidden=(32,),
             decoder_hidden=(32,))
@@ -96,14 +100,14 @@ def test_bfloat16_compute_keeps_float32_params_and_close_values(arch, shape):
   p = model_lib.init_params(jax.random.key(0), m16)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(p))
   x = (jax.random.uniform(jax.random.key(1), shape) > 0.5).astype(jnp.float32)
-  mean16, lv16 = model_lib.encode(p, x, model=m16)
-  mean32, _ = model_lib.encode(p, x, model=m32)
+  mean16, lv16 = jax.jit(lambda p, x: model_lib.encode(p, x, model=m16))(p, x)
+  mean32, _ = jax.jit(lambda p, x: model_lib.encode(p, x, model=m32))(p, x)
   assert mean16.dtype == jnp.float32 and lv16.dtype == jnp.float32
   np.testing.assert_allclose(mean16, mean32, atol=0.05)
-  e16 = model_lib.elbo(p, x, jax.random.key(2), model=m16)
-  e32 = model_lib.elbo(p, x, jax.random.key(2), model=m32)
+  e16 = jax.jit(lambda p: model_lib.elbo(p, x, jax.random.key(2), model=m16))(p)
+  e32 = jax.jit(lambda p: model_lib.elbo(p, x, jax.random.key(2), model=m32))(p)
   assert abs(float(e16 - e32)) < 0.02 * abs(float(e32))
-  g = jax.grad(lambda q: model_lib.elbo(q, x, jax.random.key(2), model=m16))(p)
+  g = jax.jit(jax.grad(lambda q: model_lib.elbo(q, x, jax.random.key(2), model=m16)))(p)
   assert all(v.dtype == jnp.float32 and np.all(np.isfinite(v)) for v in jax.tree.leaves(g))
   with pytest.raises(ValueError, match="compute_dtype must be"):
     model_lib.make_model(compute_dtype="float16", **kw)

@@ -9,6 +9,8 @@ from vae import distributions as dist
 from vae import model as model_lib
 from vae import objectives
 from vae import train as train_lib
+from vae import optim
+from vae.data import sources
 
 
 def test_vae_loss_is_negative_mean_elbo(tiny_model, tiny_params, binary_images):
@@ -56,9 +58,9 @@ def trained_tiny(binary_images):
   """A small VAE trained for a few hundred steps on the bar/box images."""
   m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
                            encoder_hidden=(64,), decoder_hidden=(64,))
-  opt = train_lib.make_optimizer({"learning_rate": 3e-3})
+  opt = optim.make_optimizer({"learning_rate": 3e-3})
   state = train_lib.init_state(jax.random.key(0), m, opt)
-  src = train_lib.ArraySource(binary_images, 64, jax.random.key(1))
+  src = sources.ArraySource(binary_images, 64, jax.random.key(1))
   run = train_lib.make_scan_loop(
       train_lib.make_train_step(objectives.get_objective("vae"), m, opt), src)
   state, metrics = run(state, src.arrays(), jax.random.key(2), 400)
@@ -111,10 +113,11 @@ def test_masking_corruption_rate():
 
 def test_registry_and_objectives_jit_and_share_the_signature(tiny_model, tiny_params, binary_images):
   x = jnp.asarray(binary_images[:8], jnp.float32)
-  for name in objectives.OBJECTIVES:
-    fn = objectives.get_objective(name, beta=2.0, num_samples=3, corruption="gaussian",
-                                  noise_level=0.1, dataset_size=100)
-    params = {**tiny_params, **objectives.init_extra_params(name, jax.random.key(1), tiny_model)}
+  assert sorted(objectives.REGISTRY) == ["ae", "annealed_vae", "beta_tcvae", "beta_vae", "dae",
+                                         "dip_vae_i", "dip_vae_ii", "factor_vae", "iwae", "vae"]
+  for name in objectives.REGISTRY:
+    fn = objectives.get_objective(name, **({"dataset_size": 100} if name == "beta_tcvae" else {}))
+    params = {**tiny_params, **fn.init_extra_params(jax.random.key(1), tiny_model)}
     loss, aux = jax.jit(lambda p, b, k: fn(p, b, k, model=tiny_model))(
         params, x, jax.random.key(0))
     assert loss.shape == () and np.isfinite(float(loss)), name
@@ -128,6 +131,8 @@ def test_registry_and_objectives_jit_and_share_the_signature(tiny_model, tiny_pa
     ("dae", dict(corruption="salt"), "corruption must be one of"),
     ("dae", dict(corruption="masking", noise_level=1.0), r"noise_level must be in \[0, 1\)"),
     ("nope", dict(), "objective must be one of"),
+    ("beta_vae", dict(gamma=3.0), r"objective 'beta_vae' has no hyperparameter\(s\) \['gamma'\]"),
+    ("ae", dict(beta=1.0), r"has no hyperparameter"),
 ])
 def test_bad_hyperparameters_raise(name, hp, match):
   with pytest.raises(ValueError, match=match):
@@ -155,7 +160,7 @@ ACTIVE_SETTINGS = {
 
 
 def _family_params(name, tiny_model, tiny_params):
-  extra = objectives.init_extra_params(name, jax.random.key(5), tiny_model)
+  extra = objectives.get_objective(name).init_extra_params(jax.random.key(5), tiny_model)
   return {**tiny_params, **extra}
 
 

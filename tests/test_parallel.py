@@ -43,6 +43,7 @@ def test_sharded_step_equals_single_device_step(tmp_path):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow   # ~19 s on 2 cores; runs in .ci/run after the fast suite
 def test_four_device_run_resumes_on_one_device(tmp_path, npz_dir):
   wd = tmp_path / "run"
   first = json.loads(_run(["train", wd, 100, npz_dir, tmp_path / "a.npz"], devices=4).strip().splitlines()[-1])
@@ -64,6 +65,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow   # ~11 s on 2 cores; runs in .ci/run after the fast suite
 def test_two_processes_train_to_identical_parameters(tmp_path, npz_dir):
   coord = f"127.0.0.1:{_free_port()}"
   wd = tmp_path / "dist"

@@ -9,7 +9,7 @@ import pytest
 from experiments.configs import vae_binarized_mnist
 from tests.conftest import SHARED_MNIST
 from vae import evaluate as ev
-from vae import train as train_lib
+from experiments import job as job_lib
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +23,10 @@ def test_vae_learns_binarized_mnist(tmp_path):
   c.checkpoint_every = 2500
   c.eval_every = 0
   c.optim.schedule = "constant"
-  data = train_lib.load_data(c, "train")
-  valid = train_lib.load_data(c, "validation", 500)
-  state = train_lib.train(c, str(tmp_path), data, progress=False)
-  model, _, _ = train_lib.build(c)
+  data = job_lib.load_split(c, "train")
+  valid = job_lib.load_split(c, "validation", 500)
+  state = job_lib.train(c, str(tmp_path), data, progress=False)
+  model = job_lib.build_model(c)
   elbo = ev.dataset_elbo(state.params, valid, jax.random.key(0), model=model)["elbo"]
   iw = ev.iwae_log_likelihood(state.params, valid, jax.random.key(1), model=model,
                               num_samples=5000)["log_likelihood"]

@@ -31,18 +31,19 @@ def test_study_sweeps_expand_to_the_published_grid(name, tmp_path):
   runs = sweep.plan(path, str(tmp_path), [0, 1])
   field, values = STUDY[name]
   assert len(runs) == 12 and len({r["workdir"] for r in runs}) == 12
-  got = sorted({r["config"].hparams[field] for r in runs})
+  got = sorted({r["config"].hparams[r["config"].objective][field] for r in runs})
   assert got == values
   for r in runs:
     c = r["config"]
     assert (c.batch_size, c.model.latent_dim, c.num_steps) == (64, 10, 300_000)
     assert c.optim.learning_rate == 1e-4 and c.model.likelihood == "bernoulli"
+    h = c.hparams[c.objective]
     if name == "dip_vae_i_dsprites":
-      assert c.hparams.lambda_d == 10 * c.hparams.lambda_od
+      assert h.lambda_d == 10 * h.lambda_od
     if name == "dip_vae_ii_dsprites":
-      assert c.hparams.lambda_d == c.hparams.lambda_od
+      assert h.lambda_d == h.lambda_od
     if name == "annealed_vae_dsprites":
-      assert (c.hparams.gamma, c.hparams.iteration_threshold) == (1000, 100_000)
+      assert (h.gamma, h.iteration_threshold) == (1000, 100_000)
     if name == "factor_vae_dsprites":
       d = c.discriminator_optim
       assert (d.learning_rate, d.b1, d.b2) == (1e-4, 0.5, 0.9)
@@ -54,9 +55,9 @@ def test_overrides_are_checked_and_commands_reproduce_the_config(tmp_path):
   runs = sweep.plan(path, str(tmp_path), [3], {"num_steps": 40})
   r = runs[2]
   assert r["name"] == "beta=4,seed=3" and r["config"].num_steps == 40
-  assert "--config.hparams.beta=4.0" in r["command"] and "--config.seed=3" in r["command"]
+  assert "--config.hparams.beta_vae.beta=4.0" in r["command"] and "--config.seed=3" in r["command"]
   with pytest.raises(KeyError, match="no field"):
-    sweep.plan(path, str(tmp_path), [0], {"hparams.betta": 2})
+    sweep.plan(path, str(tmp_path), [0], {"hparams.beta_vae.betta": 2})
   with pytest.raises(ValueError, match="repeats"):
     sweep.expand([{"a": 1}, {"a": 1}], [0])
 
@@ -77,7 +78,7 @@ def test_sweep_runs_and_skips_finished_runs(tmp_path, monkeypatch):
       "  c.eval.metrics = ()\n"
       "  return c\n"
       "def get_sweep():\n"
-      "  return [{'hparams.beta': 1.0}, {'hparams.beta': 8.0}]\n")
+      "  return [{'hparams.vae.beta': 1.0}, {'hparams.vae.beta': 8.0}]\n")
   root = tmp_path / "sweep"
   sweep.run_sweep(str(cfg), str(root), [0], run=True)
   manifest = json.load(open(root / "sweep.json"))
@@ -85,7 +86,7 @@ def test_sweep_runs_and_skips_finished_runs(tmp_path, monkeypatch):
   for m in manifest:
     assert json.load(open(os.path.join(m["workdir"], "eval_validation.json")))["step"] == 20
   # A second call finds both finished and trains nothing.
-  import vae.train
-  monkeypatch.setattr(vae.train, "train_and_evaluate",
+  from experiments import job
+  monkeypatch.setattr(job, "train_and_evaluate",
                       lambda *a, **k: pytest.fail("a finished run was trained again"))
   sweep.run_sweep(str(cfg), str(root), [0], run=True)

@@ -12,14 +12,17 @@ from vae import checkpoint as ckpt_lib
 from vae import model as model_lib
 from vae import objectives
 from vae import train as train_lib
+from experiments import job as job_lib
+from vae import optim
+from vae.data import sources
 
 
 def _setup(binary_images, batch=32, lr=3e-3):
   m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
                            encoder_hidden=(32,), decoder_hidden=(32,))
-  opt = train_lib.make_optimizer({"learning_rate": lr})
+  opt = optim.make_optimizer({"learning_rate": lr})
   step = train_lib.make_train_step(objectives.get_objective("vae"), m, opt)
-  src = train_lib.ArraySource(binary_images, batch, jax.random.key(1))
+  src = sources.ArraySource(binary_images, batch, jax.random.key(1))
   return m, opt, step, src
 
 
@@ -71,7 +74,7 @@ def test_scanned_loop_equals_host_fed_per_step_loop(binary_images):
 
 
 def test_epochs_visit_every_example_once(binary_images):
-  src = train_lib.ArraySource(np.arange(10 * 784, dtype=np.uint8).reshape(10, 28, 28, 1) % 2,
+  src = sources.ArraySource(np.arange(10 * 784, dtype=np.uint8).reshape(10, 28, 28, 1) % 2,
                               batch_size=5, data_key=jax.random.key(0))
   arrays = src.arrays()
   perm = src.init(arrays, 0)
@@ -85,13 +88,13 @@ def test_epochs_visit_every_example_once(binary_images):
 
 
 def test_resumed_run_is_bit_identical(smoke_config, npz_dir, tmp_path):
-  data = train_lib.load_data(smoke_config, "train")
-  full = train_lib.train(smoke_config, str(tmp_path / "full"), data, progress=False)
+  data = job_lib.load_split(smoke_config, "train")
+  full = job_lib.train(smoke_config, str(tmp_path / "full"), data, progress=False)
   half = smoke_config.copy_and_resolve_references()
   half.num_steps = 100
-  train_lib.train(half, str(tmp_path / "resumed"), data, progress=False)
+  job_lib.train(half, str(tmp_path / "resumed"), data, progress=False)
   assert ckpt_lib.latest_step(str(tmp_path / "resumed")) == 100
-  resumed = train_lib.train(smoke_config, str(tmp_path / "resumed"), data, progress=False)
+  resumed = job_lib.train(smoke_config, str(tmp_path / "resumed"), data, progress=False)
   assert int(resumed.step) == int(full.step) == 200
   for a, b in zip(jax.tree.leaves((full.params, full.opt_state)),
                   jax.tree.leaves((resumed.params, resumed.opt_state))):
@@ -99,7 +102,7 @@ def test_resumed_run_is_bit_identical(smoke_config, npz_dir, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(smoke_config, tmp_path, monkeypatch):
-  data = train_lib.load_data(smoke_config, "train")
+  data = job_lib.load_split(smoke_config, "train")
   real = train_lib.make_train_step
 
   def poisoned(loss_fn, model, optimizer):
@@ -114,18 +117,18 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(smoke_config, 
   monkeypatch.setattr(train_lib, "make_train_step", poisoned)
   wd = str(tmp_path / "nan")
   with pytest.raises(train_lib.NonFiniteLossError, match=r"at step 130.*checkpoint \(step 100\)"):
-    train_lib.train(smoke_config, wd, data, progress=False)
+    job_lib.train(smoke_config, wd, data, progress=False)
   assert ckpt_lib.latest_step(wd) == 100
   monkeypatch.setattr(train_lib, "make_train_step", real)
-  resumed = train_lib.train(smoke_config, wd, data, progress=False)
+  resumed = job_lib.train(smoke_config, wd, data, progress=False)
   assert int(resumed.step) == 200
 
 
 def test_metrics_jsonl_is_written(smoke_config, tmp_path):
   import json
-  data = train_lib.load_data(smoke_config, "train")
+  data = job_lib.load_split(smoke_config, "train")
   wd = str(tmp_path / "m")
-  train_lib.train(smoke_config, wd, data, progress=False)
+  job_lib.train(smoke_config, wd, data, progress=False)
   rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
   assert [r["step"] for r in rows] == [50, 100, 150, 200]
   assert {"loss", "elbo", "kl", "log_likelihood", "grad_norm"} <= set(rows[0])
@@ -133,18 +136,18 @@ def test_metrics_jsonl_is_written(smoke_config, tmp_path):
 
 def test_schedules_and_clipping():
   cfg = {"learning_rate": 1e-3, "schedule": "exponential", "decay_steps": 100, "decay_rate": 0.1}
-  sched = train_lib.make_schedule(cfg)
+  sched = optim.make_schedule(cfg)
   np.testing.assert_allclose(sched(0), 1e-3, rtol=1e-6)
   np.testing.assert_allclose(sched(100), 1e-4, rtol=1e-5)
-  cos = train_lib.make_schedule({"learning_rate": 1.0, "schedule": "cosine", "decay_steps": 10,
+  cos = optim.make_schedule({"learning_rate": 1.0, "schedule": "cosine", "decay_steps": 10,
                                  "warmup_steps": 5})
   np.testing.assert_allclose([cos(0), cos(5), cos(15)], [0.0, 1.0, 0.0], atol=1e-6)
-  opt = train_lib.make_optimizer({"learning_rate": 1.0, "optimizer": "sgd", "grad_clip_norm": 1.0})
+  opt = optim.make_optimizer({"learning_rate": 1.0, "optimizer": "sgd", "grad_clip_norm": 1.0})
   params = {"w": jnp.zeros(2)}
   updates, _ = opt.update({"w": jnp.array([30.0, 40.0])}, opt.init(params), params)
   np.testing.assert_allclose(optax.global_norm(updates), 1.0, rtol=1e-5)
   with pytest.raises(ValueError, match="optim.schedule must be"):
-    train_lib.make_schedule({"learning_rate": 1.0, "schedule": "linear"})
+    optim.make_schedule({"learning_rate": 1.0, "schedule": "linear"})
 
 
 def test_per_step_loop_equals_scanned_loop_and_auto_choice(binary_images):
@@ -159,8 +162,6 @@ def test_per_step_loop_equals_scanned_loop_and_auto_choice(binary_images):
   _assert_params_close(s1, s2)
   from experiments.configs import default
   c = default.get_config()
-  conv = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10)
-  assert train_lib.choose_loop(c, conv) == "scan"      # no CPU special case any more
-  assert train_lib.choose_loop(c, m) == "scan"
+  assert job_lib.schedule(c).loop == "scan"           # "auto": scan, conv on CPU too
   c.train_loop = "per_step"
-  assert train_lib.choose_loop(c, conv) == "per_step"
+  assert job_lib.schedule(c).loop == "per_step"

@@ -10,6 +10,8 @@
 * ``kl_decomposition``: index-code MI, total correlation and dimension-wise KL
   (Chen et al. 2018, Eq. 2) with both minibatch estimators, for any model.
 * ``diagnostics``: all of the above that describe the code, in one dict.
+* ``evaluate_params``: the final evaluation of a run (``EvalSpec`` says how),
+  and ``periodic_eval_fn``, the evaluation logged during training.
 
 All functions take host arrays [N, *data_shape] and work through them in
 jitted batches; results are Python floats (or lists).
@@ -17,6 +19,7 @@ jitted batches; results are Python floats (or lists).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import resource
@@ -30,10 +33,11 @@ import numpy as np
 from vae import distributions as dist
 from vae import model as model_lib
 from vae import parallel
-from vae.objectives import batch_elbo_terms, batch_decomposition
+from vae.objectives import batch_decomposition, batch_elbo_terms
+from vae.objectives.autoencoders import reconstruction_log_likelihood
 
 
-def _batches(data: np.ndarray, batch_size: int, mesh=None):
+def batches(data: np.ndarray, batch_size: int, mesh=None):
   """Yields (index, batch, valid) with the last batch padded to batch_size,
   so that every batch has one shape and is compiled once. With a mesh the
   batch size is rounded up to a multiple of its device count."""
@@ -73,7 +77,7 @@ def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
     means over examples) and ``kl_per_dim`` (list of D means).
   """
   sums = None
-  for i, batch, valid in _batches(np.asarray(data), batch_size, mesh):
+  for i, batch, valid in batches(np.asarray(data), batch_size, mesh):
     out = [parallel.to_host(o) for o in _elbo_batch(
         params, parallel.shard_host_batch(batch, mesh), jax.random.fold_in(key, i),
         model=model)]
@@ -148,7 +152,7 @@ def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
   chunk_size = max(1, min(int(chunk_size), int(num_samples)))
   t0 = time.perf_counter()
   per = []
-  for i, batch, valid in _batches(np.asarray(data), batch_size, mesh):
+  for i, batch, valid in batches(np.asarray(data), batch_size, mesh):
     lp = _iwae_batch(params, parallel.shard_host_batch(batch, mesh),
                      jax.random.fold_in(key, i), model=model,
                      num_samples=int(num_samples), chunk_size=chunk_size)
@@ -176,7 +180,7 @@ def _means(params, batch, *, model):
 def posterior_means(params, data, *, model, batch_size: int = 1000, mesh=None) -> np.ndarray:
   """E_q[z|x] for every example: [N, D]."""
   out = [parallel.to_host(_means(params, parallel.shard_host_batch(b, mesh), model=model))[:v]
-         for _, b, v in _batches(np.asarray(data), batch_size, mesh)]
+         for _, b, v in batches(np.asarray(data), batch_size, mesh)]
   return np.concatenate(out)
 
 
@@ -265,3 +269,106 @@ def diagnostics(params, data, key, *, model, dataset_size: int,
                               dataset_size=dataset_size, batch_size=batch_size,
                               mesh=mesh))
   return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+  """How a run is evaluated (a config's ``eval`` section, resolved).
+
+  Attributes:
+    split: the array data set's split ("validation", "test"); ground-truth
+      sets use a held-out sample instead.
+    max_examples: evaluate this many examples (0: the whole split, or 10,000
+      renders of a ground-truth set).
+    num_importance_samples: k of the IWAE log-likelihood.
+    iwae_batch_size, chunk_size: memory ~ their product of decoder outputs.
+    elbo_batch_size: batch of the ELBO and active-units passes.
+    diagnostics_batch_size: batch of the KL-decomposition estimators.
+    metrics: disentanglement metrics to score at the end (ground-truth data).
+    metric_scale: multiplies the metrics' published sample sizes.
+    dci_importance: "gbt" (reference protocol) or "linear".
+  """
+  split: str = "validation"
+  max_examples: int = 1000
+  num_importance_samples: int = 10
+  iwae_batch_size: int = 25
+  chunk_size: int = 10
+  elbo_batch_size: int = 250
+  diagnostics_batch_size: int = 256
+  metrics: tuple[str, ...] = ()
+  metric_scale: float = 1.0
+  dci_importance: str = "gbt"
+
+  def __post_init__(self):
+    k = self.num_importance_samples
+    if isinstance(k, bool) or int(k) != k or int(k) < 1:
+      raise ValueError(f"eval.num_importance_samples (k) must be an integer >= 1, got {k}")
+    if not float(self.metric_scale) > 0:
+      raise ValueError(f"eval.metric_scale must be > 0, got {self.metric_scale}")
+    if self.dci_importance not in ("gbt", "linear"):
+      raise ValueError(f"eval.dci_importance must be 'gbt' or 'linear', got "
+                       f"{self.dci_importance!r}")
+
+
+def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec: EvalSpec,
+                    dataset_size: int | None = None, mesh=None) -> dict[str, Any]:
+  """A run's final evaluation of ``params`` on ``eval_data``.
+
+  Probabilistic models: ELBO, IWAE log-likelihood with k samples, active units
+  and, with ``dataset_size`` (the training set's N), ``diagnostics`` (KL per
+  dimension, active units, the KL decomposition). Autoencoders: the
+  reconstruction log-likelihood.
+  """
+  mesh = mesh if mesh is not None else parallel.make_mesh()
+  params = parallel.replicate(params, mesh)
+  results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
+  if probabilistic:
+    results["elbo"] = dataset_elbo(params, eval_data, jax.random.fold_in(key, 0), model=model,
+                                   batch_size=spec.elbo_batch_size, mesh=mesh)
+    results["iwae"] = iwae_log_likelihood(
+        params, eval_data, jax.random.fold_in(key, 1), model=model,
+        num_samples=spec.num_importance_samples, batch_size=spec.iwae_batch_size,
+        chunk_size=spec.chunk_size, mesh=mesh)
+    results["active_units"] = active_units(params, eval_data, model=model,
+                                           batch_size=spec.elbo_batch_size, mesh=mesh)
+    if dataset_size:
+      # KL per dimension and active units are already in hand; only the
+      # decomposition is new (same key as ``diagnostics`` would use).
+      results["diagnostics"] = {
+          "kl_per_dim": results["elbo"]["kl_per_dim"],
+          "active_units": results["active_units"]["active_units"],
+          **kl_decomposition(params, eval_data,
+                             jax.random.fold_in(jax.random.fold_in(key, 3), 1),
+                             model=model, dataset_size=dataset_size,
+                             batch_size=spec.diagnostics_batch_size, mesh=mesh)}
+  else:
+    fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
+        params, x.astype(jnp.float32), model=model)))
+    lls = np.concatenate([parallel.to_host(fn(parallel.shard_host_batch(b, mesh)))[:v]
+                          for _, b, v in batches(eval_data, spec.elbo_batch_size, mesh)])
+    results["reconstruction_log_likelihood"] = float(np.mean(lls))
+  return results
+
+
+def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size: int,
+                     mesh=None):
+  """``(params, step) -> dict``: the held-out ELBO, KL per dimension, active
+  units and the KL decomposition that ``train`` logs every ``eval_every``
+  steps (probabilistic models)."""
+  def eval_fn(params, step):
+    m = mesh if mesh is not None else parallel.make_mesh()
+    key = jax.random.fold_in(eval_key, step)
+    r = dataset_elbo(params, eval_data, key, model=model, batch_size=spec.elbo_batch_size,
+                     mesh=m)
+    # The ELBO pass already gives the KL per dimension; the diagnostics add
+    # active units and the decomposition (same key as ``diagnostics``).
+    out = {k: r[k] for k in ("elbo", "log_likelihood", "kl", "kl_per_dim")}
+    out["active_units"] = active_units(params, eval_data, model=model,
+                                       batch_size=spec.diagnostics_batch_size,
+                                       mesh=m)["active_units"]
+    out.update(kl_decomposition(params, eval_data,
+                                jax.random.fold_in(jax.random.fold_in(key, 1), 1),
+                                model=model, dataset_size=dataset_size,
+                                batch_size=spec.diagnostics_batch_size, mesh=m))
+    return out
+  return eval_fn

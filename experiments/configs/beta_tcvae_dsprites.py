@@ -5,7 +5,7 @@ N = 737,280 (every dSprites combination; filled in from the data).
 
 Command (one point):
   python -m experiments.train --config experiments/configs/beta_tcvae_dsprites.py \
-      --workdir workdirs/beta_tcvae/beta_6 --config.hparams.beta=6
+      --workdir workdirs/beta_tcvae/beta_6 --config.hparams.beta_tcvae.beta=6
 Sweep: python -m experiments.sweep --config experiments/configs/beta_tcvae_dsprites.py \
       --root workdirs/beta_tcvae --seeds 0 [--run]
 Expected: see dsprites_study.py; the logged total_correlation falls as beta rises.
@@ -17,13 +17,13 @@ from experiments.configs import dsprites_study
 def get_config():
   c = dsprites_study.get_config()
   c.objective = "beta_tcvae"
-  c.hparams.alpha = 1.0
-  c.hparams.beta = 6.0
-  c.hparams.gamma = 1.0
-  c.hparams.estimator = "mss"
-  c.hparams.dataset_size = 0
+  c.hparams.beta_tcvae.alpha = 1.0
+  c.hparams.beta_tcvae.beta = 6.0
+  c.hparams.beta_tcvae.gamma = 1.0
+  c.hparams.beta_tcvae.estimator = "mss"
+  c.hparams.beta_tcvae.dataset_size = 0
   return c
 
 
 def get_sweep():
-  return [{"hparams.beta": b} for b in (1.0, 2.0, 4.0, 6.0, 8.0, 10.0)]
+  return [{"hparams.beta_tcvae.beta": b} for b in (1.0, 2.0, 4.0, 6.0, 8.0, 10.0)]

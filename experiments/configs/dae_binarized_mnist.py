@@ -2,7 +2,7 @@
 
 Masking noise: each input pixel is zeroed with probability 0.25 and the clean
 image is reconstructed (Vincent et al. 2008, Sec. 2.3). Pass
---config.hparams.corruption=gaussian --config.hparams.noise_level=0.5 for
+--config.hparams.dae.corruption=gaussian --config.hparams.dae.noise_level=0.5 for
 additive Gaussian noise (Vincent et al. 2010, Sec. 4.2).
 
 Command:
@@ -18,6 +18,6 @@ from experiments.configs import ae_binarized_mnist
 def get_config():
   c = ae_binarized_mnist.get_config()
   c.objective = "dae"
-  c.hparams.corruption = "masking"
-  c.hparams.noise_level = 0.25
+  c.hparams.dae.corruption = "masking"
+  c.hparams.dae.noise_level = 0.25
   return c

@@ -4,8 +4,8 @@ with lambda_d = 10 * lambda_od.
 
 Command (one point):
   python -m experiments.train --config experiments/configs/dip_vae_i_dsprites.py \
-      --workdir workdirs/dip_vae_i/od_10 --config.hparams.lambda_od=10 \
-      --config.hparams.lambda_d=100
+      --workdir workdirs/dip_vae_i/od_10 --config.hparams.dip_vae_i.lambda_od=10 \
+      --config.hparams.dip_vae_i.lambda_d=100
 Sweep: python -m experiments.sweep --config experiments/configs/dip_vae_i_dsprites.py \
       --root workdirs/dip_vae_i --seeds 0 [--run]
 Expected: see dsprites_study.py.
@@ -17,11 +17,11 @@ from experiments.configs import dsprites_study
 def get_config():
   c = dsprites_study.get_config()
   c.objective = "dip_vae_i"
-  c.hparams.lambda_od = 10.0
-  c.hparams.lambda_d = 100.0
+  c.hparams.dip_vae_i.lambda_od = 10.0
+  c.hparams.dip_vae_i.lambda_d = 100.0
   return c
 
 
 def get_sweep():
-  return [{"hparams.lambda_od": v, "hparams.lambda_d": 10.0 * v}
+  return [{"hparams.dip_vae_i.lambda_od": v, "hparams.dip_vae_i.lambda_d": 10.0 * v}
           for v in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)]

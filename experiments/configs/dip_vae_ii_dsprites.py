@@ -4,8 +4,8 @@ with lambda_d = lambda_od.
 
 Command (one point):
   python -m experiments.train --config experiments/configs/dip_vae_ii_dsprites.py \
-      --workdir workdirs/dip_vae_ii/od_10 --config.hparams.lambda_od=10 \
-      --config.hparams.lambda_d=10
+      --workdir workdirs/dip_vae_ii/od_10 --config.hparams.dip_vae_ii.lambda_od=10 \
+      --config.hparams.dip_vae_ii.lambda_d=10
 Sweep: python -m experiments.sweep --config experiments/configs/dip_vae_ii_dsprites.py \
       --root workdirs/dip_vae_ii --seeds 0 [--run]
 Expected: see dsprites_study.py.
@@ -17,11 +17,11 @@ from experiments.configs import dsprites_study
 def get_config():
   c = dsprites_study.get_config()
   c.objective = "dip_vae_ii"
-  c.hparams.lambda_od = 10.0
-  c.hparams.lambda_d = 10.0
+  c.hparams.dip_vae_ii.lambda_od = 10.0
+  c.hparams.dip_vae_ii.lambda_d = 10.0
   return c
 
 
 def get_sweep():
-  return [{"hparams.lambda_od": v, "hparams.lambda_d": v}
+  return [{"hparams.dip_vae_ii.lambda_od": v, "hparams.dip_vae_ii.lambda_d": v}
           for v in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)]

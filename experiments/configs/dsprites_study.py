@@ -30,8 +30,8 @@ def get_config():
   c.model.data_shape = (64, 64, 1)
   c.model.latent_dim = 10
   c.model.likelihood = "bernoulli"
-  c.objective = "beta_vae"
-  c.hparams.beta = 1.0
+  c.objective = "vae"
+  c.hparams.vae.beta = 1.0
   c.batch_size = 64
   c.num_steps = 300_000
   c.log_every = 1_000
@@ -48,4 +48,4 @@ def get_config():
 
 def get_sweep():
   """Hyperparameter points (dotted config paths -> values); one point: the VAE."""
-  return [{"hparams.beta": 1.0}]
+  return [{"hparams.vae.beta": 1.0}]

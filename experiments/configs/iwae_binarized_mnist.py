@@ -20,5 +20,5 @@ def get_config(variant: str = "k5"):
     raise ValueError(f"variant must be 'k5' or 'k50', got {variant!r}")
   c = vae_binarized_mnist.get_config()
   c.objective = "iwae"
-  c.hparams.num_samples = int(variant[1:])
+  c.hparams.iwae.num_samples = int(variant[1:])
   return c

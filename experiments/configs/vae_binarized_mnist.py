@@ -23,7 +23,7 @@ def get_config():
   c = default.get_config()
   c.dataset = "binarized_mnist"
   c.objective = "vae"
-  c.hparams.beta = 1.0
+  c.hparams.vae.beta = 1.0
   c.model.architecture = "mlp"
   c.model.data_shape = (28, 28, 1)
   c.model.likelihood = "bernoulli"

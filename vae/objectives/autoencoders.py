@@ -15,10 +15,13 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
 from vae import model as model_lib
+from vae.objectives import base
 
 CORRUPTIONS = ("masking", "gaussian")
 
@@ -103,3 +106,27 @@ def dae_loss(params, batch, key, *, model, corruption: str = "masking",
       lambda x: reconstruction_log_likelihood(params, x, model=model))(batch))
   return -ll, {"loss": -ll, "log_likelihood": ll,
                "clean_log_likelihood": jax.lax.stop_gradient(clean)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DAEHparams:
+  """Masking noise with probability 0.25 (Vincent et al. 2008, Sec. 2.3 and
+  their 25% destruction level)."""
+  corruption: str = "masking"
+  noise_level: float = 0.25
+
+  def __post_init__(self):
+    base.check_choice("corruption", self.corruption, CORRUPTIONS)
+    p = float(self.noise_level)
+    bad = (p < 0 or p >= 1) if self.corruption == "masking" else p < 0
+    if bad:
+      raise ValueError("noise_level must be in [0, 1) for masking and >= 0 for "
+                       f"gaussian corruption, got {p}")
+
+
+OBJECTIVES = (
+    base.Objective("ae", ae_loss, base.NoHparams,
+                   "Hinton & Salakhutdinov (2006)", probabilistic=False),
+    base.Objective("dae", dae_loss, DAEHparams, "Vincent et al. (2008), Sec. 2.3",
+                   probabilistic=False),
+)

@@ -12,9 +12,12 @@ Both add ``lambda_od * sum_{i != j} C_ij^2 + lambda_d * sum_i (C_ii - 1)^2``
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 
-from vae.objectives.elbo import batch_elbo_terms
+from vae.objectives import base
+from vae.objectives.elbo import family_loss
 
 DIP_TYPES = ("i", "ii")
 
@@ -61,16 +64,14 @@ def dip_vae_loss(params, batch, key, *, model, lambda_od: float = 10.0,
     (loss, aux): aux as ``vae_loss`` plus ``dip_penalty``, ``cov_offdiag``
     (mean absolute off-diagonal entry) and ``cov_diag`` (mean diagonal).
   """
-  t = batch_elbo_terms(params, batch, key, model=model)
-  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
-  cov = dip_covariance(t["mean"], t["logvar"], dip_type)
-  pen = dip_penalty(cov, lambda_od, lambda_d)
-  d = cov.shape[0]
-  off = jnp.sum(jnp.abs(cov - jnp.diag(jnp.diagonal(cov)))) / max(d * (d - 1), 1)
-  loss = -(ll - kl) + pen
-  return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl,
-                "dip_penalty": pen, "cov_offdiag": off,
-                "cov_diag": jnp.mean(jnp.diagonal(cov))}
+  def regularizer(t, ll, kl):
+    cov = dip_covariance(t["mean"], t["logvar"], dip_type)
+    pen = dip_penalty(cov, lambda_od, lambda_d)
+    d = cov.shape[0]
+    off = jnp.sum(jnp.abs(cov - jnp.diag(jnp.diagonal(cov)))) / max(d * (d - 1), 1)
+    return kl, pen, {"dip_penalty": pen, "cov_offdiag": off,
+                     "cov_diag": jnp.mean(jnp.diagonal(cov))}
+  return family_loss(params, batch, key, model=model, regularizer=regularizer)
 
 
 def dip_vae_i_loss(params, batch, key, *, model, lambda_od: float = 10.0,
@@ -85,3 +86,28 @@ def dip_vae_ii_loss(params, batch, key, *, model, lambda_od: float = 10.0,
   """DIP-VAE-II (Kumar et al. 2018, Eq. 7); see ``dip_vae_loss``."""
   return dip_vae_loss(params, batch, key, model=model, lambda_od=lambda_od,
                       lambda_d=lambda_d, dip_type="ii")
+
+
+@dataclasses.dataclass(frozen=True)
+class DIPVAEIHparams:
+  """Kumar et al. (2018), Sec. 4: lambda_d = 10 lambda_od for DIP-VAE-I."""
+  lambda_od: float = 10.0
+  lambda_d: float = 100.0
+
+  def __post_init__(self):
+    base.check_nonnegative("lambda_od", self.lambda_od)
+    base.check_nonnegative("lambda_d", self.lambda_d)
+
+
+@dataclasses.dataclass(frozen=True)
+class DIPVAEIIHparams(DIPVAEIHparams):
+  """Kumar et al. (2018), Sec. 4: lambda_d = lambda_od for DIP-VAE-II."""
+  lambda_d: float = 10.0
+
+
+OBJECTIVES = (
+    base.Objective("dip_vae_i", dip_vae_i_loss, DIPVAEIHparams,
+                   "Kumar et al. (2018), Eq. 6"),
+    base.Objective("dip_vae_ii", dip_vae_ii_loss, DIPVAEIIHparams,
+                   "Kumar et al. (2018), Eq. 7"),
+)

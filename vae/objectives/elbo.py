@@ -10,13 +10,37 @@ References:
 
 from __future__ import annotations
 
-import jax
+import dataclasses
+
 import jax.numpy as jnp
 
 from vae import model as model_lib
-
+from vae.objectives import base
 
 batch_elbo_terms = model_lib.batch_elbo_terms
+
+
+def family_loss(params, batch, key, *, model, regularizer):
+  """The ELBO family in disentanglement_lib's form (its ``regularizer``):
+  the per-example ELBO terms are computed once (``batch_elbo_terms``) and
+  reduced once, then a method adds its part.
+
+  ``regularizer(terms, ll, kl) -> (divergence, penalty, aux)`` gets the
+  per-example terms and the batch means ``ll`` (E_q log p(x|z)) and ``kl``;
+  the loss is ``-(ll - divergence) + penalty`` (a ``None`` divergence or
+  penalty is left out): the negative ELBO with ``divergence = kl``.
+
+  Returns:
+    (loss, aux) with aux ``loss``, ``elbo`` (the true bound), ``log_likelihood``,
+    ``kl`` and the regularizer's own terms.
+  """
+  t = batch_elbo_terms(params, batch, key, model=model)
+  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
+  divergence, penalty, extra = regularizer(t, ll, kl)
+  loss = -ll if divergence is None else -(ll - divergence)
+  if penalty is not None:
+    loss = loss + penalty
+  return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl, **extra}
 
 
 def vae_loss(params, batch, key, *, model, beta: float = 1.0):
@@ -36,10 +60,8 @@ def vae_loss(params, batch, key, *, model, beta: float = 1.0):
     (loss scalar, aux) where aux has the batch means of ``elbo`` (the true,
     beta = 1 bound), ``log_likelihood`` (reconstruction term) and ``kl``.
   """
-  t = batch_elbo_terms(params, batch, key, model=model)
-  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
-  loss = -(ll - beta * kl)
-  return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl}
+  return family_loss(params, batch, key, model=model,
+                     regularizer=lambda t, ll, kl: (beta * kl, None, {}))
 
 
 def capacity(step, c_max, iteration_threshold):
@@ -72,9 +94,47 @@ def annealed_vae_loss(params, batch, key, *, model, gamma: float = 1000.0,
   Returns:
     (loss, aux): aux as ``vae_loss`` plus ``capacity``.
   """
-  t = batch_elbo_terms(params, batch, key, model=model)
-  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
-  c = capacity(step, c_max, iteration_threshold)
-  loss = -ll + gamma * jnp.abs(kl - c)
-  return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl,
-                "capacity": c}
+  def regularizer(t, ll, kl):
+    c = capacity(step, c_max, iteration_threshold)
+    return None, gamma * jnp.abs(kl - c), {"capacity": c}
+  return family_loss(params, batch, key, model=model, regularizer=regularizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEHparams:
+  """beta: the KL weight (1: the ELBO; Kingma & Welling 2014)."""
+  beta: float = 1.0
+
+  def __post_init__(self):
+    base.check_nonnegative("beta", self.beta)
+
+
+@dataclasses.dataclass(frozen=True)
+class BetaVAEHparams(VAEHparams):
+  """beta = 4: Higgins et al. (2017), their dSprites model (Sec. 4, Fig. 7)."""
+  beta: float = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnealedVAEHparams:
+  """Burgess et al. (2018) on dSprites (Sec. 5 / App.): gamma = 1000, C rising
+  to 25 nats over 100,000 steps (the disentanglement_lib study's setting)."""
+  gamma: float = 1000.0
+  c_max: float = 25.0
+  iteration_threshold: int = 100_000
+
+  def __post_init__(self):
+    base.check_nonnegative("gamma", self.gamma)
+    base.check_nonnegative("c_max", self.c_max)
+    base.check_int_at_least("iteration_threshold", self.iteration_threshold, 1,
+                            " (steps until the capacity reaches c_max)")
+
+
+OBJECTIVES = (
+    base.Objective("vae", vae_loss, VAEHparams,
+                   "Kingma & Welling (2014), Eq. 7"),
+    base.Objective("beta_vae", vae_loss, BetaVAEHparams,
+                   "Higgins et al. (2017), Eq. 4"),
+    base.Objective("annealed_vae", annealed_vae_loss, AnnealedVAEHparams,
+                   "Burgess et al. (2018), Eq. 8", takes_step=True),
+)

@@ -24,6 +24,7 @@ draw a second batch for the permuted codes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import jax
@@ -31,7 +32,8 @@ import jax.numpy as jnp
 import optax
 
 from vae import networks
-from vae.objectives.elbo import batch_elbo_terms
+from vae.objectives import base
+from vae.objectives.elbo import family_loss
 
 DISCRIMINATOR = networks.Discriminator()
 
@@ -72,18 +74,16 @@ def discriminator_loss(disc_params, z, key):
 
 def _terms(params, batch, key, model, gamma):
   # The ELBO uses ``key`` itself, so gamma = 0 gives vae_loss exactly.
-  k_perm = jax.random.fold_in(key, 1)
-  t = batch_elbo_terms(params, batch, key, model=model)
-  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
-  frozen = jax.lax.stop_gradient(params["discriminator"])
-  # log D/(1-D) is the logit: the density-ratio estimate of the TC.
-  tc = jnp.mean(discriminator_logits(frozen, t["z"]))
-  vae = -(ll - kl) + gamma * tc
-  d_loss, d_acc = discriminator_loss(params["discriminator"], t["z"], k_perm)
-  aux = {"loss": vae, "elbo": ll - kl, "log_likelihood": ll, "kl": kl,
-         "total_correlation": tc, "discriminator_loss": d_loss,
-         "discriminator_accuracy": d_acc}
-  return vae, d_loss, aux
+  def regularizer(t, ll, kl):
+    frozen = jax.lax.stop_gradient(params["discriminator"])
+    # log D/(1-D) is the logit: the density-ratio estimate of the TC.
+    tc = jnp.mean(discriminator_logits(frozen, t["z"]))
+    d_loss, d_acc = discriminator_loss(params["discriminator"], t["z"],
+                                       jax.random.fold_in(key, 1))
+    return kl, gamma * tc, {"total_correlation": tc, "discriminator_loss": d_loss,
+                            "discriminator_accuracy": d_acc}
+  vae, aux = family_loss(params, batch, key, model=model, regularizer=regularizer)
+  return vae, aux["discriminator_loss"], aux
 
 
 def factor_vae_loss(params, batch, key, *, model, gamma: float = 35.0):
@@ -128,3 +128,24 @@ def make_optimizer(vae_optimizer: optax.GradientTransformation,
   return optax.multi_transform(
       {"vae": vae_optimizer, "discriminator": discriminator_optimizer},
       param_labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorVAEHparams:
+  """gamma = 35: Kim & Mnih (2018), their dSprites setting (Sec. 5)."""
+  gamma: float = 35.0
+
+  def __post_init__(self):
+    base.check_nonnegative("gamma", self.gamma)
+
+
+def _combine_optimizers(vae_optimizer, extra):
+  return make_optimizer(vae_optimizer, extra["discriminator_optim"])
+
+
+OBJECTIVES = (base.Objective(
+    "factor_vae", factor_vae_train_loss, FactorVAEHparams,
+    "Kim & Mnih (2018), Eq. 2 and Algorithm 1",
+    extra_params=lambda key, model: {"discriminator": init_discriminator(key, model.latent_dim)},
+    extra_optimizers=("discriminator_optim",),
+    combine_optimizers=_combine_optimizers),)

@@ -11,6 +11,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -18,6 +19,18 @@ import jax.numpy as jnp
 
 from vae import distributions as dist
 from vae import model as model_lib
+from vae.objectives import base
+
+
+def _log_weights_and_terms(params, x, key, model, num_samples):
+  """(log w [k], log p(x|z_j) [k], KL(q(z|x) || p(z)) closed form) for one x."""
+  mean, logvar = model_lib.encode(params, x, model=model)
+  z = model_lib.reparameterize(key, mean, logvar, num_samples)      # [k, D]
+  out = model_lib.decode(params, z, model=model)                    # [k, ...]
+  ll = jax.vmap(lambda o: model_lib.log_likelihood(x, o, model=model))(out)
+  log_pz = jax.vmap(dist.standard_normal_log_prob)(z)
+  log_qz = jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z)
+  return ll + log_pz - log_qz, ll, jnp.sum(dist.kl_to_standard_normal_per_dim(mean, logvar))
 
 
 def log_importance_weights(params, x, key, *, model, num_samples: int):
@@ -33,13 +46,7 @@ def log_importance_weights(params, x, key, *, model, num_samples: int):
   Returns:
     [k] log importance weights.
   """
-  mean, logvar = model_lib.encode(params, x, model=model)
-  z = model_lib.reparameterize(key, mean, logvar, num_samples)      # [k, D]
-  out = model_lib.decode(params, z, model=model)                    # [k, ...]
-  ll = jax.vmap(lambda o: model_lib.log_likelihood(x, o, model=model))(out)
-  log_pz = jax.vmap(dist.standard_normal_log_prob)(z)
-  log_qz = jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z)
-  return ll + log_pz - log_qz
+  return _log_weights_and_terms(params, x, key, model, num_samples)[0]
 
 
 def iwae_bound(params, x, key, *, model, num_samples: int):
@@ -63,17 +70,34 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = 5):
     num_samples: k >= 1 importance samples per example.
 
   Returns:
-    (loss, aux) with aux ``iwae_bound``, and the single-sample ``elbo``,
-    ``log_likelihood`` and ``kl`` terms for comparison with the VAE.
+    (loss, aux) with aux ``iwae_bound``, and for comparison with the VAE the
+    ELBO terms from the same k samples (no second pass): ``log_likelihood``
+    (E_q log p(x|z), the mean over the k samples), ``kl`` (closed form) and
+    ``elbo`` (their difference).
   """
   keys = jax.random.split(key, batch.shape[0])
-  bound = jnp.mean(jax.vmap(lambda x, k: iwae_bound(
-      params, x, k, model=model, num_samples=num_samples))(batch, keys))
-  t = jax.vmap(lambda x, k: model_lib.elbo_terms(params, x, k, model=model))(
-      batch, keys)
-  ll, kl = jnp.mean(t["log_likelihood"]), jnp.mean(t["kl"])
+
+  def one(x, k):
+    lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples)
+    return jax.nn.logsumexp(lw) - math.log(num_samples), jnp.mean(ll), kl
+
+  bounds, lls, kls = jax.vmap(one)(batch, keys)
+  bound, ll, kl = jnp.mean(bounds), jnp.mean(lls), jnp.mean(kls)
   aux = {"loss": -bound, "iwae_bound": bound,
          "elbo": jax.lax.stop_gradient(ll - kl),
          "log_likelihood": jax.lax.stop_gradient(ll),
          "kl": jax.lax.stop_gradient(kl)}
   return -bound, aux
+
+
+@dataclasses.dataclass(frozen=True)
+class IWAEHparams:
+  """k = 5: Burda et al. (2016) train with k in {1, 5, 50} (Table 1)."""
+  num_samples: int = 5
+
+  def __post_init__(self):
+    base.check_int_at_least("num_samples (k)", self.num_samples, 1)
+
+
+OBJECTIVES = (base.Objective("iwae", iwae_loss, IWAEHparams,
+                             "Burda et al. (2016), Eq. 8 and 14"),)

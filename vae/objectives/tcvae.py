@@ -26,11 +26,14 @@ every row gets exactly one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
 from vae import distributions as dist
-from vae.objectives.elbo import batch_elbo_terms
+from vae.objectives import base
+from vae.objectives.elbo import batch_elbo_terms, family_loss
 
 ESTIMATORS = ("mws", "mss")
 
@@ -148,13 +151,11 @@ def tc_vae_loss(params, batch, key, *, model, alpha: float = 1.0,
   Returns:
     (loss, aux): aux as ``vae_loss`` plus the three terms and ``kl_mc``.
   """
-  t = batch_elbo_terms(params, batch, key, model=model)
-  ll, kl = jnp.mean(t["log_likelihood"], axis=0), jnp.mean(t["kl"], axis=0)
-  d = decomposition(t["z"], t["mean"], t["logvar"], dataset_size, estimator)
-  loss = -(ll - kl) + ((alpha - 1.0) * d["mutual_info"]
-                       + (beta - 1.0) * d["total_correlation"]
-                       + (gamma - 1.0) * d["dim_kl"])
-  return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl, **d}
+  def regularizer(t, ll, kl):
+    d = decomposition(t["z"], t["mean"], t["logvar"], dataset_size, estimator)
+    return kl, ((alpha - 1.0) * d["mutual_info"] + (beta - 1.0) * d["total_correlation"]
+                + (gamma - 1.0) * d["dim_kl"]), d
+  return family_loss(params, batch, key, model=model, regularizer=regularizer)
 
 
 def batch_decomposition(params, batch, key, *, model, dataset_size,
@@ -163,6 +164,34 @@ def batch_decomposition(params, batch, key, *, model, dataset_size,
   t = batch_elbo_terms(params, batch, key, model=model)
   return decomposition(t["z"], t["mean"], t["logvar"], dataset_size, estimator)
 
+
+@dataclasses.dataclass(frozen=True)
+class TCVAEHparams:
+  """Chen et al. (2018): alpha = gamma = 1 and beta = 6, their dSprites
+  setting (Sec. 6); the MSS estimator (App. C.2). ``dataset_size`` N: 0
+  means "the training set's size", filled in from the data."""
+  alpha: float = 1.0
+  beta: float = 6.0
+  gamma: float = 1.0
+  dataset_size: int = 0
+  estimator: str = "mss"
+
+  def __post_init__(self):
+    for name in ("alpha", "beta", "gamma"):
+      base.check_nonnegative(name, getattr(self, name))
+    base.check_int_at_least("dataset_size", self.dataset_size, 0,
+                            " (the number of training examples N; 0: from the data)")
+    base.check_choice("estimator", self.estimator, ESTIMATORS)
+
+
+def _tc_vae_loss(params, batch, key, *, model, dataset_size=0, **hparams):
+  # The record's hyperparameters use 0 for "unknown N".
+  return tc_vae_loss(params, batch, key, model=model, dataset_size=dataset_size or None,
+                     **hparams)
+
+
+OBJECTIVES = (base.Objective("beta_tcvae", _tc_vae_loss, TCVAEHparams,
+                             "Chen et al. (2018), Eq. 4 and App. C"),)
 
 __all__ = ["ESTIMATORS", "log_q_pairwise", "mss_log_weights", "log_q_estimates",
            "decomposition", "tc_vae_loss", "batch_decomposition"]
