@@ -69,8 +69,7 @@ flags.DEFINE_list("scaling", [], "device counts for the data-parallel scaling ta
 flags.DEFINE_integer("scaling_batch", 512, "global batch of the scaling table")
 flags.DEFINE_list("batch_sweep", [], "batch sizes for the throughput sweep (e.g. 64,256,1024,4096), "
                   "MLP 784-500-500-50 and conv 64x64 models, scanned loop")
-flags.DEFINE_list("sweep_models", ["mlp", "conv"], "models in the sweep (conv inside lax.scan "
-                  "is very slow on XLA:CPU; the sweep is meant for a GPU)")
+flags.DEFINE_list("sweep_models", ["mlp", "conv"], "models in the sweep (meant for a GPU)")
 flags.DEFINE_float("peak_tflops", 0.0, "the device's peak TFLOP/s, to report the fraction "
                    "reached in the sweep (e.g. 989 bf16 / 67 fp32 dense on an H100 SXM)")
 flags.DEFINE_string("compute_dtype", "float32", "float32 or bfloat16 for the sweep")

@@ -19,6 +19,11 @@ import jax
 import ml_collections
 from absl import app, flags, logging
 
+from experiments import job as job_lib
+from vae import data as data_lib
+from vae import evaluate as ev
+from vae import metrics as metrics_lib
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's folder.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Data split to evaluate.")
 _K = flags.DEFINE_integer("num_samples", 5000, "Importance samples k.")
@@ -44,10 +49,6 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from experiments import job as job_lib
-  from vae import data as data_lib
-  from vae import evaluate as ev
-  from vae import metrics as metrics_lib
   config = load_run_config(_WORKDIR.value)
   if _DATA_DIR.value is not None:
     config.data_dir = _DATA_DIR.value

@@ -13,6 +13,9 @@ import json
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.job import train_and_evaluate
+from vae import parallel
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/default.py", "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
@@ -22,8 +25,6 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  from experiments.job import train_and_evaluate
-  from vae import parallel
   parallel.maybe_initialize_distributed(_CONFIG.value.get("distributed"))
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   summary = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 
+from vae import model as model_lib
 from vae.metrics.beta_vae import beta_vae_from_features, compute_beta_vae
 from vae.metrics.dci import compute_dci, dci_from_codes
 from vae.metrics.factor_vae import compute_factor_vae
@@ -46,8 +47,6 @@ SCORE_KEYS = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy", "mig":
 
 @functools.lru_cache(maxsize=None)
 def _posterior_means(model):
-  from vae import model as model_lib
-
   def means(params, x):
     return jax.vmap(lambda xi: model_lib.encode(params, xi.astype("float32"), model=model)[0])(x)
   return means
