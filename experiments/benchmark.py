@@ -240,7 +240,7 @@ METHODS = ("beta_vae", "annealed_vae", "beta_tcvae", "factor_vae", "dip_vae_i", 
 
 def bench_methods():
   """Steps/s of each method's training step, conv model, batch 64, as
-  ``train`` runs it (the study's config; the loop ``choose_loop`` picks)."""
+  ``train`` runs it (the study's config and its training loop)."""
   import importlib
   from vae import parallel
   from vae.data.dsprites import DSprites
@@ -250,12 +250,10 @@ def bench_methods():
   for name in names:
     cfg = importlib.import_module(f"experiments.configs.{name}_dsprites").get_config()
     cfg.model.compute_dtype = FLAGS.compute_dtype
-    model = job_lib.build_model(cfg)
-    loss_fn = job_lib.build_objective(cfg, ds.num_combinations)
-    opt = job_lib.build_optimizer(cfg, loss_fn)
+    job = job_lib.resolve(cfg, train_data=ds)
+    model, loss_fn, opt, loop = job.model, job.objective, job.optimizer, job.schedule.loop
     step = train_lib.make_train_step(loss_fn, model, opt)
     src = sources.GroundTruthSource(ds, cfg.batch_size, jax.random.key(1))
-    loop = job_lib.schedule(cfg).loop
     mesh = parallel.make_mesh()
     run = (train_lib.make_scan_loop if loop == "scan" else train_lib.make_step_loop)(
         step, src, mesh)

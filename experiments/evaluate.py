@@ -43,7 +43,9 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: is {workdir} a training run's workdir?")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    record = json.load(f)
+  record.pop("effective", None)             # what was trained; not a config field
+  return job_lib.upgrade_config(ml_collections.ConfigDict(record))
 
 
 def main(argv):

@@ -15,9 +15,10 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import jax
+import ml_collections
 import numpy as np
 
 from vae import checkpoint as ckpt_lib
@@ -31,6 +32,9 @@ from vae import optim
 from vae import plots
 from vae import train as train_lib
 from vae.data import sources
+
+
+TRAIN_LOOPS = ("auto", "scan", "per_step")   # "auto": scan (vae.train.Schedule.loop)
 
 
 def check_config(config) -> None:
@@ -52,8 +56,8 @@ def check_config(config) -> None:
   unknown = [m for m in config.eval.get("metrics", ()) if m not in metrics_lib.METRICS]
   need(not unknown, f"eval.metrics must be among {sorted(metrics_lib.METRICS)}, got {unknown}")
   eval_spec(config)
-  need(config.get("train_loop", "auto") in train_lib.TRAIN_LOOPS,
-       f"train_loop must be one of {train_lib.TRAIN_LOOPS}, got {config.get('train_loop')!r}")
+  need(config.get("train_loop", "auto") in TRAIN_LOOPS,
+       f"train_loop must be one of {TRAIN_LOOPS}, got {config.get('train_loop')!r}")
   need(float(config.optim.learning_rate) > 0,
        f"optim.learning_rate must be > 0, got {config.optim.learning_rate}")
   need(float(config.optim.get("grad_clip_norm", 0.0)) >= 0,
@@ -67,6 +71,25 @@ def check_config(config) -> None:
     optim.make_schedule(config[section])
 
 
+def upgrade_config(config):
+  """A config written before hyperparameters were nested per objective (a
+  flat ``hparams`` of values, as in an older workdir's config.json) in
+  today's form: the objective's section takes the flat values it has fields
+  for, every other section its defaults. Other configs come back unchanged."""
+  flat = {k: v for k, v in config.hparams.items()
+          if not isinstance(v, (Mapping, ml_collections.ConfigDict))}
+  if not flat:
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  nested = objectives.default_hparams()
+  names = objectives.get(config.objective).hparam_names()
+  nested[config.objective].update({k: v for k, v in flat.items() if k in names})
+  if "dataset_size" in nested[config.objective]:
+    nested[config.objective]["dataset_size"] = int(nested[config.objective]["dataset_size"] or 0)
+  config.hparams = ml_collections.ConfigDict(nested)
+  return config
+
+
 def objective_hparams(config) -> dict[str, Any]:
   """The chosen objective's section of ``config.hparams``; every section is
   checked against its objective (an unknown section or field is an error)."""
@@ -76,7 +99,6 @@ def objective_hparams(config) -> dict[str, Any]:
                      f"objectives: {sorted(objectives.REGISTRY)}")
   for name, section in config.hparams.items():
     objectives.get(name).make_hparams(dict(section))
-  objectives.get(config.objective)
   section = config.hparams.get(config.objective)
   return {} if section is None else dict(section)
 
@@ -178,18 +200,26 @@ class Job:
             "reference": self.objective.record.reference}
 
 
-def resolve(config, with_data: bool = True) -> Job:
-  """Checks ``config`` and resolves it once into a ``Job`` (loads the data)."""
+def resolve(config, with_data: bool = True, train_data=None) -> Job:
+  """Checks ``config`` and resolves it once into a ``Job``.
+
+  Args:
+    config: the run's ``ConfigDict``.
+    with_data: load the config's training and evaluation data (False: no
+      data; the job's N and data are then None).
+    train_data: train on this instead of the config's data (an array or a
+      ground-truth set); no evaluation data is loaded then.
+  """
   check_config(config)
   model = build_model(config)
   spec = eval_spec(config)
-  keys = train_lib.named_keys(config.seed)
-  train_data, eval_data = load_data(config, spec, keys["eval"]) if with_data else (None, None)
-  num_train = sources.num_examples(train_data) if with_data else None
-  objective = build_objective(config, num_train)
-  if with_data:
+  eval_data = None
+  if train_data is None and with_data:
+    train_data, eval_data = load_data(config, spec, train_lib.named_keys(config.seed)["eval"])
     checks.check_data(eval_data, data_shape=model.data_shape, likelihood=model.likelihood,
                       name="evaluation data")
+  num_train = sources.num_examples(train_data) if train_data is not None else None
+  objective = build_objective(config, num_train)
   return Job(model=model, objective=objective, optimizer=build_optimizer(config, objective),
              train_data=train_data, eval_data=eval_data, num_train=num_train,
              schedule=schedule(config), eval_spec=spec, batch_size=int(config.batch_size),
@@ -197,23 +227,26 @@ def resolve(config, with_data: bool = True) -> Job:
 
 
 def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool = True):
-  """Trains a config on ``train_data`` (default: the config's own data, loaded)
-  without evaluating: ``vae.train.train`` with the config's objects.
+  """Trains a config on ``train_data`` (default: the config's own training
+  data) without evaluating: ``vae.train.train`` with the config's objects.
 
   Returns:
     The final ``TrainState``.
   """
-  check_config(config)
-  model = build_model(config)
   if train_data is None:
-    train_data, _ = load_data(config, eval_spec(config), train_lib.named_keys(config.seed)["eval"])
-  objective = build_objective(config, sources.num_examples(train_data))
-  source = sources.make_source(train_data, int(config.batch_size),
-                               train_lib.named_keys(config.seed)["data"], model=model)
-  return train_lib.train(workdir, model=model, objective=objective,
-                         optimizer=build_optimizer(config, objective), source=source,
-                         schedule=schedule(config), seed=int(config.seed), eval_fn=eval_fn,
-                         progress=progress)
+    check_config(config)
+    train_data = load_split(config, "train", config.get("max_train_examples", 0)) \
+        if not data_lib.is_ground_truth(config.dataset) else \
+        data_lib.load_ground_truth(config.dataset, config.get("tfds_data_dir") or None)
+  return _train(resolve(config, train_data=train_data), workdir, eval_fn=eval_fn,
+                progress=progress)
+
+
+def _train(job: Job, workdir: str, *, eval_fn=None, progress: bool = True):
+  source = sources.make_source(job.train_data, job.batch_size, job.keys["data"], model=job.model)
+  return train_lib.train(workdir, model=job.model, objective=job.objective,
+                         optimizer=job.optimizer, source=source, schedule=job.schedule,
+                         seed=job.seed, eval_fn=eval_fn, progress=progress)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -237,11 +270,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   probabilistic = job.objective.record.probabilistic
   eval_fn = (ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
                                  dataset_size=job.num_train) if probabilistic else None)
-  source = sources.make_source(job.train_data, job.batch_size, keys["data"], model=model)
   t0 = time.perf_counter()
-  state = train_lib.train(workdir, model=model, objective=job.objective,
-                          optimizer=job.optimizer, source=source, schedule=job.schedule,
-                          seed=job.seed, eval_fn=eval_fn)
+  state = _train(job, workdir, eval_fn=eval_fn)
   train_seconds = time.perf_counter() - t0
   results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
                                probabilistic=probabilistic, spec=spec,

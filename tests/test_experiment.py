@@ -194,3 +194,19 @@ def test_config_json_records_the_effective_hyperparameters(smoke_config, tmp_pat
   n = len(job_lib.load_split(smoke_config, "train"))
   assert eff["hparams"] == {"alpha": 1.0, "beta": 3.0, "gamma": 1.0, "dataset_size": n,
                             "estimator": "mss"}
+
+
+def test_a_flat_hparams_config_from_an_older_workdir_is_upgraded():
+  import ml_collections
+  from experiments.configs import default
+  old = default.get_config().to_dict()
+  old["objective"] = "beta_tcvae"
+  old["hparams"] = {"beta": 2.0, "alpha": 1.0, "gamma": 1.0, "dataset_size": 0,
+                    "estimator": "mws", "lambda_od": 10.0, "num_samples": 1}
+  c = job_lib.upgrade_config(ml_collections.ConfigDict(old))
+  job_lib.check_config(c)
+  assert dict(c.hparams.beta_tcvae) == {"alpha": 1.0, "beta": 2.0, "gamma": 1.0,
+                                        "dataset_size": 0, "estimator": "mws"}
+  assert c.hparams.factor_vae.gamma == 35.0          # other sections: their defaults
+  new = default.get_config()
+  assert job_lib.upgrade_config(new) is new

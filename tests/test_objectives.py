@@ -226,10 +226,15 @@ def test_annealed_vae_penalises_distance_from_the_capacity(tiny_model, tiny_para
                                rtol=1e-5)
 
 
-def test_train_step_passes_the_step_to_the_annealed_objective(tiny_model, binary_images):
+@pytest.mark.parametrize("bound", [True, False])
+def test_train_step_passes_the_step_to_the_annealed_objective(tiny_model, binary_images, bound):
+  import functools
   import optax
   opt = optax.sgd(0.0)
-  loss = objectives.get_objective("annealed_vae", gamma=1.0, c_max=10.0, iteration_threshold=10)
+  hp = dict(gamma=1.0, c_max=10.0, iteration_threshold=10)
+  # The registry's bound objective, and a plain partial of the loss function.
+  loss = (objectives.get_objective("annealed_vae", **hp) if bound
+          else functools.partial(objectives.annealed_vae_loss, **hp))
   step = jax.jit(train_lib.make_train_step(loss, tiny_model, opt))
   state = train_lib.init_state(jax.random.key(0), tiny_model, opt)
   x = jnp.asarray(binary_images[:8], jnp.float32)
@@ -238,6 +243,13 @@ def test_train_step_passes_the_step_to_the_annealed_objective(tiny_model, binary
     state, m = step(state, x, jax.random.key(1))
     caps.append(float(m["capacity"]))
   np.testing.assert_allclose(caps, [0.0, 1.0, 2.0])
+
+
+def test_integer_hyperparameters_are_stored_as_integers():
+  for name, field in (("iwae", "num_samples"), ("annealed_vae", "iteration_threshold"),
+                      ("beta_tcvae", "dataset_size")):
+    value = getattr(objectives.get_objective(name, **{field: 5.0}).hparams, field)
+    assert value == 5 and type(value) is int, (name, value)
 
 
 @pytest.mark.parametrize("name,bad,match", [

@@ -6,6 +6,7 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
+from vae.data import sources  # noqa: E402
 from vae.data.tfds_ground_truth import TfdsGroundTruth  # noqa: E402
 
 EXPECTED = {
@@ -50,6 +51,9 @@ def test_smallnorb_is_read_as_disentanglement_lib_reads_it():
   labels[1] = labels[0]
   ds.set_examples(np.asarray(ds.images), labels)
   assert ds.max_examples_per_combination == 2
+  # N (beta-TCVAE's data-set size, the evaluation's) counts examples, not the
+  # factor combinations: the instance multiplies them.
+  assert sources.num_examples(ds) == ds.num_examples
   f = np.repeat(labels[:1], 64, 0)
   obs = np.asarray(jax.jit(ds.observations)(f, jax.random.key(0)))
   seen = {int(np.argmin(np.abs(images - o).sum((1, 2, 3)))) for o in obs}

@@ -262,9 +262,16 @@ def diagnostics(params, data, key, *, model, dataset_size: int,
   """
   r = dataset_elbo(params, data, jax.random.fold_in(key, 0), model=model,
                    batch_size=batch_size, mesh=mesh)
-  out: dict[str, Any] = {"kl_per_dim": r["kl_per_dim"]}
-  out["active_units"] = active_units(params, data, model=model, batch_size=batch_size,
-                                     mesh=mesh)["active_units"]
+  units = active_units(params, data, model=model, batch_size=batch_size, mesh=mesh)
+  return _diagnostics_from(params, data, key, r, units["active_units"], model=model,
+                           dataset_size=dataset_size, batch_size=batch_size, mesh=mesh)
+
+
+def _diagnostics_from(params, data, key, elbo_result, num_active, *, model, dataset_size,
+                      batch_size, mesh):
+  """``diagnostics`` given the ELBO pass and the active units already in
+  hand: only the KL decomposition is computed (with ``diagnostics``' key)."""
+  out: dict[str, Any] = {"kl_per_dim": elbo_result["kl_per_dim"], "active_units": num_active}
   out.update(kl_decomposition(params, data, jax.random.fold_in(key, 1), model=model,
                               dataset_size=dataset_size, batch_size=batch_size,
                               mesh=mesh))
@@ -332,15 +339,10 @@ def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec:
     results["active_units"] = active_units(params, eval_data, model=model,
                                            batch_size=spec.elbo_batch_size, mesh=mesh)
     if dataset_size:
-      # KL per dimension and active units are already in hand; only the
-      # decomposition is new (same key as ``diagnostics`` would use).
-      results["diagnostics"] = {
-          "kl_per_dim": results["elbo"]["kl_per_dim"],
-          "active_units": results["active_units"]["active_units"],
-          **kl_decomposition(params, eval_data,
-                             jax.random.fold_in(jax.random.fold_in(key, 3), 1),
-                             model=model, dataset_size=dataset_size,
-                             batch_size=spec.diagnostics_batch_size, mesh=mesh)}
+      results["diagnostics"] = _diagnostics_from(
+          params, eval_data, jax.random.fold_in(key, 3), results["elbo"],
+          results["active_units"]["active_units"], model=model, dataset_size=dataset_size,
+          batch_size=spec.diagnostics_batch_size, mesh=mesh)
   else:
     fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
         params, x.astype(jnp.float32), model=model)))
@@ -360,15 +362,11 @@ def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size
     key = jax.random.fold_in(eval_key, step)
     r = dataset_elbo(params, eval_data, key, model=model, batch_size=spec.elbo_batch_size,
                      mesh=m)
-    # The ELBO pass already gives the KL per dimension; the diagnostics add
-    # active units and the decomposition (same key as ``diagnostics``).
-    out = {k: r[k] for k in ("elbo", "log_likelihood", "kl", "kl_per_dim")}
-    out["active_units"] = active_units(params, eval_data, model=model,
-                                       batch_size=spec.diagnostics_batch_size,
-                                       mesh=m)["active_units"]
-    out.update(kl_decomposition(params, eval_data,
-                                jax.random.fold_in(jax.random.fold_in(key, 1), 1),
-                                model=model, dataset_size=dataset_size,
-                                batch_size=spec.diagnostics_batch_size, mesh=m))
+    units = active_units(params, eval_data, model=model, batch_size=spec.diagnostics_batch_size,
+                         mesh=m)["active_units"]
+    out = {k: r[k] for k in ("elbo", "log_likelihood", "kl")}
+    out.update(_diagnostics_from(params, eval_data, jax.random.fold_in(key, 1), r, units,
+                                 model=model, dataset_size=dataset_size,
+                                 batch_size=spec.diagnostics_batch_size, mesh=m))
     return out
   return eval_fn

@@ -15,8 +15,9 @@ Data: procedural dSprites rendered on the device (vae/data/dsprites.py);
 Command:
   python -m experiments.train --config experiments/configs/dsprites_study.py \
       --workdir workdirs/study_vae
-Expected: 300k steps take hours on a GPU and are out of reach on a 2-core CPU
-(~0.4 s a step); the measured steps/s per method are in README.md. The
+Expected: 300k steps take hours on a GPU; on a 2-core CPU a step takes about
+0.04 s (about 3.5 h for 300k steps; the measured steps/s per method are in
+README.md). The
 study's scores per method are in Locatello et al. (2019), Fig. 7 and 13.
 """
 

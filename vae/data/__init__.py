@@ -1,4 +1,6 @@
-"""Data sources. ``load_dataset(config)`` returns host arrays for a config."""
+"""Data sets by name: ``load_dataset(name, split)`` returns a host array,
+``load_ground_truth(name)`` a data set with known factors; training sources
+are in ``vae.data.sources``."""
 
 from __future__ import annotations
 

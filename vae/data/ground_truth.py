@@ -76,7 +76,6 @@ class GroundTruthData:
     f = self.sample_factors(key, n)
     return self.observations(f, observation_key(key)), f
 
-
   def check_factors(self, factors) -> None:
     """Host-side check of a concrete factor array (shape and ranges)."""
     f = np.asarray(factors)

@@ -99,10 +99,15 @@ class GroundTruthSource:
 
 
 def num_examples(train_data) -> int:
-  """N: the number of examples (an array) or of factor combinations (a
-  ground-truth data set)."""
-  n = getattr(train_data, "num_combinations", None)
-  return int(n) if n is not None else int(np.shape(train_data)[0])
+  """N, the number of distinct training examples: an array's rows, a stored
+  ground-truth set's examples (smallNORB: 48,600, though its 4 factors have
+  4,860 combinations, since the instance is not a factor), or a procedural
+  set's factor combinations."""
+  for attr in ("num_examples", "num_combinations"):
+    n = getattr(train_data, attr, None)
+    if n is not None:
+      return int(n)
+  return int(np.shape(train_data)[0])
 
 
 def make_source(train_data, batch_size: int, data_key: jax.Array, *, model):

@@ -118,8 +118,6 @@ class TfdsGroundTruth(GroundTruthData):
     self.check_factors(labels)
     if spec.resize:
       images = resize_images(images, spec.resize)
-    # Binary sets (dsprites) are stored as 0/1; others as 0..255.
-    self._scale = 1.0 if images.max() <= 1 else 1.0 / 255.0
     self.nuisance = spec.nuisance
     self.set_examples(images, labels)
 
@@ -131,6 +129,8 @@ class TfdsGroundTruth(GroundTruthData):
     count = np.bincount(index, minlength=self.num_combinations).astype(np.int32)
     self.max_examples_per_combination = int(count.max())
     self.num_examples = len(labels)
+    # Binary sets (dsprites) are stored as 0/1; others as 0..255.
+    self._scale = 1.0 if np.max(images) <= 1 else 1.0 / 255.0
     self.images = jnp.asarray(images)            # uint8 on the device
     self.labels = jnp.asarray(labels, jnp.int32)
     self.order = jnp.asarray(np.argsort(index, kind="stable").astype(np.int32))

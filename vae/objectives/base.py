@@ -131,9 +131,17 @@ def check_nonnegative(name: str, value) -> None:
     raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def check_int_at_least(name: str, value, low: int, what: str = "") -> None:
+def check_int_at_least(name: str, value, low: int, what: str = "") -> int:
+  """``value`` as an int (5.0 -> 5), or a ValueError naming ``name``."""
   if isinstance(value, bool) or int(value) != value or int(value) < low:
     raise ValueError(f"{name} must be an integer >= {low}{what}, got {value}")
+  return int(value)
+
+
+def set_field(hparams, name: str, value) -> None:
+  """Replaces a field of a frozen hyperparameter dataclass in ``__post_init__``
+  (to store a checked, converted value)."""
+  object.__setattr__(hparams, name, value)
 
 
 def check_choice(name: str, value, choices) -> None:

@@ -126,8 +126,9 @@ class AnnealedVAEHparams:
   def __post_init__(self):
     base.check_nonnegative("gamma", self.gamma)
     base.check_nonnegative("c_max", self.c_max)
-    base.check_int_at_least("iteration_threshold", self.iteration_threshold, 1,
-                            " (steps until the capacity reaches c_max)")
+    base.set_field(self, "iteration_threshold", base.check_int_at_least(
+        "iteration_threshold", self.iteration_threshold, 1,
+        " (steps until the capacity reaches c_max)"))
 
 
 OBJECTIVES = (

@@ -96,7 +96,8 @@ class IWAEHparams:
   num_samples: int = 5
 
   def __post_init__(self):
-    base.check_int_at_least("num_samples (k)", self.num_samples, 1)
+    base.set_field(self, "num_samples", base.check_int_at_least("num_samples (k)",
+                                                                self.num_samples, 1))
 
 
 OBJECTIVES = (base.Objective("iwae", iwae_loss, IWAEHparams,

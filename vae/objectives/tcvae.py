@@ -144,8 +144,8 @@ def tc_vae_loss(params, batch, key, *, model, alpha: float = 1.0,
     params, batch, key, model: as ``vae_loss``; the batch must have at least
       2 examples for MSS.
     alpha, beta, gamma: weights on MI, TC and dimension-wise KL.
-    dataset_size: N, the training-set size (``train`` fills it in from the
-      data when the config leaves it 0).
+    dataset_size: N, the training-set size (``experiments.job`` fills it in
+      from the data when the config leaves it 0; required otherwise).
     estimator: "mss" (default, lower bias) or "mws".
 
   Returns:
@@ -179,8 +179,9 @@ class TCVAEHparams:
   def __post_init__(self):
     for name in ("alpha", "beta", "gamma"):
       base.check_nonnegative(name, getattr(self, name))
-    base.check_int_at_least("dataset_size", self.dataset_size, 0,
-                            " (the number of training examples N; 0: from the data)")
+    base.set_field(self, "dataset_size", base.check_int_at_least(
+        "dataset_size", self.dataset_size, 0,
+        " (the number of training examples N; 0: from the data)"))
     base.check_choice("estimator", self.estimator, ESTIMATORS)
 
 
