@@ -296,3 +296,18 @@ def test_scoring_another_model_of_the_same_shape_reuses_the_compiled_program():
   f = gt.sample_factors(jax.random.key(0), 32)
   want = jax.vmap(lambda x: model_lib.encode(p2, x, model=model)[0])(gt.observations(f))
   np.testing.assert_allclose(codes, want, rtol=1e-5, atol=1e-6)
+
+
+def test_scaling_the_protocol_scales_sample_sizes_only():
+  from vae import metrics as metrics_lib
+  opts = metrics_lib.scale_protocol("mig", 0.1)
+  assert opts == {"num_train": 1000}                 # MIG keeps its 20 bins
+  assert metrics_lib.scale_protocol("dci", 0.1) == {"num_train": 1000, "num_test": 500}
+  assert metrics_lib.scale_protocol("mig", 1.0) == {}
+
+
+def test_dci_of_an_all_zero_importance_matrix_is_zero_not_nan():
+  # Collapsed codes: no code informs any factor. disentanglement_lib scores 0.
+  from vae.metrics.dci import dci_from_importance
+  dis, comp = dci_from_importance(jnp.zeros((10, 5)))
+  assert float(dis) == pytest.approx(0.0, abs=1e-6) and float(comp) == pytest.approx(0.0, abs=1e-6)

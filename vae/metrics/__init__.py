@@ -84,14 +84,19 @@ def compute_all(ground_truth, representation_fn, key, names: Sequence[str] | Non
   return out
 
 
+# Protocol settings named num_* that are not sample sizes (MIG's histogram).
+NOT_SAMPLE_SIZES = ("num_bins",)
+
+
 def scale_protocol(name: str, scale: float) -> dict[str, int]:
   """Keyword overrides that multiply a metric's published sample sizes by
-  ``scale`` (1: the published protocol)."""
+  ``scale`` (1: the published protocol); other settings (MIG's 20 bins) keep
+  their published values."""
   if scale == 1.0:
     return {}
   sig = inspect.signature(METRICS[name]).parameters
   return {k: max(int(round(p.default * scale)), 16) for k, p in sig.items()
-          if k.startswith("num_")}
+          if k.startswith("num_") and k not in NOT_SAMPLE_SIZES}
 
 
 def score_disentanglement(params, ground_truth, key, *, model, names=None,

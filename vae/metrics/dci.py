@@ -42,13 +42,18 @@ def _entropy_rows(p, base):
 
 @jax.jit
 def dci_from_importance(importance):
-  """(disentanglement, completeness) of an importance matrix R [D, F]."""
+  """(disentanglement, completeness) of an importance matrix R [D, F].
+
+  An all-zero R (collapsed codes) scores 0 and 0, as in disentanglement_lib,
+  which then weights codes and factors uniformly (each row's and column's
+  entropy is maximal), instead of dividing by a zero total."""
   d, f = importance.shape
-  total = jnp.sum(importance)
+  weights = jnp.where(jnp.sum(importance) > 0, importance, jnp.ones_like(importance))
+  total = jnp.sum(weights)
   dis_per_code = 1.0 - _entropy_rows(importance, f) if f > 1 else jnp.ones((d,))
-  code_w = jnp.sum(importance, axis=1) / total
+  code_w = jnp.sum(weights, axis=1) / total
   comp_per_factor = 1.0 - _entropy_rows(importance.T, d) if d > 1 else jnp.ones((f,))
-  factor_w = jnp.sum(importance, axis=0) / total
+  factor_w = jnp.sum(weights, axis=0) / total
   return jnp.sum(dis_per_code * code_w), jnp.sum(comp_per_factor * factor_w)
 
 
