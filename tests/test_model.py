@@ -111,3 +111,87 @@ def test_bfloat16_compute_keeps_float32_params_and_close_values(arch, shape):
   assert all(v.dtype == jnp.float32 and np.all(np.isfinite(v)) for v in jax.tree.leaves(g))
   with pytest.raises(ValueError, match="compute_dtype must be"):
     model_lib.make_model(compute_dtype="float16", **kw)
+
+
+# ---------------------------------------------------- issue 14, item 1: shapes
+def _raises_naming(fn, *shapes):
+  with pytest.raises(ValueError) as e:
+    fn()
+  for s in shapes:
+    assert str(s) in str(e.value), (s, str(e.value))
+  return str(e.value)
+
+
+def test_a_missing_channel_axis_is_an_error_not_a_28x_elbo(tiny_model, tiny_params):
+  # Before: a (28, 28) image broadcast against (28, 28, 1) logits and the ELBO
+  # came out 28 times too large, silently.
+  key = jax.random.key(0)
+  x = jnp.zeros((28, 28))
+  msg = _raises_naming(lambda: model_lib.elbo(tiny_params, x, key, model=tiny_model),
+                       (28, 28, 1), (28, 28))
+  assert "channel" in msg
+  # Also under jit (the check runs at trace time) and for encode.
+  _raises_naming(lambda: jax.jit(model_lib.elbo, static_argnames="model")(
+      tiny_params, x, key, model=tiny_model), (28, 28, 1), (28, 28))
+  _raises_naming(lambda: model_lib.encode(tiny_params, x, model=tiny_model), "encode")
+
+
+def test_a_batch_without_vmap_is_an_error_not_one_scalar(tiny_model, tiny_params):
+  x = jnp.zeros((64, 28, 28, 1))
+  msg = _raises_naming(lambda: model_lib.elbo(tiny_params, x, jax.random.key(0),
+                                              model=tiny_model), (64, 28, 28, 1))
+  assert "vmap" in msg
+  _raises_naming(lambda: model_lib.encode(tiny_params, x, model=tiny_model), "encode")
+
+
+def test_decode_checks_the_latent_size(tiny_model, tiny_params):
+  _raises_naming(lambda: model_lib.decode(tiny_params, jnp.zeros(5), model=tiny_model),
+                 "decode", "(5,)", "4")
+  _raises_naming(lambda: model_lib.decode_batch(tiny_params, jnp.zeros(4),
+                                                model=tiny_model), "decode_batch")
+
+
+def test_every_objective_checks_its_batch_shape(tiny_model, tiny_params):
+  from vae import objectives
+  one_example = jnp.zeros((28, 28, 1))
+  no_channel = jnp.zeros((8, 28, 28))
+  for name, record in objectives.REGISTRY.items():
+    params = {**tiny_params, **record.bind().init_extra_params(jax.random.key(1), tiny_model)}
+    loss = record.bind()
+    for bad in (one_example, no_channel):
+      with pytest.raises(ValueError, match=r"\[B, 28, 28, 1\]") as e:
+        loss(params, bad, jax.random.key(0), model=tiny_model, step=0)
+      assert str(bad.shape) in str(e.value), (name, str(e.value))
+
+
+def test_bernoulli_likelihood_says_it_accepts_zero_to_one(tiny_model, tiny_params):
+  from vae import distributions as dist
+  x255 = jnp.full((28, 28, 1), 255.0)
+  # Before: +1465 nats, a "log-probability" above zero.
+  with pytest.raises(ValueError, match=r"\[0, 1\].*got values in \[255"):
+    model_lib.elbo(tiny_params, x255, jax.random.key(0), model=tiny_model)
+  # Under jit no value can be checked at trace time: the result is NaN, never a number.
+  jitted = jax.jit(model_lib.elbo, static_argnames="model")(
+      tiny_params, x255, jax.random.key(0), model=tiny_model)
+  assert np.isnan(float(jitted))
+  # [0, 1] targets (cross-entropy) stay accepted and finite.
+  half = jax.jit(model_lib.elbo, static_argnames="model")(
+      tiny_params, jnp.full((28, 28, 1), 0.5), jax.random.key(0), model=tiny_model)
+  assert np.isfinite(float(half)) and float(half) < 0
+  with pytest.raises(ValueError, match="same shape"):
+    dist.bernoulli_log_prob(jnp.zeros((28, 28)), jnp.zeros((28, 28, 1)))
+  with pytest.raises(ValueError, match="same shape"):
+    dist.gaussian_likelihood_log_prob(jnp.zeros((28, 28)), jnp.zeros((28, 28, 1)))
+
+
+def test_the_right_shapes_still_give_the_readme_numbers(tiny_model, tiny_params):
+  # The checks change no value: a correct call equals log p(x|z) - KL by hand.
+  x = jnp.zeros((28, 28, 1))
+  key = jax.random.key(0)
+  mean, logvar = model_lib.encode(tiny_params, x, model=tiny_model)
+  z = model_lib.reparameterize(key, mean, logvar)
+  logits = model_lib.decode(tiny_params, z, model=tiny_model)
+  by_hand = (jnp.sum(jax.nn.log_sigmoid(logits) - logits)
+             - 0.5 * jnp.sum(jnp.exp(logvar) + mean ** 2 - 1 - logvar))
+  np.testing.assert_allclose(model_lib.elbo(tiny_params, x, key, model=tiny_model),
+                             by_hand, rtol=1e-5)

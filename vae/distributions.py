@@ -23,6 +23,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -150,6 +151,12 @@ def kl_monte_carlo(key: jax.Array, sample_q: Callable[[jax.Array], jax.Array],
   return jnp.mean(jax.vmap(log_q)(z) - jax.vmap(log_p)(z))
 
 
+def _check_same_shape(fn: str, x, other, other_name: str) -> None:
+  if jnp.shape(x) != jnp.shape(other):
+    raise ValueError(f"{fn}: x and {other_name} must have the same shape (one "
+                     f"example), got {jnp.shape(x)} and {jnp.shape(other)}")
+
+
 def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   """log Bernoulli(x; sigmoid(logits)) summed over all event dimensions.
 
@@ -158,14 +165,35 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   finite for any finite logit (no log(0)), and one transcendental per pixel
   instead of two (this term dominates the cost of k = 5000 evaluation).
 
+  What it accepts: ``x`` in [0, 1], of the shape of ``logits``. For binary
+  ``x`` (0 or 1) it is the log-probability of a Bernoulli; for ``x`` strictly
+  between it is the negative binary cross-entropy, which is not a normalised
+  likelihood. Values outside [0, 1] (e.g. 0-255 pixels) have no meaning
+  here and would give a positive "log-probability": a concrete ``x`` raises
+  ValueError, and under a trace (jit, vmap, grad) the result is NaN, so such
+  data cannot pass unnoticed.
+
   Args:
-    x: [...] binary data (0/1) of one example.
+    x: [...] data of one example, values in [0, 1].
     logits: same shape as ``x``.
 
   Returns:
-    Scalar log-likelihood.
+    Scalar log-likelihood (NaN if ``x`` leaves [0, 1] under a trace).
+
+  Raises:
+    ValueError: shapes differ, or a concrete ``x`` has values outside [0, 1].
   """
-  return jnp.sum(jax.nn.log_sigmoid(logits) - (1.0 - x) * logits)
+  _check_same_shape("bernoulli_log_prob", x, logits, "logits")
+  ll = jnp.sum(jax.nn.log_sigmoid(logits) - (1.0 - x) * logits)
+  if isinstance(x, jax.core.Tracer):
+    return jnp.where(jnp.all((x >= 0) & (x <= 1)), ll, jnp.nan)
+  xa = np.asarray(x)
+  if not ((xa >= 0) & (xa <= 1)).all():
+    raise ValueError(
+        "bernoulli_log_prob: x must lie in [0, 1] (binary data, or [0, 1] "
+        f"targets), got values in [{xa.min()}, {xa.max()}]; scale 0-255 images "
+        "by 1/255 and binarize, or use a Gaussian likelihood")
+  return ll
 
 
 def gaussian_likelihood_log_prob(x: jax.Array, mean: jax.Array,
@@ -179,7 +207,11 @@ def gaussian_likelihood_log_prob(x: jax.Array, mean: jax.Array,
 
   Returns:
     Scalar log-likelihood.
+
+  Raises:
+    ValueError: ``x`` and ``mean`` differ in shape (one would broadcast).
   """
+  _check_same_shape("gaussian_likelihood_log_prob", x, mean, "mean")
   return gaussian_log_prob(x, mean, jnp.asarray(logvar, mean.dtype))
 
 

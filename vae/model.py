@@ -1,7 +1,11 @@
 """The four pure functions of a VAE: encode, reparameterize, decode, elbo.
 
 Each works on ONE example; a batch is ``jax.vmap`` over examples with one key
-each (``jax.random.split(key, batch)``), DESIGN.md contract 1. ``Model`` is a
+each (``jax.random.split(key, batch)``), DESIGN.md contract 1. Every function
+checks its input's shape against the model when it is traced (free under
+jit): an example that is not exactly ``data_shape`` (a missing channel axis,
+which would broadcast, or a whole batch passed without vmap, which would sum
+over it) is a ValueError naming the expected and the received shape. ``Model`` is a
 frozen, hashable description (networks, likelihood, shapes) that is passed as
 a static keyword, so the functions jit with ``static_argnames="model"`` or by
 closing over it.
@@ -105,6 +109,53 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
                float(obs_logvar))
 
 
+def _shape(x) -> tuple[int, ...]:
+  return tuple(int(d) for d in jnp.shape(x))
+
+
+def check_example(x, model: Model, fn: str) -> None:
+  """Raises ValueError unless ``x`` is one example of ``model.data_shape``.
+
+  Runs on shapes only, so it costs nothing under jit. The message names
+  ``fn``, the expected and the received shape, and the likely fix.
+  """
+  got, want = _shape(x), tuple(model.data_shape)
+  if got == want:
+    return
+  hint = ""
+  if got[1:] == want:
+    hint = (f"; this is a batch of {got[0]}: jax.vmap over its examples, or use "
+            "the batch functions (encode_batch, batch_elbo_terms, an objective)")
+  elif got == want[:-1] and want[-1] == 1:
+    hint = "; add the channel axis (x[..., None])"
+  raise ValueError(f"{fn}: x must be ONE example of shape {want} (the model's "
+                   f"data_shape), got shape {got}{hint}")
+
+
+def check_batch(batch, model: Model, fn: str) -> None:
+  """Raises ValueError unless ``batch`` is [B, *model.data_shape], B >= 1."""
+  got, want = _shape(batch), tuple(model.data_shape)
+  if len(got) == len(want) + 1 and got[1:] == want and got[0] >= 1:
+    return
+  hint = ""
+  if got == want:
+    hint = "; this is one example: add a batch axis (x[None])"
+  elif len(got) == len(want) and got[1:] == want[:-1] and want[-1] == 1:
+    hint = "; add the channel axis (batch[..., None])"
+  raise ValueError(f"{fn}: the batch must have shape [B, {', '.join(map(str, want))}] "
+                   f"(B >= 1 examples of the model's data_shape {want}), got shape "
+                   f"{got}{hint}")
+
+
+def check_latent(z, model: Model, fn: str) -> None:
+  """Raises ValueError unless ``z`` is [..., latent_dim]."""
+  got = _shape(z)
+  if got and got[-1] == model.latent_dim:
+    return
+  raise ValueError(f"{fn}: z must have shape [..., {model.latent_dim}] (latent_dim "
+                   f"{model.latent_dim} last), got shape {got}")
+
+
 def init_params(key: jax.Array, model: Model) -> Params:
   """Initialises {'encoder': ..., 'decoder': ...} parameters."""
   k_enc, k_dec = jax.random.split(key)
@@ -124,7 +175,15 @@ def encode(params: Params, x: jax.Array, *, model: Model):
 
   Returns:
     (mean [D], logvar [D] or [1]) of the mean-field Gaussian posterior.
+
+  Raises:
+    ValueError: ``x`` is not of shape ``model.data_shape``.
   """
+  check_example(x, model, "encode")
+  return _encode(params, x, model)
+
+
+def _encode(params: Params, x: jax.Array, model: Model):
   mean, logvar = model.encoder.apply({"params": params["encoder"]}, x)
   # Densities are computed in float32 whatever the compute dtype.
   return mean.astype(jnp.float32), logvar.astype(jnp.float32)
@@ -140,13 +199,20 @@ def encode_batch(params: Params, x: jax.Array, *, model: Model):
 
   Returns:
     (mean [B, D], logvar [B, D] or [B, 1]).
+
+  Raises:
+    ValueError: ``x`` is not of shape [B, *model.data_shape].
   """
-  return encode(params, x, model=model)
+  check_batch(x, model, "encode_batch")
+  return _encode(params, x, model)
 
 
 def decode_batch(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
   """``decode`` for a batch of latents [B, D]: [B, *data_shape] (see
   ``encode_batch``)."""
+  if len(_shape(z)) != 2:
+    raise ValueError(f"decode_batch: z must have shape [B, {model.latent_dim}], got "
+                     f"shape {_shape(z)}")
   return decode(params, z, model=model)
 
 
@@ -166,14 +232,26 @@ def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
     model: the static ``Model``.
 
   Returns:
-    [*data_shape] decoder output.
+    [*data_shape] decoder output ([..., *data_shape] for leading axes).
+
+  Raises:
+    ValueError: the last axis of ``z`` is not ``model.latent_dim``.
   """
+  check_latent(z, model, "decode")
   return model.decoder.apply({"params": params["decoder"]}, z).astype(jnp.float32)
 
 
 def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
                    model: Model) -> jax.Array:
-  """log p(x|z) of one example given the decoder output; scalar."""
+  """log p(x|z) of one example given the decoder output; scalar.
+
+  Raises:
+    ValueError: ``x`` or ``decoder_out`` is not of shape ``model.data_shape``.
+  """
+  check_example(x, model, "log_likelihood")
+  if _shape(decoder_out) != tuple(model.data_shape):
+    raise ValueError(f"log_likelihood: decoder_out must have shape {model.data_shape} "
+                     f"(one example), got shape {_shape(decoder_out)}")
   return dist.log_likelihood(model.likelihood, x, decoder_out, model.obs_logvar)
 
 
@@ -187,7 +265,11 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
     ``kl_per_dim`` [D]; also the posterior ``mean`` [D], ``logvar`` [D]
     (broadcast for an isotropic q) and the sample ``z`` [D], which the
     batch-level objectives (beta-TCVAE, FactorVAE, DIP-VAE) need.
+
+  Raises:
+    ValueError: ``x`` is not one example of ``model.data_shape``.
   """
+  check_example(x, model, "elbo")
   mean, logvar = encode(params, x, model=model)
   z = reparameterize(key, mean, logvar)
   ll = log_likelihood(x, decode(params, z, model=model), model=model)
@@ -215,7 +297,12 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
   Returns:
     dict of per-example arrays: elbo [B], log_likelihood [B], kl [B],
     kl_per_dim [B, D], mean [B, D], logvar [B, D], z [B, D].
+
+  Raises:
+    ValueError: ``batch`` is not of shape [B, *model.data_shape] (every
+      ELBO-family objective computes its terms here, so this is their check).
   """
+  check_batch(batch, model, "batch_elbo_terms (the ELBO-family objectives)")
   keys = jax.random.split(key, batch.shape[0])
   mean, logvar = encode_batch(params, batch, model=model)
   z = jax.vmap(reparameterize)(keys, mean, logvar)

@@ -68,6 +68,7 @@ def ae_loss(params, batch, key, *, model):
     (loss, aux) with aux ``log_likelihood`` (batch mean) and ``loss``.
   """
   del key
+  model_lib.check_batch(batch, model, "ae_loss")
   ll = jnp.mean(jax.vmap(
       lambda x: reconstruction_log_likelihood(params, x, model=model))(batch))
   return -ll, {"loss": -ll, "log_likelihood": ll}
@@ -93,6 +94,7 @@ def dae_loss(params, batch, key, *, model, corruption: str = "masking",
     corrupted input), ``clean_log_likelihood`` (given the clean input) and
     ``loss``.
   """
+  model_lib.check_batch(batch, model, "dae_loss")
   keys = jax.random.split(key, batch.shape[0])
 
   def one(x, k):

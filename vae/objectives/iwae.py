@@ -75,6 +75,7 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = 5):
     (E_q log p(x|z), the mean over the k samples), ``kl`` (closed form) and
     ``elbo`` (their difference).
   """
+  model_lib.check_batch(batch, model, "iwae_loss")
   keys = jax.random.split(key, batch.shape[0])
 
   def one(x, k):
