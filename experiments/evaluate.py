@@ -8,21 +8,24 @@ units and, on data with known factors, the disentanglement metrics.
   # published sample sizes (--metric_scale 0.1 for a quick look)
   python -m experiments.evaluate --workdir workdirs/default --metrics all
 
-Reads the run's config.json, restores its newest checkpoint and writes
-``eval_<split>_k<k>.json`` (and ``eval_metrics.json``) beside it.
+Reads the run's config.json and checks it and the flags before anything is
+restored; restores the newest readable checkpoint and writes
+``eval_<split>_k<k>.json`` (and ``eval_metrics.json``) beside it, holding the
+workdir's lock meanwhile. Exit codes as ``experiments.train`` (README).
 """
 
 import json
 import os
+import sys
 
 import jax
-import ml_collections
 from absl import app, flags, logging
 
 from experiments import job as job_lib
 from vae import data as data_lib
 from vae import evaluate as ev
 from vae import metrics as metrics_lib
+from vae import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's folder.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Data split to evaluate.")
@@ -37,69 +40,116 @@ _DCI = flags.DEFINE_enum("dci_importance", "gbt", ["gbt", "linear"],
                          "DCI importances: gradient-boosted trees (reference) or linear probe.")
 flags.mark_flag_as_required("workdir")
 
+def evaluation_config(workdir: str, *, split: str, num_samples: int, max_examples: int,
+                      data_dir: str | None, metrics: list[str]):
+  """The run's config with the evaluation's settings, and the metric names,
+  checked before anything is loaded or restored.
 
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: is {workdir} a training run's workdir?")
-  with open(path) as f:
-    record = json.load(f)
-  record.pop("effective", None)             # what was trained; not a config field
-  return job_lib.upgrade_config(ml_collections.ConfigDict(record))
+  Raises:
+    FileNotFoundError, ValueError: a missing or incomplete config.json, a
+      split the data set does not have, k < 1, unknown metric names or metrics
+      on data without known factors.
+  """
+  config = job_lib.load_run_config(workdir)
+  if data_dir is not None:
+    config.data_dir = os.path.abspath(data_dir)
+  splits = data_lib.splits(config.dataset)
+  if splits is not None and split not in splits:
+    raise ValueError(f"--split must be one of {list(splits)} for {config.dataset!r}, "
+                     f"got {split!r}")
+  config.eval.num_importance_samples = num_samples
+  config.eval.split = split
+  if max_examples:
+    config.eval.max_examples = max_examples
+  elif not data_lib.is_ground_truth(config.dataset):
+    config.eval.max_examples = 0          # the whole split unless --max_examples
+  config.eval.metrics = ()
+  job_lib.check_config(config)
+  names = metrics
+  if names == ["auto"]:
+    names = ["all"] if data_lib.is_ground_truth(config.dataset) else ["none"]
+  if names == ["none"]:
+    return config, []
+  names = list(metrics_lib.METRICS) if names == ["all"] else names
+  unknown = [n for n in names if n not in metrics_lib.METRICS]
+  if unknown:
+    raise ValueError(f"--metrics must be among {sorted(metrics_lib.METRICS)}, 'all', 'none' "
+                     f"or 'auto', got {unknown}")
+  if not data_lib.is_ground_truth(config.dataset):
+    raise ValueError(f"disentanglement metrics need a data set with known factors; "
+                     f"this run trained on {config.dataset!r} (use --metrics none)")
+  return config, names
+
+
+def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: float = 1.0,
+                     dci_importance: str = "gbt") -> dict:
+  """Restores ``workdir``'s newest readable checkpoint, evaluates it and
+  writes the result files (strict JSON; non-finite values null and listed).
+
+  Raises:
+    experiments.job.NonFiniteEvaluationError: the evaluation is not finite.
+  """
+  job = job_lib.resolve(config)
+  split, k = job.eval_spec.split, job.eval_spec.num_importance_samples
+  with workdir_lib.lock(workdir):
+    state = job_lib.restore_state(workdir, job)
+    keys, model = job.keys, job.model
+    results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
+                                 probabilistic=job.objective.record.probabilistic,
+                                 spec=job.eval_spec)
+    results.update({"split": split, "step": int(state.step)})
+    out = os.path.join(workdir, f"eval_{split}_k{k}.json")
+    bad = workdir_lib.write_json(out, results, indent=2)
+    print(f"wrote {out}")
+    if names:
+      scores = metrics_lib.score_disentanglement(
+          state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
+          names=names, scale=metric_scale, dci_importance=dci_importance)
+      scores.update({"step": int(state.step), "metric_scale": metric_scale,
+                     "dci_importance": dci_importance})
+      mout = os.path.join(workdir, "eval_metrics.json")
+      bad += workdir_lib.write_json(mout, scores, indent=2)
+      results["disentanglement"] = scores
+      print(f"wrote {mout}")
+  if bad:
+    raise job_lib.NonFiniteEvaluationError(
+        f"the evaluation of {workdir} at step {int(state.step)} is not finite "
+        f"({', '.join(bad)}); the result files hold null there and list them under "
+        "\"non_finite\"")
+  return results
+
+
+def summary_of(results: dict, names: list[str]) -> dict:
+  summary = {"step": results["step"], "split": results["split"],
+             "examples": results["num_examples"]}
+  if "iwae" in results:
+    summary.update({"elbo": results["elbo"]["elbo"], "nll_k": results["iwae"]["nll"],
+                    "k": results["iwae"]["num_samples"], "seconds": results["iwae"]["seconds"],
+                    "peak_rss_mib": results["iwae"]["peak_rss_mib"],
+                    "active_units": results["active_units"]["active_units"]})
+  else:
+    summary["reconstruction_log_likelihood"] = results["reconstruction_log_likelihood"]
+  if names:
+    summary["disentanglement"] = {
+        n: {k: v for k, v in results["disentanglement"][n].items() if not isinstance(v, list)}
+        for n in names}
+  return summary
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  config = load_run_config(_WORKDIR.value)
-  if _DATA_DIR.value is not None:
-    config.data_dir = _DATA_DIR.value
-  config.eval.num_importance_samples = _K.value
-  config.eval.split = _SPLIT.value
-  if _MAX.value:
-    config.eval.max_examples = _MAX.value
-  elif not data_lib.is_ground_truth(config.dataset):
-    config.eval.max_examples = 0          # the whole split unless --max_examples
-  job = job_lib.resolve(config)
-  state = job_lib.restore_state(_WORKDIR.value, job)
-  keys, model = job.keys, job.model
-  results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
-                               probabilistic=job.objective.record.probabilistic,
-                               spec=job.eval_spec)
-  results.update({"split": _SPLIT.value, "step": int(state.step)})
-  out = os.path.join(_WORKDIR.value, f"eval_{_SPLIT.value}_k{_K.value}.json")
-  with open(out, "w") as f:
-    json.dump(results, f, indent=2)
-  summary = {"step": results["step"], "split": _SPLIT.value, "examples": results["num_examples"]}
-  if "iwae" in results:
-    summary.update({"elbo": results["elbo"]["elbo"], "nll_k": results["iwae"]["nll"],
-                    "k": _K.value, "seconds": results["iwae"]["seconds"],
-                    "peak_rss_mib": results["iwae"]["peak_rss_mib"],
-                    "active_units": results["active_units"]["active_units"]})
-  else:
-    summary["reconstruction_log_likelihood"] = results["reconstruction_log_likelihood"]
-  names = _METRICS.value
-  if names == ["auto"]:
-    names = ["all"] if job.ground_truth else ["none"]
-  if names != ["none"]:
-    if not job.ground_truth:
-      raise app.UsageError(f"disentanglement metrics need a data set with known factors; "
-                           f"this run trained on {config.dataset!r}")
-    names = list(metrics_lib.METRICS) if names == ["all"] else names
-    scores = metrics_lib.score_disentanglement(
-        state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
-        names=names,
-        scale=_SCALE.value, dci_importance=_DCI.value)
-    scores.update({"step": int(state.step), "metric_scale": _SCALE.value,
-                   "dci_importance": _DCI.value})
-    mout = os.path.join(_WORKDIR.value, "eval_metrics.json")
-    with open(mout, "w") as f:
-      json.dump(scores, f, indent=2)
-    summary["disentanglement"] = {
-        n: {k: v for k, v in scores[n].items() if not isinstance(v, list)} for n in names}
-    print(f"wrote {mout}")
-  print(json.dumps(summary, indent=2))
-  print(f"wrote {out}")
+  try:
+    config, names = evaluation_config(
+        _WORKDIR.value, split=_SPLIT.value, num_samples=_K.value, max_examples=_MAX.value,
+        data_dir=_DATA_DIR.value, metrics=_METRICS.value)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)   # before any restore
+    sys.exit(2)
+  results = job_lib.exit_on_known_failure(
+      evaluate_workdir, _WORKDIR.value, config, names, metric_scale=_SCALE.value,
+      dci_importance=_DCI.value)
+  print(json.dumps(summary_of(results, names), indent=2))
 
 
 if __name__ == "__main__":

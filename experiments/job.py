@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from typing import Any, Mapping
 
@@ -21,6 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments.configs import default as default_config
 from vae import checkpoint as ckpt_lib
 from vae import checks
 from vae import data as data_lib
@@ -31,6 +33,7 @@ from vae import objectives
 from vae import optim
 from vae import plots
 from vae import train as train_lib
+from vae import workdir as workdir_lib
 from vae.data import sources
 
 
@@ -55,6 +58,10 @@ def check_config(config) -> None:
   schedule(config)
   unknown = [m for m in config.eval.get("metrics", ()) if m not in metrics_lib.METRICS]
   need(not unknown, f"eval.metrics must be among {sorted(metrics_lib.METRICS)}, got {unknown}")
+  need(not config.eval.get("metrics") or data_lib.is_ground_truth(config.dataset),
+       f"eval.metrics {list(config.eval.metrics)} need a data set with known generative "
+       f"factors (dsprites, smallnorb, tfds:...); {config.dataset!r} has none: set "
+       "eval.metrics=() or train on a ground-truth data set")
   eval_spec(config)
   need(config.get("train_loop", "auto") in TRAIN_LOOPS,
        f"train_loop must be one of {TRAIN_LOOPS}, got {config.get('train_loop')!r}")
@@ -69,6 +76,117 @@ def check_config(config) -> None:
     need(float(config[section].learning_rate) > 0,
          f"{section}.learning_rate must be > 0, got {config[section].learning_rate}")
     optim.make_schedule(config[section])
+
+
+# Fields a rerun of a workdir may change: they decide how long, how often and
+# on what the run is evaluated or logged, or where its data is read from, not
+# what is trained (num_steps extends a run: the learning-rate schedules are
+# set by decay_steps, not num_steps).
+RERUN_MAY_CHANGE = ("num_steps", "log_every", "checkpoint_every", "eval_every", "eval",
+                    "train_loop", "data_dir", "tfds_data_dir", "distributed")
+
+
+class ConfigChangedError(ValueError):
+  """A rerun's config differs from the one its workdir was trained with."""
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    path = f"{prefix}{k}"
+    if isinstance(v, Mapping):
+      out.update(_flatten(v, path + "."))
+    else:
+      out[path] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def config_changes(stored, new) -> list[str]:
+  """The fields (``path: stored -> new``) in which two configs differ, other
+  than those in ``RERUN_MAY_CHANGE``."""
+  def plain(c):
+    c = upgrade_config(ml_collections.ConfigDict(c) if isinstance(c, Mapping) else c)
+    return _flatten(json.loads(c.to_json_best_effort()))
+  a, b = plain(stored), plain(new)
+  free = lambda path: any(path == f or path.startswith(f + ".") for f in RERUN_MAY_CHANGE)
+  return [f"{p}: {a.get(p, '(absent)')!r} -> {b.get(p, '(absent)')!r}"
+          for p in sorted(set(a) | set(b)) if not free(p) and a.get(p) != b.get(p)]
+
+
+# Fields without which a config.json cannot say what was trained.
+REQUIRED_FIELDS = ("seed", "dataset", "objective", "batch_size", "model.architecture",
+                   "model.data_shape", "model.latent_dim", "model.likelihood")
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with, from its ``config.json``.
+
+  Fields the file lacks (one written before they existed) take the defaults
+  of ``experiments/configs/default.py``; a flat ``hparams`` is upgraded.
+
+  Raises:
+    FileNotFoundError: no config.json (not a training run's workdir).
+    ValueError: the file is not JSON, or lacks a field that says what was
+      trained (``REQUIRED_FIELDS``), naming the file and the fields.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: is {workdir} a training run's workdir?")
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except ValueError as e:
+    raise ValueError(f"{path} is not valid JSON ({e})") from None
+  if not isinstance(record, dict):
+    raise ValueError(f"{path} must hold a JSON object (a run config), got "
+                     f"{type(record).__name__}")
+  record.pop("effective", None)             # what was trained; not a config field
+  record.pop("non_finite", None)
+  flat = _flatten(record)
+  missing = [f for f in REQUIRED_FIELDS
+             if f not in flat and not any(k.startswith(f + ".") for k in flat)]
+  if missing:
+    raise ValueError(f"{path} is not a complete run config: it lacks {missing} (a "
+                     "config.json written by experiments.train has them)")
+  merged = default_config.get_config().to_dict()
+
+  def merge(into, new):
+    for k, v in new.items():
+      if isinstance(v, dict) and isinstance(into.get(k), dict):
+        merge(into[k], v)
+      else:
+        into[k] = v
+  merge(merged, record)
+  return upgrade_config(ml_collections.ConfigDict(merged))
+
+
+def check_rerun(config, workdir: str) -> None:
+  """Refuses to continue a workdir trained with another config.
+
+  Raises:
+    ConfigChangedError: listing every changed field (``RERUN_MAY_CHANGE``
+      fields may differ).
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  changes = config_changes(load_run_config(workdir), config)
+  if changes:
+    raise ConfigChangedError(
+        f"{workdir} was trained with another config ({path}); a rerun would mix two "
+        "experiments in one record. Changed fields:\n  " + "\n  ".join(changes) +
+        "\nUse a new --workdir, or rerun with the stored values (only "
+        f"{', '.join(RERUN_MAY_CHANGE)} may change).")
+
+
+def absolute_paths(config):
+  """A copy of ``config`` whose data folders are absolute, so that the
+  config.json it writes works from any current directory."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for field in ("data_dir", "tfds_data_dir"):
+    if config.get(field):
+      config[field] = os.path.abspath(os.path.expanduser(config[field]))
+  return config
 
 
 def upgrade_config(config):
@@ -233,6 +351,7 @@ def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool
   Returns:
     The final ``TrainState``.
   """
+  check_rerun(config, workdir)
   if train_data is None:
     check_config(config)
     train_data = load_split(config, "train", config.get("max_train_examples", 0)) \
@@ -249,6 +368,11 @@ def _train(job: Job, workdir: str, *, eval_fn=None, progress: bool = True):
                          seed=job.seed, eval_fn=eval_fn, progress=progress)
 
 
+class NonFiniteEvaluationError(FloatingPointError):
+  """The final evaluation gave NaN or inf; the result file holds nulls and
+  the list of those fields (``non_finite``)."""
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """The main job: train (resuming if possible), evaluate, write figures.
 
@@ -256,20 +380,34 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   objective hyperparameters), ``checkpoints/``, ``metrics.jsonl``,
   ``eval_<split>.json``, ``reconstructions.png`` and, for probabilistic
   models, ``traversals.png``, ``traversals.gif`` and ``prior_samples.png``.
+  The workdir is locked for the whole job (``vae.workdir.lock``); a rerun
+  must have the stored config (``check_rerun``).
 
   Returns:
     The evaluation dict written to ``eval_<split>.json``.
+
+  Raises:
+    ConfigChangedError: the workdir was trained with another config.
+    vae.workdir.WorkdirLockedError: another process is using the workdir.
+    vae.train.NonFiniteLossError: training diverged (last good checkpoint kept).
+    NonFiniteEvaluationError: the final evaluation is not finite (written
+      with nulls and a ``non_finite`` list first).
   """
+  config = absolute_paths(config)
   job = resolve(config)
-  os.makedirs(workdir, exist_ok=True)
-  record = json.loads(config.to_json_best_effort())
-  record["effective"] = job.effective_config()
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(record, f, indent=2)
+  with workdir_lib.lock(workdir):
+    check_rerun(config, workdir)
+    record = json.loads(config.to_json_best_effort())
+    record["effective"] = job.effective_config()
+    workdir_lib.write_json(os.path.join(workdir, "config.json"), record, indent=2)
+    return _train_and_evaluate(job, workdir)
+
+
+def _train_and_evaluate(job: Job, workdir: str) -> dict[str, Any]:
   keys, model, spec = job.keys, job.model, job.eval_spec
   probabilistic = job.objective.record.probabilistic
-  eval_fn = (ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
-                                 dataset_size=job.num_train) if probabilistic else None)
+  eval_fn = ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
+                                dataset_size=job.num_train, probabilistic=probabilistic)
   t0 = time.perf_counter()
   state = _train(job, workdir, eval_fn=eval_fn)
   train_seconds = time.perf_counter() - t0
@@ -279,14 +417,41 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   results.update({"split": spec.split, "step": int(state.step),
                   "train_seconds_this_run": train_seconds,
                   "epochs": int(state.step) * job.batch_size / job.num_train})
-  if spec.metrics and job.ground_truth and probabilistic:
+  if spec.metrics:
     results["disentanglement"] = metrics_lib.score_disentanglement(
         state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
         names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance)
-  with open(os.path.join(workdir, f"eval_{spec.split}.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  path = os.path.join(workdir, f"eval_{spec.split}.json")
+  bad = workdir_lib.write_json(path, results, indent=2)
+  if bad:
+    raise NonFiniteEvaluationError(
+        f"the evaluation at step {int(state.step)} is not finite ({', '.join(bad)}): the "
+        f"model has diverged. {path} holds null for those values and lists them under "
+        "\"non_finite\"; the checkpoints are kept. Lower optim.learning_rate or set "
+        "optim.grad_clip_norm, and train in a new workdir.")
   write_figures(workdir, state.params, job, results)
   return results
+
+
+# Exit codes of the command-line entry points (README, "What a run writes").
+EXIT_CODES = {
+    "NonFiniteLossError": 3,        # training diverged; last good checkpoint kept
+    "NonFiniteEvaluationError": 4,  # final evaluation not finite; nulls written
+    "WorkdirLockedError": 5,        # another process is using the workdir
+    "ConfigChangedError": 6,        # the workdir was trained with another config
+    "CheckpointError": 7,           # checkpoints exist but none can be read
+}
+
+
+def exit_on_known_failure(fn, *args, **kwargs):
+  """Runs ``fn``; a failure listed in ``EXIT_CODES`` prints its message to
+  stderr (no traceback: the message says what to do) and exits with its code."""
+  try:
+    return fn(*args, **kwargs)
+  except (train_lib.NonFiniteLossError, NonFiniteEvaluationError, ConfigChangedError,
+          workdir_lib.WorkdirLockedError, ckpt_lib.CheckpointError) as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_CODES[type(e).__name__])
 
 
 def write_figures(workdir: str, params, job: Job, results: dict[str, Any]) -> None:

@@ -5,19 +5,25 @@
   python -m experiments.train --config experiments/configs/vae_binarized_mnist.py \
       --workdir /tmp/vae --config.data_dir=../shared/data/binarized_mnist
 
-Rerunning with the same --workdir resumes from its last checkpoint.
+Rerunning with the same --workdir resumes from its last checkpoint (the same
+config is required; see README, "What a run writes", for the exit codes).
 """
 
 import json
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.job import train_and_evaluate
+from experiments import job as job_lib
 from vae import parallel
 
+# The default config is found beside this file, whatever the current directory.
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
+                               "default.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/default.py", "Path to a get_config() file.")
+    "config", _DEFAULT_CONFIG, "Path to a get_config() file (default: configs/default.py "
+    "of this package).")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
                                 "Output folder (resumed if it exists).")
 
@@ -26,7 +32,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   parallel.maybe_initialize_distributed(_CONFIG.value.get("distributed"))
-  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  results = job_lib.exit_on_known_failure(job_lib.train_and_evaluate, _CONFIG.value,
+                                          _WORKDIR.value)
   summary = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}
   for k in ("elbo", "iwae"):
     if k in results:

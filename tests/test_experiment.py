@@ -45,6 +45,13 @@ def test_other_objectives_run_end_to_end(smoke_config, tmp_path, objective):
   else:
     assert res["reconstruction_log_likelihood"] < 0
     assert not os.path.exists(str(tmp_path / objective / "prior_samples.png"))
+  # eval_every is honoured for every objective (issue 14, item 10: the
+  # autoencoders' periodic evaluation was silently skipped).
+  rows = [json.loads(l) for l in open(tmp_path / objective / "metrics.jsonl")]
+  evals = [r for r in rows if r["split"] == "eval"]
+  assert [r["step"] for r in evals] == [100]
+  key = "elbo" if objective == "iwae" else "reconstruction_log_likelihood"
+  assert evals[0][key] < 0
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments/configs/*.py"))))

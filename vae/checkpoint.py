@@ -3,15 +3,36 @@
 Checkpoints are written synchronously and atomically by orbax (a step folder
 appears only once complete), so an interrupted or failed run keeps its last
 good checkpoint, and ``restore_latest`` resumes from it.
+
+A checkpoint damaged after it was written (a truncated data or metadata file,
+a disk error) does not stop a resume: ``restore_latest`` tries the newest
+checkpoint, and when it cannot be read it warns (``CheckpointFallbackWarning``,
+naming the step and the damaged file), tries the next older one, and moves the
+unreadable ones to ``workdir/damaged_checkpoints/<step>`` once an older one
+has been restored, so that nothing is deleted and training can write that step
+again. Only when no checkpoint can be read is it an error
+(``CheckpointError``, listing each one and why).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import warnings
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """No checkpoint of a workdir could be restored; the message lists why."""
+
+
+class CheckpointFallbackWarning(UserWarning):
+  """A damaged checkpoint was skipped in favour of an older one."""
 
 
 def _manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
@@ -35,6 +56,44 @@ def latest_step(workdir: str) -> int | None:
     return None
   with _manager(workdir) as mngr:
     return mngr.latest_step()
+
+
+def all_steps(workdir: str) -> list[int]:
+  """The steps of every complete checkpoint, oldest first."""
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return []
+  with _manager(workdir) as mngr:
+    return sorted(int(s) for s in mngr.all_steps())
+
+
+def step_dir(workdir: str, step: int) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints", str(int(step)))
+
+
+def damaged_file(directory: str, error: BaseException) -> str | None:
+  """The file that ``error`` (raised while restoring from ``directory``) is
+  about: the one tensorstore names, else the first JSON metadata file that
+  does not parse; None when neither points at a file."""
+  named = re.findall(r'local file "([^"]+)"', str(error))
+  if named:
+    return named[-1]
+  for root, _, files in sorted(os.walk(directory)):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      if not (name.startswith("_") or name.endswith(".json")
+              or os.path.basename(root) == "array_metadatas"):
+        continue
+      try:
+        with open(path, "rb") as f:
+          json.loads(f.read().decode("utf-8"))
+      except (ValueError, UnicodeDecodeError):
+        return path
+  return None
+
+
+def _describe(error: BaseException) -> str:
+  first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  return f"{type(error).__name__}: {first[:300]}"
 
 
 def restore(workdir: str, target: Any, step: int | None = None) -> Any:
@@ -67,8 +126,55 @@ def restore(workdir: str, target: Any, step: int | None = None) -> Any:
 
 
 def restore_latest(workdir: str, target: Any) -> tuple[Any, int | None]:
-  """(restored state, step) when a checkpoint exists, else (target, None)."""
-  step = latest_step(workdir)
-  if step is None:
-    return target, None
-  return restore(workdir, target, step), step
+  """(restored state, step) from the newest checkpoint that can be read, else
+  (target, None) when there is none.
+
+  A checkpoint that fails to restore, or whose ``step`` field differs from
+  its folder's, is skipped with a ``CheckpointFallbackWarning`` naming the
+  step and the damaged file; once an older one restores, the skipped ones are
+  moved to ``workdir/damaged_checkpoints/``.
+
+  Raises:
+    CheckpointError: checkpoints exist but none can be restored (nothing is
+      moved then).
+  """
+  failures = []
+  for step in reversed(all_steps(workdir)):
+    directory = step_dir(workdir, step)
+    try:
+      state = restore(workdir, target, step)
+      stored = getattr(state, "step", None)
+      if stored is not None and int(stored) != step:
+        raise CheckpointError(f"its state holds step {int(stored)}, not {step}")
+    except Exception as e:  # pylint: disable=broad-except  (any damage: orbax, tensorstore, json)
+      where = damaged_file(directory, e) or directory
+      failures.append((step, where, e))
+      warnings.warn(f"checkpoint step {step} cannot be restored ({where}: {_describe(e)}); "
+                    "trying the next older checkpoint", CheckpointFallbackWarning, stacklevel=2)
+      continue
+    if failures:
+      moved = (_set_aside(workdir, [f[0] for f in failures]) if jax.process_index() == 0
+               else os.path.join(workdir, "damaged_checkpoints"))
+      warnings.warn(f"resumed from checkpoint step {step} instead of step {failures[0][0]}, "
+                    f"which is damaged; the damaged checkpoint(s) were moved to {moved}",
+                    CheckpointFallbackWarning, stacklevel=2)
+    return state, step
+  if failures:
+    lines = "\n".join(f"  step {s}: {w}: {_describe(e)}" for s, w, e in failures)
+    raise CheckpointError(
+        f"no checkpoint in {os.path.join(workdir, 'checkpoints')} can be restored:\n{lines}\n"
+        "If the run's config changed, rerun with the original one; to start afresh, "
+        "move the checkpoints folder away.")
+  return target, None
+
+
+def _set_aside(workdir: str, steps: list[int]) -> str:
+  """Moves the checkpoints of ``steps`` to workdir/damaged_checkpoints/."""
+  dest_root = os.path.join(os.path.abspath(workdir), "damaged_checkpoints")
+  os.makedirs(dest_root, exist_ok=True)
+  for step in steps:
+    dest, n = os.path.join(dest_root, str(step)), 1
+    while os.path.exists(dest):
+      dest, n = os.path.join(dest_root, f"{step}.{n}"), n + 1
+    shutil.move(step_dir(workdir, step), dest)
+  return dest_root

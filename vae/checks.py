@@ -7,6 +7,9 @@ expected and what came, not an XLA error.
 
 from __future__ import annotations
 
+import os
+import zipfile
+import zlib
 from typing import Sequence
 
 import numpy as np
@@ -53,3 +56,44 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
           f"value {arr[tuple(bad)]!r} at index {tuple(int(i) for i in bad)} "
           f"(range [{arr.min()}, {arr.max()}]); binarize it or use "
           "likelihood='gaussian'")
+
+
+def load_npz_array(path: str, key: str) -> np.ndarray:
+  """Reads array ``key`` of the .npz file ``path``, with errors that name the
+  file and say what is wrong with it.
+
+  ``np.load`` alone answers a truncated file with ``BadZipFile`` and a file
+  of other bytes with a message about pickles, neither naming the file.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: the file is empty, not an .npz (zip) archive, damaged
+      (truncated or corrupt), lacks ``key`` (the message lists what it has),
+      or holds ``key`` as a pickled object array.
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no such file")
+  with open(path, "rb") as f:
+    head = f.read(4)
+  if not head:
+    raise ValueError(f"{path} is empty (0 bytes): expected an .npz archive holding "
+                     f"array {key!r}")
+  if head[:2] != b"PK":
+    what = ("an .npy file, not an .npz archive" if head[:4] == b"\x93NUM"
+            else f"not an .npz archive (a zip of .npy arrays): it starts with {head!r}")
+    raise ValueError(f"{path} is {what}; expected an .npz holding array {key!r} "
+                     "(np.savez)")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      if key not in f.files:
+        raise ValueError(f"{path} must hold an array named {key!r}, has {list(f.files)}")
+      return f[key]
+  except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as e:
+    if str(e).startswith(path):
+      raise
+    if "Object arrays cannot be loaded" in str(e):
+      raise ValueError(f"{path} holds {key!r} as an object array (pickled Python "
+                       "objects), which is not loaded for safety; save it as a numeric "
+                       "array") from None
+    raise ValueError(f"{path} is a damaged .npz archive (truncated or corrupt), so array "
+                     f"{key!r} cannot be read ({type(e).__name__}: {e})") from e

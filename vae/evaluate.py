@@ -344,21 +344,32 @@ def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec:
           results["active_units"]["active_units"], model=model, dataset_size=dataset_size,
           batch_size=spec.diagnostics_batch_size, mesh=mesh)
   else:
-    fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
-        params, x.astype(jnp.float32), model=model)))
-    lls = np.concatenate([parallel.to_host(fn(parallel.shard_host_batch(b, mesh)))[:v]
-                          for _, b, v in batches(eval_data, spec.elbo_batch_size, mesh)])
-    results["reconstruction_log_likelihood"] = float(np.mean(lls))
+    results["reconstruction_log_likelihood"] = dataset_reconstruction(
+        params, eval_data, model=model, batch_size=spec.elbo_batch_size, mesh=mesh)
   return results
 
 
+def dataset_reconstruction(params, data, *, model, batch_size: int = 1000, mesh=None) -> float:
+  """Mean log p(x | decode(mean of q(z|x))) over ``data`` (the autoencoders'
+  measure: no sampling)."""
+  fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
+      params, x.astype(jnp.float32), model=model)))
+  lls = np.concatenate([parallel.to_host(fn(parallel.shard_host_batch(b, mesh)))[:v]
+                        for _, b, v in batches(data, batch_size, mesh)])
+  return float(np.mean(lls))
+
+
 def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size: int,
-                     mesh=None):
-  """``(params, step) -> dict``: the held-out ELBO, KL per dimension, active
-  units and the KL decomposition that ``train`` logs every ``eval_every``
-  steps (probabilistic models)."""
+                     mesh=None, probabilistic: bool = True):
+  """``(params, step) -> dict``: what ``train`` logs every ``eval_every``
+  steps: the held-out ELBO, KL per dimension, active units and the KL
+  decomposition (probabilistic models), or the held-out reconstruction
+  log-likelihood (autoencoders)."""
   def eval_fn(params, step):
     m = mesh if mesh is not None else parallel.make_mesh()
+    if not probabilistic:
+      return {"reconstruction_log_likelihood": dataset_reconstruction(
+          params, eval_data, model=model, batch_size=spec.elbo_batch_size, mesh=m)}
     key = jax.random.fold_in(eval_key, step)
     r = dataset_elbo(params, eval_data, key, model=model, batch_size=spec.elbo_batch_size,
                      mesh=m)

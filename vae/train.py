@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import json
 import os
 import time
-from typing import Any, Callable, Mapping
+import warnings
+from typing import Any, Callable
 
 import flax
 import jax
@@ -33,6 +33,7 @@ from vae import checkpoint as ckpt_lib
 from vae import model as model_lib
 from vae import objectives
 from vae import parallel
+from vae import workdir as workdir_lib
 
 Batch = jax.Array
 Metrics = dict[str, jax.Array]
@@ -177,7 +178,8 @@ class Schedule:
     num_steps: total training steps (a resumed run stops there too).
     log_every: steps fused into one ``lax.scan`` between metrics rows.
     checkpoint_every: a positive multiple of ``log_every``.
-    eval_every: steps between calls of the evaluation function (0: never).
+    eval_every: steps between calls of the evaluation function (0: never);
+      a multiple of ``log_every``, and the last step is evaluated too.
     loop: "scan" or "per_step" (``make_scan_loop`` / ``make_step_loop``).
   """
   num_steps: int
@@ -196,6 +198,11 @@ class Schedule:
                        f"({self.log_every}), got {self.checkpoint_every}")
     if int(self.eval_every) < 0:
       raise ValueError(f"eval_every must be >= 0 (0: off), got {self.eval_every}")
+    if int(self.eval_every) % int(self.log_every):
+      # Evaluation runs between scanned chunks of log_every steps: any other
+      # period would silently skip evaluations.
+      raise ValueError("eval_every must be a multiple of log_every "
+                       f"({self.log_every}) or 0, got {self.eval_every}")
     if self.loop not in ("scan", "per_step"):
       raise ValueError(f"loop must be 'scan' or 'per_step', got {self.loop!r}")
 
@@ -204,9 +211,8 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf loss; the message names the step."""
 
 
-def _append_jsonl(path: str, record: Mapping[str, Any]) -> None:
-  with open(path, "a") as f:
-    f.write(json.dumps(record) + "\n")
+class NonFiniteEvaluationWarning(UserWarning):
+  """A periodic evaluation gave NaN or inf values (logged as null)."""
 
 
 def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
@@ -217,8 +223,11 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
   Writes ``workdir/metrics.jsonl`` (train means every ``log_every`` steps,
   plus ``eval_fn`` results every ``eval_every`` steps) and orbax checkpoints
   every ``checkpoint_every`` steps and at the end. If ``workdir`` holds a
-  checkpoint, training continues from it and ends bit-identical to an
-  uninterrupted run.
+  checkpoint, training continues from the newest one that can be read (a
+  damaged one is skipped with a warning, ``vae.checkpoint.restore_latest``),
+  the metrics rows after its step are dropped, and the run ends bit-identical
+  to an uninterrupted one, metrics file included (timings aside). The
+  workdir is locked meanwhile (``vae.workdir.lock``).
 
   Args:
     workdir: output folder.
@@ -240,7 +249,17 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
   Raises:
     NonFiniteLossError: a step's loss was NaN or inf; the last good
       checkpoint is left in place.
+    vae.workdir.WorkdirLockedError: another process is using ``workdir``.
+    vae.checkpoint.CheckpointError: checkpoints exist but none can be read.
   """
+  with workdir_lib.lock(workdir):
+    return _train(workdir, model=model, objective=objective, optimizer=optimizer,
+                  source=source, schedule=schedule, seed=seed, mesh=mesh, eval_fn=eval_fn,
+                  progress=progress)
+
+
+def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh, eval_fn,
+           progress):
   keys = named_keys(seed)
   os.makedirs(workdir, exist_ok=True)
   mesh = mesh if mesh is not None else parallel.make_mesh()
@@ -249,13 +268,15 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
   state = parallel.replicate(init_state(keys["init"], model, optimizer, bound), mesh)
   state, restored = ckpt_lib.restore_latest(workdir, state)
   start = int(state.step)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  dropped = workdir_lib.truncate_metrics(metrics_path, start)
   if restored is not None:
-    print(f"Resumed from checkpoint at step {start} in {workdir}", flush=True)
+    print(f"Resumed from checkpoint at step {start} in {workdir}"
+          + (f" ({dropped} metrics rows after it dropped)" if dropped else ""), flush=True)
   train_step = make_train_step(objective, model, optimizer)
   run = (make_scan_loop if schedule.loop == "scan" else make_step_loop)(train_step, source, mesh)
   arrays = parallel.replicate(source.arrays(), mesh)
   train_key = parallel.replicate(keys["train"], mesh)
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
   log_every, ckpt_every = int(schedule.log_every), int(schedule.checkpoint_every)
   eval_every, total = int(schedule.eval_every), int(schedule.num_steps)
   last_ckpt = restored
@@ -288,11 +309,15 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
               "steps_per_sec": n / max(now - t_last, 1e-9)}
     record.update({k: float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) == 1})
     t_last = now
-    _append_jsonl(metrics_path, record)
+    workdir_lib.append_jsonl(metrics_path, record)
     if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
       ev = {k: (float(v) if np.ndim(v) == 0 else [float(x) for x in np.ravel(v)])
             for k, v in eval_fn(state.params, step).items()}
-      _append_jsonl(metrics_path, {"step": step, "split": "eval", **ev})
+      bad = workdir_lib.append_jsonl(metrics_path, {"step": step, "split": "eval", **ev})
+      if bad:
+        warnings.warn(f"evaluation at step {step} is not finite in {bad}; logged as null "
+                      "(the run goes on; a non-finite final evaluation fails it)",
+                      NonFiniteEvaluationWarning, stacklevel=2)
       t_last = time.perf_counter()
     if bar is not None:
       bar.update(n)

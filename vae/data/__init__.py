@@ -34,6 +34,14 @@ def is_ground_truth(name: str) -> bool:
   return name in GROUND_TRUTH
 
 
+def splits(name: str) -> tuple[str, ...] | None:
+  """The split names of an array data set; None for ground-truth sets (their
+  evaluation data is a held-out sample of renders, whatever the split)."""
+  if name == "binarized_mnist":
+    return binarized_mnist.SPLITS
+  return None
+
+
 def load_ground_truth(name: str, tfds_data_dir: str | None = None, split: str | None = None):
   """A ground-truth-factor data set by name.
 

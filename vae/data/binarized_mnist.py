@@ -32,10 +32,7 @@ def _from_dir(split: str, data_dir: str) -> np.ndarray:
     have = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else "no such folder"
     raise FileNotFoundError(
         f"binarized_mnist split {split!r} expected at {path}; {data_dir} has: {have}")
-  with np.load(path) as f:
-    if "image" not in f:
-      raise KeyError(f"{path} must hold an array named 'image', has {list(f.keys())}")
-    return f["image"]
+  return checks.load_npz_array(path, "image")
 
 
 def _from_tfds(split: str, tfds_data_dir: str | None) -> np.ndarray:
