@@ -6,7 +6,11 @@ the bound objective (its hyperparameters from ``config.hparams.<objective>``,
 the paper's defaults for the rest), the optimizer, the training and
 evaluation data, the training ``Schedule`` and the ``EvalSpec``. Nothing
 below this layer reads a config. ``train_and_evaluate(config, workdir)`` is
-what ``python -m experiments.train`` runs.
+what ``python -m experiments.train`` runs: it locks the workdir, refuses a
+rerun whose config changed what is trained (``check_rerun``), stores data
+folders as absolute paths, and fails with ``NonFiniteEvaluationError`` when
+the final evaluation is not finite (after writing it as strict JSON);
+``EXIT_CODES`` maps these failures to the entry points' exit codes.
 """
 
 from __future__ import annotations

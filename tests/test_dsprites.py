@@ -199,6 +199,7 @@ def test_training_on_procedural_dsprites_lowers_the_loss(tmp_path):
   c.num_steps = 200
   c.log_every = 100
   c.checkpoint_every = 200
+  c.eval_every = 0
   c.optim.learning_rate = 1e-3
   state = job_lib.train(c, str(tmp_path), load_ground_truth("dsprites"), progress=False)
   import json

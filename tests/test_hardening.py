@@ -173,6 +173,28 @@ def test_a_diverged_run_exits_nonzero_with_strict_json(npz_dir, tmp_path):
     json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
 
 
+def test_the_lock_names_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
+  wd = str(tmp_path / "wd")
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from vae import workdir as w\n"
+       f"with w.lock({wd!r}):\n  print('held', flush=True); time.sleep(600)"],
+      cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(workdir_lib.WorkdirLockedError, match=rf"in use by process {holder.pid} "):
+      with workdir_lib.lock(wd):
+        pass
+  finally:
+    holder.kill()
+    holder.wait()
+  with pytest.warns(workdir_lib.StaleLockWarning, match=rf"left by process {holder.pid} "):
+    with workdir_lib.lock(wd):
+      with workdir_lib.lock(wd):          # re-entrant in one process
+        pass
+  assert os.path.getsize(os.path.join(wd, workdir_lib.LOCK_NAME)) == 0   # released
+
+
+@pytest.mark.slow   # ~12 s: three real training processes
 def test_a_second_run_on_a_busy_workdir_is_refused_and_a_stale_lock_taken_over(
     npz_dir, tmp_path):
   wd = str(tmp_path / "busy")
@@ -202,6 +224,7 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_a_stale_lock_taken_over(
   assert "taking over the lock" in err and f"process {first.pid}" in err
 
 
+@pytest.mark.slow   # ~15 s: train and evaluate processes from two other directories
 def test_the_cli_works_from_any_directory(npz_dir, tmp_path):
   # The default config is found inside the package, not relative to the
   # current directory (before: "experiments/configs/default.py" not found).

@@ -99,6 +99,13 @@ def test_resumed_run_is_bit_identical(smoke_config, npz_dir, tmp_path):
   for a, b in zip(jax.tree.leaves((full.params, full.opt_state)),
                   jax.tree.leaves((resumed.params, resumed.opt_state))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # The metrics file too, timings aside (tests/test_hardening.py resumes
+  # after a kill that left rows past the checkpoint).
+  def rows(wd):
+    import json
+    out = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
+    return [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in out]
+  assert rows(str(tmp_path / "resumed")) == rows(str(tmp_path / "full"))
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(smoke_config, tmp_path, monkeypatch):
