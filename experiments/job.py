@@ -38,6 +38,7 @@ from vae import optim
 from vae import plots
 from vae import train as train_lib
 from vae import workdir as workdir_lib
+from vae import writers as writers_lib
 from vae.data import sources
 
 
@@ -87,7 +88,7 @@ def check_config(config) -> None:
 # what is trained (num_steps extends a run: the learning-rate schedules are
 # set by decay_steps, not num_steps).
 RERUN_MAY_CHANGE = ("num_steps", "log_every", "checkpoint_every", "eval_every", "eval",
-                    "train_loop", "data_dir", "tfds_data_dir", "distributed")
+                    "train_loop", "data_dir", "tfds_data_dir", "distributed", "tensorboard")
 
 
 class ConfigChangedError(ValueError):
@@ -365,11 +366,11 @@ def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool
                 progress=progress)
 
 
-def _train(job: Job, workdir: str, *, eval_fn=None, progress: bool = True):
+def _train(job: Job, workdir: str, *, eval_fn=None, progress: bool = True, writers=None):
   source = sources.make_source(job.train_data, job.batch_size, job.keys["data"], model=job.model)
   return train_lib.train(workdir, model=job.model, objective=job.objective,
                          optimizer=job.optimizer, source=source, schedule=job.schedule,
-                         seed=job.seed, eval_fn=eval_fn, progress=progress)
+                         seed=job.seed, eval_fn=eval_fn, progress=progress, writers=writers)
 
 
 class NonFiniteEvaluationError(FloatingPointError):
@@ -377,13 +378,16 @@ class NonFiniteEvaluationError(FloatingPointError):
   the list of those fields (``non_finite``)."""
 
 
-def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
+def train_and_evaluate(config, workdir: str, writers=()) -> dict[str, Any]:
   """The main job: train (resuming if possible), evaluate, write figures.
 
   Writes to ``workdir``: ``config.json`` (the config, plus the effective
   objective hyperparameters), ``checkpoints/``, ``metrics.jsonl``,
-  ``eval_<split>.json``, ``reconstructions.png`` and, for probabilistic
-  models, ``traversals.png``, ``traversals.gif`` and ``prior_samples.png``.
+  ``tensorboard/`` (with ``config.tensorboard``: the same rows, the final
+  evaluation under ``final/`` and the figures), ``eval_<split>.json``,
+  ``reconstructions.png`` and, for probabilistic models, ``traversals.png``,
+  ``traversals.gif`` and ``prior_samples.png``. ``writers``: more
+  ``vae.writers.MetricWriter``s (e.g. Weights & Biases) to send the same to.
   The workdir is locked for the whole job (``vae.workdir.lock``); a rerun
   must have the stored config (``check_rerun``).
 
@@ -404,16 +408,22 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     record = json.loads(config.to_json_best_effort())
     record["effective"] = job.effective_config()
     workdir_lib.write_json(os.path.join(workdir, "config.json"), record, indent=2)
-    return _train_and_evaluate(job, workdir)
+    out = writers_lib.Writers(
+        writers_lib.default_writers(workdir, bool(config.get("tensorboard", True)))
+        + list(writers))
+    try:
+      return _train_and_evaluate(job, workdir, out)
+    finally:
+      out.close()
 
 
-def _train_and_evaluate(job: Job, workdir: str) -> dict[str, Any]:
+def _train_and_evaluate(job: Job, workdir: str, out) -> dict[str, Any]:
   keys, model, spec = job.keys, job.model, job.eval_spec
   probabilistic = job.objective.record.probabilistic
   eval_fn = ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
                                 dataset_size=job.num_train, probabilistic=probabilistic)
   t0 = time.perf_counter()
-  state = _train(job, workdir, eval_fn=eval_fn)
+  state = _train(job, workdir, eval_fn=eval_fn, writers=out)
   train_seconds = time.perf_counter() - t0
   results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
                                probabilistic=probabilistic, spec=spec,
@@ -427,13 +437,16 @@ def _train_and_evaluate(job: Job, workdir: str) -> dict[str, Any]:
         names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance)
   path = os.path.join(workdir, f"eval_{spec.split}.json")
   bad = workdir_lib.write_json(path, results, indent=2)
+  out.write_scalars(int(state.step), "final", results)
   if bad:
     raise NonFiniteEvaluationError(
         f"the evaluation at step {int(state.step)} is not finite ({', '.join(bad)}): the "
         f"model has diverged. {path} holds null for those values and lists them under "
         "\"non_finite\"; the checkpoints are kept. Lower optim.learning_rate or set "
         "optim.grad_clip_norm, and train in a new workdir.")
-  write_figures(workdir, state.params, job, results)
+  figures = write_figures(workdir, state.params, job, results)
+  out.write_images(int(state.step), {os.path.splitext(os.path.basename(f))[0]:
+                                     writers_lib.read_png(f) for f in figures})
   return results
 
 
@@ -458,21 +471,32 @@ def exit_on_known_failure(fn, *args, **kwargs):
     sys.exit(EXIT_CODES[type(e).__name__])
 
 
-def write_figures(workdir: str, params, job: Job, results: dict[str, Any]) -> None:
+def write_figures(workdir: str, params, job: Job, results: dict[str, Any]) -> list[str]:
+  """Writes the run's PNG figures (and the traversal GIF); returns the PNG paths."""
   model, data = job.model, job.eval_data
-  plots.save_reconstructions(os.path.join(workdir, "reconstructions.png"), params,
-                             data[:32], model=model)
+  paths = [plots.save_reconstructions(os.path.join(workdir, "reconstructions.png"), params,
+                                      data[:32], model=model)]
   if job.objective.record.probabilistic:
     kl = results["elbo"]["kl_per_dim"]
-    plots.save_traversals(os.path.join(workdir, "traversals.png"), params, data[0],
-                          model=model, kl_per_dim=kl)
+    paths.append(plots.save_traversals(os.path.join(workdir, "traversals.png"), params,
+                                       data[0], model=model, kl_per_dim=kl))
     plots.save_traversal_gif(os.path.join(workdir, "traversals.gif"), params, data[0],
                              model=model, kl_per_dim=kl)
-    plots.save_prior_samples(os.path.join(workdir, "prior_samples.png"), params,
-                             jax.random.fold_in(job.keys["eval"], 2), model=model)
+    paths.append(plots.save_prior_samples(os.path.join(workdir, "prior_samples.png"), params,
+                                          jax.random.fold_in(job.keys["eval"], 2),
+                                          model=model))
+  return paths
 
 
 def restore_state(workdir: str, job: Job):
-  """The newest checkpoint of ``workdir`` for ``job``'s model and optimizer."""
+  """The newest readable checkpoint of ``workdir`` for ``job``'s model and
+  optimizer (a damaged newest one is skipped with a warning, as in training).
+
+  Raises:
+    vae.checkpoint.CheckpointError: no checkpoint, or none can be read.
+  """
   target = train_lib.init_state(jax.random.key(0), job.model, job.optimizer, job.objective)
-  return ckpt_lib.restore(workdir, target)
+  state, step = ckpt_lib.restore_latest(workdir, target)
+  if step is None:
+    raise ckpt_lib.CheckpointError(f"no checkpoint under {workdir}/checkpoints")
+  return state

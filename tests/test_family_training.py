@@ -66,6 +66,14 @@ def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path):
     np.testing.assert_allclose(parts, ev[f"kl_mc_{est}"], rtol=1e-3, atol=1e-2)
   assert np.isfinite(res["elbo"]["elbo"]) and "diagnostics" in res
   assert 0.0 <= res["disentanglement"]["mig"]["mig"] <= 1.0
+  if name == "beta_vae":
+    # The disentanglement scores reach TensorBoard too.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(os.path.join(wd, "tensorboard"))
+    acc.Reload()
+    mig = acc.Scalars("final/disentanglement/mig/mig")
+    assert [e.step for e in mig] == [150]
+    np.testing.assert_allclose(mig[0].value, res["disentanglement"]["mig"]["mig"], rtol=1e-6)
   assert open(os.path.join(wd, "traversals.png"), "rb").read(4) == b"\x89PNG"
   assert open(os.path.join(wd, "traversals.gif"), "rb").read(3) == b"GIF"
   if name == "annealed_vae":

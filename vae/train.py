@@ -34,6 +34,7 @@ from vae import model as model_lib
 from vae import objectives
 from vae import parallel
 from vae import workdir as workdir_lib
+from vae import writers as writers_lib
 
 Batch = jax.Array
 Metrics = dict[str, jax.Array]
@@ -217,7 +218,7 @@ class NonFiniteEvaluationWarning(UserWarning):
 
 def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
           schedule: Schedule, seed: int = 0, mesh=None, eval_fn=None,
-          progress: bool = True) -> TrainState:
+          progress: bool = True, writers=None) -> TrainState:
   """Trains (or resumes training) for ``schedule.num_steps`` steps.
 
   Writes ``workdir/metrics.jsonl`` (train means every ``log_every`` steps,
@@ -241,7 +242,9 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
     seed: the run's seed (``named_keys``: init and train keys).
     mesh: the device mesh (default: every device).
     eval_fn: optional ``(params, step) -> dict`` of scalars to log.
-    progress: show a tqdm bar.
+    progress: show a tqdm bar (it appears before compilation, saying so).
+    writers: where the rows go (``vae.writers``; default: ``metrics.jsonl``
+      alone); each gets ``resume(start)`` first.
 
   Returns:
     The final ``TrainState``.
@@ -253,13 +256,22 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
     vae.checkpoint.CheckpointError: checkpoints exist but none can be read.
   """
   with workdir_lib.lock(workdir):
-    return _train(workdir, model=model, objective=objective, optimizer=optimizer,
-                  source=source, schedule=schedule, seed=seed, mesh=mesh, eval_fn=eval_fn,
-                  progress=progress)
+    # Writers made here are closed here; the caller's stay open (the job
+    # writes its final evaluation to them).
+    own = writers is None
+    out = writers_lib.as_writer(writers_lib.default_writers(workdir, tensorboard=False)
+                                if own else writers)
+    try:
+      return _train(workdir, model=model, objective=objective, optimizer=optimizer,
+                    source=source, schedule=schedule, seed=seed, mesh=mesh, eval_fn=eval_fn,
+                    progress=progress, out=out)
+    finally:
+      if own:
+        out.close()
 
 
 def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh, eval_fn,
-           progress):
+           progress, out):
   keys = named_keys(seed)
   os.makedirs(workdir, exist_ok=True)
   mesh = mesh if mesh is not None else parallel.make_mesh()
@@ -268,11 +280,9 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
   state = parallel.replicate(init_state(keys["init"], model, optimizer, bound), mesh)
   state, restored = ckpt_lib.restore_latest(workdir, state)
   start = int(state.step)
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  dropped = workdir_lib.truncate_metrics(metrics_path, start)
+  out.resume(start)
   if restored is not None:
-    print(f"Resumed from checkpoint at step {start} in {workdir}"
-          + (f" ({dropped} metrics rows after it dropped)" if dropped else ""), flush=True)
+    print(f"Resumed from checkpoint at step {start} in {workdir}", flush=True)
   train_step = make_train_step(objective, model, optimizer)
   run = (make_scan_loop if schedule.loop == "scan" else make_step_loop)(train_step, source, mesh)
   arrays = parallel.replicate(source.arrays(), mesh)
@@ -284,7 +294,8 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
   bar = None
   if progress and start < total:
     bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-               mininterval=5.0)
+               mininterval=5.0, desc="compiling")
+    bar.refresh()
   t_last = time.perf_counter()
   step = start
   while step < total:
@@ -309,17 +320,21 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
               "steps_per_sec": n / max(now - t_last, 1e-9)}
     record.update({k: float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) == 1})
     t_last = now
-    workdir_lib.append_jsonl(metrics_path, record)
+    out.write_scalars(step, "train", {k: v for k, v in record.items()
+                                      if k not in ("step", "split")})
     if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
       ev = {k: (float(v) if np.ndim(v) == 0 else [float(x) for x in np.ravel(v)])
             for k, v in eval_fn(state.params, step).items()}
-      bad = workdir_lib.append_jsonl(metrics_path, {"step": step, "split": "eval", **ev})
+      out.write_scalars(step, "eval", ev)
+      bad = workdir_lib.without_non_finite(ev)[1]
       if bad:
         warnings.warn(f"evaluation at step {step} is not finite in {bad}; logged as null "
                       "(the run goes on; a non-finite final evaluation fails it)",
                       NonFiniteEvaluationWarning, stacklevel=2)
       t_last = time.perf_counter()
     if bar is not None:
+      if bar.desc.startswith("compiling"):
+        bar.set_description("training", refresh=False)
       bar.update(n)
       bar.set_postfix(loss=f"{record['loss']:.2f}")
     if step % ckpt_every == 0 or step == total:

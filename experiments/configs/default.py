@@ -61,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 50           # steps fused into one lax.scan between logs
   c.checkpoint_every = 350   # a multiple of log_every
   c.eval_every = 350         # held-out ELBO into metrics.jsonl; 0: off
+  c.tensorboard = True       # also TensorBoard event files in <workdir>/tensorboard
 
   c.optim = ml_collections.ConfigDict()
   c.optim.optimizer = "adam"
