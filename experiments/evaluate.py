@@ -96,7 +96,7 @@ def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: fl
     keys, model = job.keys, job.model
     results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
                                  probabilistic=job.objective.record.probabilistic,
-                                 spec=job.eval_spec)
+                                 spec=job.eval_spec, progress=True)
     results.update({"split": split, "step": int(state.step)})
     out = os.path.join(workdir, f"eval_{split}_k{k}.json")
     bad = workdir_lib.write_json(out, results, indent=2)
@@ -104,7 +104,7 @@ def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: fl
     if names:
       scores = metrics_lib.score_disentanglement(
           state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
-          names=names, scale=metric_scale, dci_importance=dci_importance)
+          names=names, scale=metric_scale, dci_importance=dci_importance, progress=True)
       scores.update({"step": int(state.step), "metric_scale": metric_scale,
                      "dci_importance": dci_importance})
       mout = os.path.join(workdir, "eval_metrics.json")

@@ -378,7 +378,7 @@ class NonFiniteEvaluationError(FloatingPointError):
   the list of those fields (``non_finite``)."""
 
 
-def train_and_evaluate(config, workdir: str, writers=()) -> dict[str, Any]:
+def train_and_evaluate(config, workdir: str, writers=(), progress: bool = True) -> dict[str, Any]:
   """The main job: train (resuming if possible), evaluate, write figures.
 
   Writes to ``workdir``: ``config.json`` (the config, plus the effective
@@ -388,6 +388,7 @@ def train_and_evaluate(config, workdir: str, writers=()) -> dict[str, Any]:
   ``reconstructions.png`` and, for probabilistic models, ``traversals.png``,
   ``traversals.gif`` and ``prior_samples.png``. ``writers``: more
   ``vae.writers.MetricWriter``s (e.g. Weights & Biases) to send the same to.
+  ``progress``: bars for training, evaluation and scoring (on stderr).
   The workdir is locked for the whole job (``vae.workdir.lock``); a rerun
   must have the stored config (``check_rerun``).
 
@@ -412,29 +413,30 @@ def train_and_evaluate(config, workdir: str, writers=()) -> dict[str, Any]:
         writers_lib.default_writers(workdir, bool(config.get("tensorboard", True)))
         + list(writers))
     try:
-      return _train_and_evaluate(job, workdir, out)
+      return _train_and_evaluate(job, workdir, out, progress)
     finally:
       out.close()
 
 
-def _train_and_evaluate(job: Job, workdir: str, out) -> dict[str, Any]:
+def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> dict[str, Any]:
   keys, model, spec = job.keys, job.model, job.eval_spec
   probabilistic = job.objective.record.probabilistic
   eval_fn = ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
                                 dataset_size=job.num_train, probabilistic=probabilistic)
   t0 = time.perf_counter()
-  state = _train(job, workdir, eval_fn=eval_fn, writers=out)
+  state = _train(job, workdir, eval_fn=eval_fn, writers=out, progress=progress)
   train_seconds = time.perf_counter() - t0
   results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
                                probabilistic=probabilistic, spec=spec,
-                               dataset_size=job.num_train)
+                               dataset_size=job.num_train, progress=progress)
   results.update({"split": spec.split, "step": int(state.step),
                   "train_seconds_this_run": train_seconds,
                   "epochs": int(state.step) * job.batch_size / job.num_train})
   if spec.metrics:
     results["disentanglement"] = metrics_lib.score_disentanglement(
         state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
-        names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance)
+        names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance,
+        progress=progress)
   path = os.path.join(workdir, f"eval_{spec.split}.json")
   bad = workdir_lib.write_json(path, results, indent=2)
   out.write_scalars(int(state.step), "final", results)

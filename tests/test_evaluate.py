@@ -106,3 +106,22 @@ def test_k_below_one_is_rejected(tiny_model, tiny_params, binary_images):
   with pytest.raises(ValueError, match=r"num_samples \(k\) must be >= 1"):
     ev.iwae_log_likelihood(tiny_params, binary_images[:2], jax.random.key(0),
                            model=tiny_model, num_samples=0)
+
+
+def test_evaluation_and_training_show_progress(tiny_model, tiny_params, binary_images, capsys,
+                                                smoke_config, tmp_path):
+  # Issue 15, item 3: the k = 5000 evaluation ran ~20 minutes with no output.
+  from vae import evaluate as ev_lib
+  x = np.asarray(binary_images[:30])
+  ev_lib.iwae_log_likelihood(tiny_params, x, jax.random.key(0), model=tiny_model,
+                             num_samples=4, batch_size=10, chunk_size=2, progress=True)
+  err = capsys.readouterr().err
+  assert "IWAE k=4" in err and "30/30" in err and "ex/s" in err, err
+  ev_lib.iwae_log_likelihood(tiny_params, x, jax.random.key(0), model=tiny_model,
+                             num_samples=4, batch_size=10, chunk_size=2)
+  assert capsys.readouterr().err == ""                  # off by default in the library
+  from experiments import job as job_lib
+  smoke_config.num_steps = 50
+  job_lib.train(smoke_config, str(tmp_path / "run"), progress=True)
+  err = capsys.readouterr().err
+  assert "compiling" in err and "50/50" in err, err     # the bar is up before compilation ends

@@ -40,7 +40,7 @@ def _short(cfg):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path):
+def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path, capfd):
   cfg = _short(CONFIGS[name].get_config())
   assert cfg.objective == name
   wd = str(tmp_path / name)
@@ -67,7 +67,10 @@ def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path):
   assert np.isfinite(res["elbo"]["elbo"]) and "diagnostics" in res
   assert 0.0 <= res["disentanglement"]["mig"]["mig"] <= 1.0
   if name == "beta_vae":
-    # The disentanglement scores reach TensorBoard too.
+    # Scoring shows its progress (issue 15, item 3) ...
+    err = capfd.readouterr().err
+    assert "scoring mig" in err and "1/1" in err, err[-2000:]
+    # ... and the disentanglement scores reach TensorBoard too.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(os.path.join(wd, "tensorboard"))
     acc.Reload()

@@ -29,6 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from vae import distributions as dist
 from vae import model as model_lib
@@ -59,8 +60,15 @@ def _elbo_batch(params, batch, key, *, model):
   return t["elbo"], t["log_likelihood"], t["kl"], t["kl_per_dim"]
 
 
+def _bar(total: int, desc: str, progress: bool):
+  """A progress bar over examples (examples done, rate, time left), or None."""
+  if not progress:
+    return None
+  return tqdm(total=int(total), desc=desc, unit="ex", dynamic_ncols=True, mininterval=2.0)
+
+
 def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
-                 mesh=None) -> dict[str, float]:
+                 mesh=None, progress: bool = False) -> dict[str, float]:
   """Mean single-sample ELBO over ``data`` (Kingma & Welling 2014, Eq. 7).
 
   Args:
@@ -71,18 +79,24 @@ def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
     batch_size: examples per jitted call.
     mesh: optional ``vae.parallel`` mesh: each batch is split across its
       devices (params must be replicated on it); the result is the same.
+    progress: show a progress bar.
 
   Returns:
     dict: ``elbo``, ``log_likelihood`` (reconstruction term), ``kl`` (nats,
     means over examples) and ``kl_per_dim`` (list of D means).
   """
   sums = None
+  bar = _bar(data.shape[0], "ELBO", progress)
   for i, batch, valid in batches(np.asarray(data), batch_size, mesh):
     out = [parallel.to_host(o) for o in _elbo_batch(
         params, parallel.shard_host_batch(batch, mesh), jax.random.fold_in(key, i),
         model=model)]
     out = [np.sum(o[:valid], axis=0, dtype=np.float64) for o in out]
     sums = out if sums is None else [s + o for s, o in zip(sums, out)]
+    if bar is not None:
+      bar.update(valid)
+  if bar is not None:
+    bar.close()
   n = data.shape[0]
   elbo, ll, kl, kl_dim = (s / n for s in sums)
   return {"elbo": float(elbo), "log_likelihood": float(ll), "kl": float(kl),
@@ -123,7 +137,8 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
 
 def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
                         batch_size: int = 100, chunk_size: int = 500,
-                        return_per_example: bool = False, mesh=None) -> dict[str, Any]:
+                        return_per_example: bool = False, mesh=None,
+                        progress: bool = False) -> dict[str, Any]:
   """Importance-sampled estimate of log p(x) (Burda et al. 2016, Eq. 8).
 
   ``log p(x) ~= log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)``, z_j ~ q(z|x).
@@ -141,6 +156,8 @@ def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
     chunk_size: importance samples per inner step.
     return_per_example: also return the [N] per-example estimates.
     mesh: optional ``vae.parallel`` mesh: each batch is split across its devices.
+    progress: show a progress bar (examples done, time left; the first
+      batch includes compilation).
 
   Returns:
     dict: ``log_likelihood`` (mean over examples, nats), ``nll`` (its
@@ -152,11 +169,16 @@ def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
   chunk_size = max(1, min(int(chunk_size), int(num_samples)))
   t0 = time.perf_counter()
   per = []
+  bar = _bar(data.shape[0], f"IWAE k={int(num_samples)}", progress)
   for i, batch, valid in batches(np.asarray(data), batch_size, mesh):
     lp = _iwae_batch(params, parallel.shard_host_batch(batch, mesh),
                      jax.random.fold_in(key, i), model=model,
                      num_samples=int(num_samples), chunk_size=chunk_size)
     per.append(parallel.to_host(lp)[:valid])
+    if bar is not None:
+      bar.update(valid)
+  if bar is not None:
+    bar.close()
   per = np.concatenate(per)
   ll = float(np.mean(per, dtype=np.float64))
   out = {"log_likelihood": ll, "nll": -ll, "num_samples": int(num_samples),
@@ -318,24 +340,27 @@ class EvalSpec:
 
 
 def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec: EvalSpec,
-                    dataset_size: int | None = None, mesh=None) -> dict[str, Any]:
+                    dataset_size: int | None = None, mesh=None,
+                    progress: bool = False) -> dict[str, Any]:
   """A run's final evaluation of ``params`` on ``eval_data``.
 
   Probabilistic models: ELBO, IWAE log-likelihood with k samples, active units
   and, with ``dataset_size`` (the training set's N), ``diagnostics`` (KL per
   dimension, active units, the KL decomposition). Autoencoders: the
-  reconstruction log-likelihood.
+  reconstruction log-likelihood. ``progress``: bars for the ELBO and the
+  IWAE passes (the k = 5000 one runs for minutes).
   """
   mesh = mesh if mesh is not None else parallel.make_mesh()
   params = parallel.replicate(params, mesh)
   results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
   if probabilistic:
     results["elbo"] = dataset_elbo(params, eval_data, jax.random.fold_in(key, 0), model=model,
-                                   batch_size=spec.elbo_batch_size, mesh=mesh)
+                                   batch_size=spec.elbo_batch_size, mesh=mesh,
+                                   progress=progress)
     results["iwae"] = iwae_log_likelihood(
         params, eval_data, jax.random.fold_in(key, 1), model=model,
         num_samples=spec.num_importance_samples, batch_size=spec.iwae_batch_size,
-        chunk_size=spec.chunk_size, mesh=mesh)
+        chunk_size=spec.chunk_size, mesh=mesh, progress=progress)
     results["active_units"] = active_units(params, eval_data, model=model,
                                            batch_size=spec.elbo_batch_size, mesh=mesh)
     if dataset_size:

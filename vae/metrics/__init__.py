@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import jax
+from tqdm import tqdm
 
 from vae import model as model_lib
 from vae.metrics.beta_vae import beta_vae_from_features, compute_beta_vae
@@ -100,7 +101,8 @@ def scale_protocol(name: str, scale: float) -> dict[str, int]:
 
 
 def score_disentanglement(params, ground_truth, key, *, model, names=None,
-                          scale: float = 1.0, dci_importance: str = "gbt") -> dict[str, Any]:
+                          scale: float = 1.0, dci_importance: str = "gbt",
+                          progress: bool = False) -> dict[str, Any]:
   """Every disentanglement metric of the posterior means of ``params`` on a
   ground-truth data set, each timed.
 
@@ -112,6 +114,7 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     names: metric names (default: all six).
     scale: multiplies every published sample size (for quick looks).
     dci_importance: "gbt" (reference protocol) or "linear".
+    progress: a bar over the metrics (the one running, elapsed, time left).
 
   Returns:
     {metric: {scores..., "seconds"}}.
@@ -119,7 +122,11 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
   rep = representation_from_params(params, model)
   names = list(METRICS) if not names else list(names)
   out = {}
+  bar = (tqdm(total=len(names), unit="metric", dynamic_ncols=True, desc="scoring")
+         if progress else None)
   for i, name in enumerate(names):
+    if bar is not None:
+      bar.set_description(f"scoring {name}")
     opts = scale_protocol(name, scale)
     if name == "dci":
       opts["importance"] = dci_importance
@@ -127,6 +134,10 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     out[name] = compute_all(ground_truth, rep, jax.random.fold_in(key, i), [name],
                             **{name: opts})[name]
     out[name]["seconds"] = time.perf_counter() - t0
+    if bar is not None:
+      bar.update(1)
+  if bar is not None:
+    bar.close()
   return out
 
 
