@@ -21,3 +21,24 @@ def test_pngs_are_written(tiny_model, tiny_params, binary_images, tmp_path):
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   samples = plots.prior_samples(tiny_params, jax.random.key(0), 5, model=tiny_model)
   assert samples.shape == (5, 28, 28, 1) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_traversal_rows_name_the_latent_and_its_kl_and_columns_the_value(
+    tiny_model, tiny_params, tmp_path, monkeypatch):
+  # Issue 15, item 4: rows were unlabelled; readers could not tell which latent
+  # or how informative it is, nor what value each column sets.
+  from vae import plots
+  seen = {}
+  real = plots.save_grid
+
+  def spy(path, images, num_cols=None, **kw):
+    seen.update(kw, images=np.asarray(images).shape, num_cols=num_cols)
+    return real(path, images, num_cols, **kw)
+  monkeypatch.setattr(plots, "save_grid", spy)
+  kl = [0.5, 3.25, 0.0, 1.0]
+  path = plots.save_traversals(str(tmp_path / "t.png"), tiny_params, np.zeros((28, 28, 1)),
+                               model=tiny_model, kl_per_dim=kl, num_steps=5, span=2.0)
+  assert seen["row_labels"] == ["z1  KL 3.25", "z3  KL 1.00", "z0  KL 0.50", "z2  KL 0.00"]
+  assert seen["col_labels"] == ["-2.0", "-1.0", "+0.0", "+1.0", "+2.0"]
+  assert seen["images"][0] == 4 * 5 and seen["num_cols"] == 5
+  assert open(path, "rb").read(4) == b"\x89PNG"

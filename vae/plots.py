@@ -36,20 +36,45 @@ def image_grid(images: np.ndarray, num_cols: int | None = None,
 
 
 def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
-              title: str | None = None) -> str:
-  """Writes an image grid as PNG; returns the path."""
+              title: str | None = None, row_labels=None, col_labels=None,
+              row_title: str | None = None, col_title: str | None = None) -> str:
+  """Writes an image grid as PNG; returns the path.
+
+  ``row_labels`` / ``col_labels``: one string per row / column of the grid,
+  written beside it (left / below), with ``row_title`` / ``col_title``."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  grid = np.clip(image_grid(images, num_cols), 0.0, 1.0)
+  images = np.asarray(images)
+  pad = 1
+  grid = np.clip(image_grid(images, num_cols, pad), 0.0, 1.0)
   height, width = grid.shape[:2]
-  fig = plt.figure(figsize=(width / 40 + 0.2, height / 40 + (0.5 if title else 0.2)))
-  ax = fig.add_axes([0, 0, 1, 0.92 if title else 1])
+  h, w = images.shape[1:3]
+  left = 1.1 if row_labels is not None else 0.1      # inches for the labels
+  bottom = 0.45 if col_labels is not None else 0.1
+  top = 0.4 if title else 0.1
+  fig_w, fig_h = width / 40 + left + 0.1, height / 40 + bottom + top
+  fig = plt.figure(figsize=(fig_w, fig_h))
+  ax = fig.add_axes([left / fig_w, bottom / fig_h, (width / 40) / fig_w, (height / 40) / fig_h])
   ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray",
             vmin=0, vmax=1, interpolation="nearest")
-  ax.axis("off")
+  ax.set_xticks([] if col_labels is None else
+                [pad + q * (w + pad) + w / 2 - 0.5 for q in range(len(col_labels))])
+  ax.set_yticks([] if row_labels is None else
+                [pad + r * (h + pad) + h / 2 - 0.5 for r in range(len(row_labels))])
+  if col_labels is not None:
+    ax.set_xticklabels(col_labels, fontsize=8)
+    if col_title:
+      ax.set_xlabel(col_title, fontsize=8, labelpad=2)
+  if row_labels is not None:
+    ax.set_yticklabels(row_labels, fontsize=8)
+    if row_title:
+      ax.set_ylabel(row_title, fontsize=8)
+  ax.tick_params(length=0, pad=2)
+  for spine in ax.spines.values():
+    spine.set_visible(False)
   if title:
-    fig.suptitle(title, fontsize=8)
+    fig.suptitle(title, fontsize=8, y=1 - 0.05 / fig_h, va="top")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -118,11 +143,18 @@ def latent_traversals(params, x, *, model, kl_per_dim=None, num_steps: int = 10,
 
 def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int = 10,
                     span: float = 2.0):
-  """PNG of ``latent_traversals``: one row per latent dimension, by KL."""
+  """PNG of ``latent_traversals``: one row per latent dimension, by KL; each
+  row is labelled with the latent's index and its KL (when given), each
+  column with the value z_d is set to."""
   images, order = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
                                     num_steps=num_steps, span=span)
-  title = f"latent traversals, z in [-{span}, {span}]; rows: dims {list(map(int, order))}"
-  return save_grid(path, images, num_steps, title=title)
+  rows = [f"z{int(d)}" + ("" if kl_per_dim is None else f"  KL {float(kl_per_dim[d]):.2f}")
+          for d in order]
+  cols = [f"{v:+.1f}" for v in np.linspace(-span, span, num_steps)]
+  return save_grid(path, images, num_steps, title="latent traversals (others at the "
+                   "posterior mean)", row_labels=rows, col_labels=cols,
+                   row_title="latent (KL, nats)" if kl_per_dim is not None else "latent",
+                   col_title="value of the traversed latent z_d")
 
 
 def save_traversal_gif(path, params, x, *, model, kl_per_dim=None,
