@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from experiments import job as job_lib
+from . import job as job_lib
 from vae import evaluate as ev
 from vae import metrics
 from vae import model as model_lib
@@ -248,7 +248,7 @@ def bench_methods():
   names = METHODS if FLAGS.methods == ["all"] else FLAGS.methods
   rows = []
   for name in names:
-    cfg = importlib.import_module(f"experiments.configs.{name}_dsprites").get_config()
+    cfg = importlib.import_module(f"{__package__}.configs.{name}_dsprites").get_config()
     cfg.model.compute_dtype = FLAGS.compute_dtype
     job = job_lib.resolve(cfg, train_data=ds)
     model, loss_fn, opt, loop = job.model, job.objective, job.optimizer, job.schedule.loop
@@ -348,7 +348,7 @@ def bench_scaling():
     env = dict(os.environ)
     if jax.default_backend() == "cpu":
       env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={int(d)}"
-    out = subprocess.run([sys.executable, "-m", "experiments.benchmark", f"--scaling_worker={d}",
+    out = subprocess.run([sys.executable, "-m", f"{__package__}.benchmark", f"--scaling_worker={d}",
                           f"--scaling_batch={FLAGS.scaling_batch}", f"--steps={FLAGS.steps}",
                           f"--chunk={FLAGS.chunk}"], env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -484,9 +484,9 @@ def bench_vs_torch():
     for cores in FLAGS.cores:
       ours, theirs = [], []
       for _ in range(FLAGS.repeats):
-        ours.append(run([sys.executable, "-m", "experiments.benchmark",
+        ours.append(run([sys.executable, "-m", f"{__package__}.benchmark",
                          f"--step_worker={name}"], cores))
-        theirs.append(run([sys.executable, "-m", "experiments.torch_peer", *spec["torch"],
+        theirs.append(run([sys.executable, "-m", f"{__package__}.torch_peer", *spec["torch"],
                            "--batch", str(spec["batch"]),
                            "--steps", str(max(20, spec["steps"] // 2))], cores))
       scanned = [o["examples_per_sec"] for o in ours]
@@ -620,5 +620,12 @@ def _print_generation(out):
     print(f"{r['batch']:>8}{r['procedural']:>14,.0f}{r['in_memory']:>14,.0f}")
 
 
-if __name__ == "__main__":
+def run():
+  """The ``vae-benchmark`` console script."""
+  import sys
+  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -21,7 +21,7 @@ import sys
 import jax
 from absl import app, flags, logging
 
-from experiments import job as job_lib
+from . import job as job_lib
 from vae import data as data_lib
 from vae import evaluate as ev
 from vae import metrics as metrics_lib
@@ -152,5 +152,12 @@ def main(argv):
   print(json.dumps(summary_of(results, names), indent=2))
 
 
-if __name__ == "__main__":
+def run():
+  """The ``vae-evaluate`` console script."""
+  import sys
+  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

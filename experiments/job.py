@@ -26,7 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.configs import default as default_config
+from .configs import default as default_config
 from vae import checkpoint as ckpt_lib
 from vae import checks
 from vae import data as data_lib

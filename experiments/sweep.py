@@ -29,8 +29,10 @@ from typing import Any, Iterable, Sequence
 
 from absl import app, flags, logging
 
-_CONFIG = flags.DEFINE_string("config", None, "Path to a config file with get_config() "
-                              "and get_sweep().")
+from . import configs
+
+_CONFIG = flags.DEFINE_string("config", None, "A config with get_config() and get_sweep(): "
+                              "its name (e.g. beta_vae_dsprites) or path.")
 _ROOT = flags.DEFINE_string("root", None, "Folder that receives one workdir per run.")
 _SEEDS = flags.DEFINE_string("seeds", "0", "Seeds: '0,1,2' or a range '0-49'.")
 _SET = flags.DEFINE_multi_string("set", [], "Override for every run: path=value "
@@ -58,7 +60,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def load_config_module(path: str):
-  """Imports a config file by path."""
+  """Imports a config file by path (or a published config by name)."""
+  try:
+    path = configs.resolve(path)
+  except ValueError:
+    pass
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config file {path!r} does not exist")
   spec = importlib.util.spec_from_file_location(
@@ -128,7 +134,7 @@ def plan(config_path: str, root: str, seeds: Sequence[int],
          sets: dict[str, Any] | None = None) -> list[dict[str, Any]]:
   """Every run of a sweep: name, workdir, overrides, command, and the
   resolved config (validated)."""
-  from experiments import job as job_lib
+  from . import job as job_lib
   mod = load_config_module(config_path)
   if not hasattr(mod, "get_sweep"):
     raise ValueError(f"{config_path} has no get_sweep(): nothing to sweep")
@@ -141,7 +147,7 @@ def plan(config_path: str, root: str, seeds: Sequence[int],
     r["workdir"] = os.path.join(root, r["name"])
     args = [f"--config={config_path}", f"--workdir={r['workdir']}"]
     args += [f"--config.{k}={v}" for k, v in overrides.items()]
-    r["command"] = "python -m experiments.train " + " ".join(shlex.quote(a) for a in args)
+    r["command"] = "vae-train " + " ".join(shlex.quote(a) for a in args)
   return runs
 
 
@@ -158,7 +164,7 @@ def run_sweep(config_path: str, root: str, seeds: Sequence[int],
               sets: dict[str, Any] | None = None, run: bool = False) -> list[dict[str, Any]]:
   """Writes ``root/sweep.json``; prints the commands, or (``run``) trains
   and evaluates every unfinished run in turn. Returns the runs."""
-  from experiments import job as job_lib
+  from . import job as job_lib
   runs = plan(config_path, root, seeds, sets)
   os.makedirs(root, exist_ok=True)
   manifest = [{k: r[k] for k in ("name", "workdir", "overrides", "command")} for r in runs]
@@ -187,5 +193,12 @@ def main(argv):
             _RUN.value)
 
 
-if __name__ == "__main__":
+def run():
+  """The ``vae-sweep`` console script."""
+  import sys
+  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

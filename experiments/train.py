@@ -1,31 +1,59 @@
 """Train and evaluate one configuration.
 
-  python -m experiments.train      # default: beta-VAE on procedural dSprites, ~5 min on CPU
+  vae-train                        # default: beta-VAE on procedural dSprites, ~2 min on CPU
+  vae-train --config vae_binarized_mnist --workdir /tmp/vae --config.data_dir=DIR
+  vae-train --list_configs         # every published config, with its summary
 
-  python -m experiments.train --config experiments/configs/vae_binarized_mnist.py \
-      --workdir /tmp/vae --config.data_dir=../shared/data/binarized_mnist
+Flags: --config NAME|PATH, --workdir DIR (default workdirs/default),
+--config.FIELD=VALUE for any field (e.g. --config.num_steps=1000),
+--list_configs; --helpfull lists every flag.
 
-Rerunning with the same --workdir resumes from its last checkpoint (the same
-config is required; see README, "What a run writes", for the exit codes).
+(`python -m experiments.train` from a checkout is the same program.) --config
+takes a config's name (with an optional variant: iwae_binarized_mnist:k50) or
+the path of any get_config() file. Rerunning with the same --workdir resumes
+from its last checkpoint (the same config is required; see README, "What a
+run writes", for the exit codes).
 """
 
 import json
-import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import job as job_lib
+from . import configs
+from . import job as job_lib
 from vae import parallel
 
-# The default config is found beside this file, whatever the current directory.
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
-                               "default.py")
+__doc__ += "\nConfigs (--config NAME):\n" + configs.listing() + "\n"
+
+# The default config is found inside the package, whatever the current directory.
+_DEFAULT_CONFIG = configs.resolve("default")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", _DEFAULT_CONFIG, "Path to a get_config() file (default: configs/default.py "
-    "of this package).")
+    "config", _DEFAULT_CONFIG, "A config name (see --list_configs), NAME:variant, or the "
+    "path of a get_config() file; default: default.")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
                                 "Output folder (resumed if it exists).")
+_LIST = flags.DEFINE_boolean("list_configs", False,
+                             "Print the published configs with their summaries and exit.")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with config names resolved and --list_configs
+  answered before any config is loaded."""
+  if any(a in ("--list_configs", "-list_configs") for a in argv[1:]):
+    print(configs.listing())
+    sys.exit(0)
+  try:
+    argv = configs.resolve_config_names(argv)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}\nPass --help for the flags.", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv):
@@ -44,5 +72,11 @@ def main(argv):
   print(json.dumps(summary, indent=2))
 
 
+def run():
+  """The ``vae-train`` console script."""
+  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
+  app.run(main, flags_parser=parse_flags)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -224,38 +224,44 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_a_stale_lock_taken_over(
   assert "taking over the lock" in err and f"process {first.pid}" in err
 
 
+def _script(name):
+  return os.path.join(os.path.dirname(sys.executable), name)
+
+
 @pytest.mark.slow   # ~15 s: train and evaluate processes from two other directories
 def test_the_cli_works_from_any_directory(npz_dir, tmp_path):
   # The default config is found inside the package, not relative to the
   # current directory (before: "experiments/configs/default.py" not found).
   check = subprocess.run(
-      [sys.executable, "-c", "import os; from experiments import train as t; "
+      [sys.executable, "-c", "import os; from vae_experiments import train as t; "
        "assert os.path.isabs(t._DEFAULT_CONFIG) and os.path.exists(t._DEFAULT_CONFIG), "
        "t._DEFAULT_CONFIG"], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
   assert check.returncode == 0, check.stderr[-2000:]
-  # A relative data_dir is stored absolute, so that experiments.evaluate works
-  # on the workdir from another directory (before: data not found).
+  # A relative data_dir is stored absolute, so that evaluation works on the
+  # workdir from another directory (before: data not found).
   elsewhere = tmp_path / "elsewhere"
   shutil.copytree(npz_dir, elsewhere / "data")
   wd = str(tmp_path / "wd")
-  p = _cli(["experiments.train", "--config", SMOKE, "--workdir", wd, "--config.data_dir=data",
-            "--config.num_steps=50", "--config.eval_every=0", "--config.eval.max_examples=50"],
-           str(elsewhere))
-  _, err = p.communicate(timeout=600)
-  assert p.returncode == 0, err[-3000:]
+  p = subprocess.run([_script("vae-train"), "--config", "smoke", "--workdir", wd,
+                      "--config.data_dir=data", "--config.num_steps=50", "--config.eval_every=0",
+                      "--config.eval.max_examples=50"], cwd=str(elsewhere), capture_output=True,
+                     text=True, timeout=600)
+  assert p.returncode == 0, p.stderr[-3000:]
   stored = json.load(open(os.path.join(wd, "config.json")))
   assert stored["data_dir"] == str(elsewhere / "data")
-  p = _cli(["experiments.evaluate", "--workdir", wd, "--num_samples", "3", "--max_examples", "20"],
-           str(tmp_path))
-  _, err = p.communicate(timeout=600)
-  assert p.returncode == 0, err[-3000:]
+  p = subprocess.run([_script("vae-evaluate"), "--workdir", wd, "--num_samples", "3",
+                      "--max_examples", "20"], cwd=str(tmp_path), capture_output=True, text=True,
+                     timeout=600)
+  assert p.returncode == 0, p.stderr[-3000:]
   assert json.load(open(os.path.join(wd, "eval_validation_k3.json")))["num_examples"] == 20
 
 
 @pytest.mark.slow   # ~30 s: evaluates the default conv model
 def test_the_default_job_runs_from_outside_the_repository(tmp_path):
-  p = _cli(["experiments.train", "--workdir", str(tmp_path / "wd"), "--config.num_steps=0",
-            "--config.eval.max_examples=16", "--config.eval_every=0"], str(tmp_path))
+  p = subprocess.Popen([_script("vae-train"), "--workdir", str(tmp_path / "wd"),
+                        "--config.num_steps=0", "--config.eval.max_examples=16",
+                        "--config.eval_every=0"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
   _, err = p.communicate(timeout=600)
   assert p.returncode == 0, err[-3000:]
   assert os.path.exists(tmp_path / "wd" / "eval_validation.json")

@@ -12,7 +12,7 @@ Expected: reconstruction log-likelihood far above the VAE's reconstruction term
 (no KL pressure), e.g. better than -40 nats after the 100-epoch schedule.
 """
 
-from experiments.configs import vae_binarized_mnist
+from vae_experiments.configs import vae_binarized_mnist
 
 
 def get_config():

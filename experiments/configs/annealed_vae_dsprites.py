@@ -10,7 +10,7 @@ Sweep: python -m experiments.sweep --config experiments/configs/annealed_vae_dsp
 Expected: the KL tracks C(step) (the ``capacity`` metric); see dsprites_study.py.
 """
 
-from experiments.configs import dsprites_study
+from vae_experiments.configs import dsprites_study
 
 
 def get_config():

@@ -11,7 +11,7 @@ Sweep: python -m experiments.sweep --config experiments/configs/beta_tcvae_dspri
 Expected: see dsprites_study.py; the logged total_correlation falls as beta rises.
 """
 
-from experiments.configs import dsprites_study
+from vae_experiments.configs import dsprites_study
 
 
 def get_config():

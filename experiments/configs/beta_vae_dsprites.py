@@ -9,7 +9,7 @@ Sweep: python -m experiments.sweep --config experiments/configs/beta_vae_dsprite
 Expected: see dsprites_study.py (300k steps; scores in Locatello et al. 2019).
 """
 
-from experiments.configs import dsprites_study
+from vae_experiments.configs import dsprites_study
 
 
 def get_config():

@@ -12,7 +12,7 @@ Expected: reconstruction log-likelihood of clean inputs a little below the
 plain AE's (the DAE is trained on corrupted inputs).
 """
 
-from experiments.configs import ae_binarized_mnist
+from vae_experiments.configs import ae_binarized_mnist
 
 
 def get_config():

@@ -11,7 +11,7 @@ Sweep: python -m experiments.sweep --config experiments/configs/dip_vae_i_dsprit
 Expected: see dsprites_study.py.
 """
 
-from experiments.configs import dsprites_study
+from vae_experiments.configs import dsprites_study
 
 
 def get_config():

@@ -21,7 +21,7 @@ README.md). The
 study's scores per method are in Locatello et al. (2019), Fig. 7 and 13.
 """
 
-from experiments.configs import default
+from vae_experiments.configs import default
 
 
 def get_config():

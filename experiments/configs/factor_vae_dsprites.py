@@ -11,7 +11,7 @@ Expected: see dsprites_study.py; ``total_correlation`` in metrics.jsonl is the
 discriminator's estimate, ``discriminator_accuracy`` stays near 0.5-0.7.
 """
 
-from experiments.configs import dsprites_study
+from vae_experiments.configs import dsprites_study
 
 
 def get_config():

@@ -12,7 +12,7 @@ Expected: at the same number of epochs, a higher k = 5000 log-likelihood
 estimate than the VAE (issue 2 closing note has the measured pair).
 """
 
-from experiments.configs import vae_binarized_mnist
+from vae_experiments.configs import vae_binarized_mnist
 
 
 def get_config(variant: str = "k5"):

@@ -7,7 +7,7 @@ Expected: finishes in well under a minute on 2 CPU cores; the validation ELBO
 is far from converged (around -200 nats) and only shows the pipeline works.
 """
 
-from experiments.configs import vae_binarized_mnist
+from vae_experiments.configs import vae_binarized_mnist
 
 
 def get_config():

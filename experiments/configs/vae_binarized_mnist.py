@@ -16,7 +16,7 @@ Expected: validation NLL (k = 5000) within 1.5 nats of 88.71; the measured
 figure and wall time are in the closing note of issue 2 and in README.md.
 """
 
-from experiments.configs import default
+from vae_experiments.configs import default
 
 
 def get_config():
