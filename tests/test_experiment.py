@@ -69,7 +69,8 @@ def test_every_config_is_valid(path):
 
 def test_cli_runs(npz_dir, tmp_path):
   out = subprocess.run(
-      [sys.executable, "-m", "experiments.train", "--config", "experiments/configs/smoke.py",
+      # A config by its bare name (issue 15).
+      [sys.executable, "-m", "experiments.train", "--config", "smoke",
        "--workdir", str(tmp_path / "cli"), f"--config.data_dir={npz_dir}",
        "--config.num_steps=100", "--config.max_train_examples=0"],
       cwd=ROOT, capture_output=True, text=True, timeout=600)

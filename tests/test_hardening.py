@@ -158,6 +158,7 @@ def _cli(args, cwd, **kw):
                           stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow   # ~10 s: a real CLI run
 def test_a_diverged_run_exits_nonzero_with_strict_json(npz_dir, tmp_path):
   wd = str(tmp_path / "diverged")
   # Before: exit 0, with "nll": NaN in eval_validation.json.

@@ -87,16 +87,6 @@ def test_config_names_resolve_to_the_files_and_unknown_names_list_them():
     configs.resolve("smokee")
 
 
-def test_a_bare_config_name_trains(npz_dir, tmp_path):
-  wd = str(tmp_path / "wd")
-  out = subprocess.run([_script("vae-train"), "--config", "smoke", "--workdir", wd,
-                        f"--config.data_dir={npz_dir}", "--config.num_steps=50",
-                        "--config.eval_every=0", "--config.eval.max_examples=50"],
-                       cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert '"step": 50' in out.stdout
-
-
 def test_notebooks_and_readme_keep_no_repository_url():
   # The address lives in pyproject's [project.urls] only; no badge that
   # cannot work.

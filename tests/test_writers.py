@@ -73,6 +73,7 @@ def test_tensorboard_holds_the_jsonl_rows_the_final_evaluation_and_the_figures(
   assert mine.images == [(200, ["prior_samples", "reconstructions", "traversals"])]
 
 
+@pytest.mark.slow   # two runs
 def test_a_resumed_run_shows_each_step_once_in_tensorboard(smoke_config, tmp_path):
   smoke_config.eval_every = 0
   wd = str(tmp_path / "run")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -106,6 +107,22 @@ class JsonlWriter:
     pass
 
 
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported lazily (see the module
+  docstring). tensorboardX imports torch at module level when it is installed
+  (about 1 s and its thread pools) only to accept torch tensors; we pass numpy,
+  so the import is blocked unless torch is already loaded."""
+  blocked = "torch" not in sys.modules
+  if blocked:
+    sys.modules["torch"] = None            # makes `import torch` raise ImportError
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    if blocked and sys.modules.get("torch", 0) is None:
+      del sys.modules["torch"]
+  return SummaryWriter
+
+
 class TensorBoardWriter:
   """TensorBoard event files under ``logdir`` (see the module docstring)."""
 
@@ -119,8 +136,7 @@ class TensorBoardWriter:
       import jax
       if jax.process_index() != 0:
         return None
-      from tensorboardX import SummaryWriter   # lazy: see the module docstring
-      self._writer = SummaryWriter(self.logdir, purge_step=self._purge_step,
+      self._writer = _summary_writer_class()(self.logdir, purge_step=self._purge_step,
                                    flush_secs=30)
       self._purge_step = None          # purge once, when the run (re)starts
     return self._writer
