@@ -39,9 +39,8 @@ def _short(cfg):
   return cfg
 
 
-# beta-VAE in the default suite; the other five after it (.ci/run runs them).
-@pytest.mark.parametrize("name", [n if n == "beta_vae" else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in sorted(CONFIGS)])
+@pytest.mark.slow   # 5-20 s each; .ci/run runs them after the default suite
+@pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path, capfd):
   cfg = _short(CONFIGS[name].get_config())
   assert cfg.objective == name
