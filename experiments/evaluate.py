@@ -64,6 +64,7 @@ def evaluation_config(workdir: str, *, split: str, num_samples: int, max_example
   elif not data_lib.is_ground_truth(config.dataset):
     config.eval.max_examples = 0          # the whole split unless --max_examples
   config.eval.metrics = ()
+  config.eval_every = 0                   # the training schedule is not used here
   job_lib.check_config(config)
   names = metrics
   if names == ["auto"]:

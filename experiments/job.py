@@ -106,12 +106,28 @@ def _flatten(d, prefix=""):
   return out
 
 
+def with_defaults(record: Mapping) -> ml_collections.ConfigDict:
+  """A config (a mapping, e.g. read from config.json) with the fields it lacks
+  taken from ``experiments/configs/default.py``, flat ``hparams`` upgraded."""
+  merged = default_config.get_config().to_dict()
+
+  def merge(into, new):
+    for k, v in new.items():
+      if isinstance(v, Mapping) and isinstance(into.get(k), dict):
+        merge(into[k], v)
+      else:
+        into[k] = v
+  merge(merged, json.loads(json.dumps(dict(record), default=list)))
+  return upgrade_config(ml_collections.ConfigDict(merged))
+
+
 def config_changes(stored, new) -> list[str]:
   """The fields (``path: stored -> new``) in which two configs differ, other
-  than those in ``RERUN_MAY_CHANGE``."""
+  than those in ``RERUN_MAY_CHANGE``. Both are completed with the defaults
+  first, so a field one of them leaves out is not a change."""
   def plain(c):
-    c = upgrade_config(ml_collections.ConfigDict(c) if isinstance(c, Mapping) else c)
-    return _flatten(json.loads(c.to_json_best_effort()))
+    c = c.to_dict() if isinstance(c, ml_collections.ConfigDict) else c
+    return _flatten(json.loads(with_defaults(c).to_json_best_effort()))
   a, b = plain(stored), plain(new)
   free = lambda path: any(path == f or path.startswith(f + ".") for f in RERUN_MAY_CHANGE)
   return [f"{p}: {a.get(p, '(absent)')!r} -> {b.get(p, '(absent)')!r}"
@@ -153,16 +169,7 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   if missing:
     raise ValueError(f"{path} is not a complete run config: it lacks {missing} (a "
                      "config.json written by experiments.train has them)")
-  merged = default_config.get_config().to_dict()
-
-  def merge(into, new):
-    for k, v in new.items():
-      if isinstance(v, dict) and isinstance(into.get(k), dict):
-        merge(into[k], v)
-      else:
-        into[k] = v
-  merge(merged, record)
-  return upgrade_config(ml_collections.ConfigDict(merged))
+  return with_defaults(record)
 
 
 def check_rerun(config, workdir: str) -> None:
@@ -173,8 +180,8 @@ def check_rerun(config, workdir: str) -> None:
       fields may differ).
   """
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
+  if not os.path.exists(path) or not ckpt_lib.all_steps(workdir):
+    return        # nothing trained yet (e.g. a run that diverged before its first checkpoint)
   changes = config_changes(load_run_config(workdir), config)
   if changes:
     raise ConfigChangedError(
@@ -189,7 +196,7 @@ def absolute_paths(config):
   config.json it writes works from any current directory."""
   config = ml_collections.ConfigDict(config.to_dict())
   for field in ("data_dir", "tfds_data_dir"):
-    if config.get(field):
+    if config.get(field) and "://" not in config[field]:     # gs://... stays as it is
       config[field] = os.path.abspath(os.path.expanduser(config[field]))
   return config
 
@@ -462,15 +469,19 @@ EXIT_CODES = {
 }
 
 
+_EXIT_CLASSES = ((train_lib.NonFiniteLossError, 3), (NonFiniteEvaluationError, 4),
+                 (workdir_lib.WorkdirLockedError, 5), (ConfigChangedError, 6),
+                 (ckpt_lib.CheckpointError, 7))
+
+
 def exit_on_known_failure(fn, *args, **kwargs):
   """Runs ``fn``; a failure listed in ``EXIT_CODES`` prints its message to
   stderr (no traceback: the message says what to do) and exits with its code."""
   try:
     return fn(*args, **kwargs)
-  except (train_lib.NonFiniteLossError, NonFiniteEvaluationError, ConfigChangedError,
-          workdir_lib.WorkdirLockedError, ckpt_lib.CheckpointError) as e:
+  except tuple(cls for cls, _ in _EXIT_CLASSES) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_CODES[type(e).__name__])
+    sys.exit(next(code for cls, code in _EXIT_CLASSES if isinstance(e, cls)))
 
 
 def write_figures(workdir: str, params, job: Job, results: dict[str, Any]) -> list[str]:

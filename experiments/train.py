@@ -25,7 +25,7 @@ from . import configs
 from . import job as job_lib
 from vae import parallel
 
-__doc__ += "\nConfigs (--config NAME):\n" + configs.listing() + "\n"
+__doc__ = (__doc__ or "") + "\nConfigs (--config NAME):\n" + configs.listing() + "\n"
 
 # The default config is found inside the package, whatever the current directory.
 _DEFAULT_CONFIG = configs.resolve("default")

@@ -152,6 +152,31 @@ def test_a_rerun_with_another_config_is_refused_before_touching_anything(smoke_c
   assert res["step"] == 150 and res["iwae"]["num_samples"] == 5
 
 
+def test_what_a_rerun_may_differ_in(smoke_config, tmp_path):
+  stored = json.loads(smoke_config.to_json_best_effort())
+  # A field one side leaves out takes the default: not a change.
+  sparse = smoke_config.copy_and_resolve_references()
+  del sparse.optim["grad_clip_norm"]
+  assert job_lib.config_changes(stored, sparse) == []
+  # Tuples and lists, relative and absolute data folders are not changes.
+  moved = job_lib.absolute_paths(smoke_config)
+  assert job_lib.config_changes(stored, moved) == []
+  assert job_lib.absolute_paths(_with(smoke_config, tfds_data_dir="gs://b/tfds")).tfds_data_dir \
+      == "gs://b/tfds"
+  # A workdir whose run never wrote a checkpoint (it diverged at once) takes any config.
+  wd = tmp_path / "nothing_trained"
+  wd.mkdir()
+  (wd / "config.json").write_text(smoke_config.to_json_best_effort())
+  job_lib.check_rerun(_with(smoke_config, seed=7), str(wd))
+
+
+def _with(config, **fields):
+  c = config.copy_and_resolve_references()
+  for k, v in fields.items():
+    c[k] = v
+  return c
+
+
 # -------------------------- items 4, 5 and 8: real processes from the CLI
 def _cli(args, cwd, **kw):
   return subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdout=subprocess.PIPE,
@@ -310,6 +335,9 @@ def test_evaluate_checks_the_split_and_config_before_restoring(finished, tmp_pat
   write({k: v for k, v in record.items() if k != "eval"})
   config, names = _evaluation_config(run)
   assert config.eval.num_importance_samples == 3 and names == []
+  # A schedule that training would now refuse does not stop its evaluation.
+  write({**record, "eval_every": 70})
+  _evaluation_config(run)
   with open(os.path.join(run, "config.json"), "w") as f:
     f.write('{"seed": 0, "dataset": ')
   with pytest.raises(ValueError, match="config.json is not valid JSON"):

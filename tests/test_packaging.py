@@ -87,6 +87,13 @@ def test_config_names_resolve_to_the_files_and_unknown_names_list_them():
     configs.resolve("smokee")
 
 
+def test_a_folder_named_like_a_config_does_not_shadow_it(tmp_path, monkeypatch):
+  from experiments import configs
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "smoke").mkdir()                          # e.g. --workdir smoke
+  assert configs.resolve("smoke") == os.path.join(ROOT, "experiments", "configs", "smoke.py")
+
+
 def test_notebooks_and_readme_keep_no_repository_url():
   # The address lives in pyproject's [project.urls] only; no badge that
   # cannot work.

@@ -221,7 +221,8 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
           progress: bool = True, writers=None) -> TrainState:
   """Trains (or resumes training) for ``schedule.num_steps`` steps.
 
-  Writes ``workdir/metrics.jsonl`` (train means every ``log_every`` steps,
+  Writes ``workdir/metrics.jsonl`` (unless ``writers`` says otherwise; train
+  means every ``log_every`` steps,
   plus ``eval_fn`` results every ``eval_every`` steps) and orbax checkpoints
   every ``checkpoint_every`` steps and at the end. If ``workdir`` holds a
   checkpoint, training continues from the newest one that can be read (a
@@ -243,8 +244,10 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
     mesh: the device mesh (default: every device).
     eval_fn: optional ``(params, step) -> dict`` of scalars to log.
     progress: show a tqdm bar (it appears before compilation, saying so).
-    writers: where the rows go (``vae.writers``; default: ``metrics.jsonl``
-      alone); each gets ``resume(start)`` first.
+    writers: where the rows go (``vae.writers``); default:
+      ``[JsonlWriter(workdir/metrics.jsonl)]``. A list given here REPLACES
+      that default (add a ``JsonlWriter`` to keep metrics.jsonl); each gets
+      ``resume(start)`` first.
 
   Returns:
     The final ``TrainState``.

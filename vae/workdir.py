@@ -44,6 +44,10 @@ class StaleLockWarning(UserWarning):
   """The lock was left by a process that no longer runs; it was taken over."""
 
 
+class UnsupportedLockWarning(UserWarning):
+  """The workdir's file system has no flock; the run goes on unlocked."""
+
+
 def _read(fd: int) -> dict:
   os.lseek(fd, 0, os.SEEK_SET)
   raw = os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
@@ -88,6 +92,13 @@ def lock(workdir: str):
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
+      if e.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+        # Some network and FUSE file systems have no flock: run unlocked.
+        warnings.warn(f"{workdir}'s file system does not support locks ({e.strerror}); "
+                      "running without the workdir lock: do not start a second run on "
+                      "it", UnsupportedLockWarning, stacklevel=3)
+        yield
+        return
       if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
         raise
       raise WorkdirLockedError(
@@ -159,15 +170,17 @@ def without_non_finite(obj, prefix: str = ""):
 
 
 def write_json(path: str, record, **kwargs) -> list[str]:
-  """Writes ``record`` as strict JSON: non-finite numbers become null and
-  their paths are listed under ``"non_finite"``. Returns those paths."""
+  """Writes ``record`` as strict JSON (process 0 only): non-finite numbers
+  become null and their paths are listed under ``"non_finite"``. Returns
+  those paths (on every process)."""
   clean, bad = without_non_finite(record)
   if bad:
     clean = {**clean, "non_finite": bad}
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(clean, f, allow_nan=False, **kwargs)
-  os.replace(tmp, path)
+  if jax.process_index() == 0:          # one writer on a shared file system
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(clean, f, allow_nan=False, **kwargs)
+    os.replace(tmp, path)
   return bad
 
 

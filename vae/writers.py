@@ -143,7 +143,8 @@ class TensorBoardWriter:
 
   def resume(self, step: int) -> None:
     if self._writer is None:
-      self._purge_step = int(step) + 1 if step else None
+      # step + 1 also at 0: a run restarted from scratch drops its old events.
+      self._purge_step = int(step) + 1
 
   def write_scalars(self, step, split, scalars):
     w = self._get()

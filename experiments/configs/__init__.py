@@ -3,7 +3,8 @@
 ``available()`` lists them with the first paragraph of each docstring (its
 summary, read with ``ast``: nothing is imported); ``resolve(spec)`` turns a bare name
 (``vae_binarized_mnist``, or with a variant ``iwae_binarized_mnist:k50``)
-into the file's path, and leaves a path that exists as it is.
+into the file's path, and leaves the path of an existing file as it is (a
+folder named like a config, such as a workdir, does not shadow the name).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def resolve(spec: str) -> str:
       lists the names).
   """
   path, sep, variant = spec.partition(":")
-  if os.path.exists(path):
+  if os.path.isfile(path):
     return spec
   name = path[:-3] if path.endswith(".py") else path
   if os.sep not in name and name in available():
