@@ -169,13 +169,18 @@ def without_non_finite(obj, prefix: str = ""):
   return walk(obj, prefix), bad
 
 
+def _strict(record):
+  """(``record`` with non-finite values null and, if any, their paths under
+  ``"non_finite"``; those paths)."""
+  clean, bad = without_non_finite(record)
+  return ({**clean, "non_finite": bad} if bad else clean), bad
+
+
 def write_json(path: str, record, **kwargs) -> list[str]:
   """Writes ``record`` as strict JSON (process 0 only): non-finite numbers
   become null and their paths are listed under ``"non_finite"``. Returns
   those paths (on every process)."""
-  clean, bad = without_non_finite(record)
-  if bad:
-    clean = {**clean, "non_finite": bad}
+  clean, bad = _strict(record)
   if jax.process_index() == 0:          # one writer on a shared file system
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -186,9 +191,7 @@ def write_json(path: str, record, **kwargs) -> list[str]:
 
 def append_jsonl(path: str, record) -> list[str]:
   """Appends ``record`` as one strict-JSON line (see ``write_json``)."""
-  clean, bad = without_non_finite(record)
-  if bad:
-    clean = {**clean, "non_finite": bad}
+  clean, bad = _strict(record)
   if jax.process_index() == 0:
     with open(path, "a") as f:
       f.write(json.dumps(clean, allow_nan=False) + "\n")

@@ -89,16 +89,14 @@ class JsonlWriter:
 
   def __init__(self, path: str, splits: Sequence[str] | None = None):
     self.path, self.splits = path, None if splits is None else tuple(splits)
-    self.last_non_finite: list[str] = []
 
   def resume(self, step: int) -> None:
-    self.dropped = workdir_lib.truncate_metrics(self.path, step)
+    workdir_lib.truncate_metrics(self.path, step)
 
   def write_scalars(self, step, split, scalars):
     if self.splits is not None and split not in self.splits:
       return
-    self.last_non_finite = workdir_lib.append_jsonl(
-        self.path, {"step": int(step), "split": split, **scalars})
+    workdir_lib.append_jsonl(self.path, {"step": int(step), "split": split, **scalars})
 
   def write_images(self, step, images):
     del step, images
