@@ -39,7 +39,10 @@ from vae import plots
 from vae import train as train_lib
 from vae import workdir as workdir_lib
 from vae import writers as writers_lib
+from vae.data import images as images_lib
 from vae.data import sources
+from vae.data import streaming
+from vae.data.ground_truth import GroundTruthData
 
 
 TRAIN_LOOPS = ("auto", "scan", "per_step")   # "auto": scan (vae.train.Schedule.loop)
@@ -68,6 +71,19 @@ def check_config(config) -> None:
        f"factors (dsprites, smallnorb, tfds:...); {config.dataset!r} has none: set "
        "eval.metrics=() or train on a ground-truth data set")
   eval_spec(config)
+  need(config.get("data_source", "auto") in ("auto", "memory", "stream"),
+       f"data_source must be 'auto', 'memory' or 'stream', got {config.get('data_source')!r}")
+  need(int(config.get("prefetch_batches", 8)) >= 1,
+       f"prefetch_batches must be >= 1, got {config.get('prefetch_batches')}")
+  if config.dataset == "images":
+    need(bool(config.get("data_dir")), "dataset='images' needs config.data_dir: a folder of "
+         "image files (searched recursively) or an .npz holding 'images'")
+    need(0.0 <= float(config.get("validation_fraction", 0.1)) < 1.0,
+         f"validation_fraction must be in [0, 1), got {config.get('validation_fraction')}")
+    shape = tuple(config.model.data_shape)
+    need(len(shape) == 3 and shape[-1] in (1, 3),
+         f"dataset='images' needs model.data_shape (H, W, 1) for grayscale or (H, W, 3) for "
+         f"RGB, got {shape}")
   need(config.get("train_loop", "auto") in TRAIN_LOOPS,
        f"train_loop must be one of {TRAIN_LOOPS}, got {config.get('train_loop')!r}")
   need(float(config.optim.learning_rate) > 0,
@@ -88,7 +104,8 @@ def check_config(config) -> None:
 # what is trained (num_steps extends a run: the learning-rate schedules are
 # set by decay_steps, not num_steps).
 RERUN_MAY_CHANGE = ("num_steps", "log_every", "checkpoint_every", "eval_every", "eval",
-                    "train_loop", "data_dir", "tfds_data_dir", "distributed", "tensorboard")
+                    "train_loop", "data_dir", "tfds_data_dir", "distributed", "tensorboard",
+                    "prefetch_batches")
 
 
 class ConfigChangedError(ValueError):
@@ -240,6 +257,8 @@ def build_model(config) -> model_lib.Model:
       latent_dim=m.latent_dim, likelihood=m.likelihood, posterior=m.posterior,
       encoder_hidden=tuple(m.encoder_hidden), decoder_hidden=tuple(m.decoder_hidden),
       activation=m.activation, obs_logvar=m.get("obs_logvar", 0.0),
+      obs_variance=m.get("obs_variance", "fixed"),
+      min_obs_logvar=m.get("min_obs_logvar", model_lib.MIN_OBS_LOGVAR),
       compute_dtype=m.get("compute_dtype", "float32"))
 
 
@@ -276,24 +295,99 @@ def eval_spec(config) -> ev.EvalSpec:
       dci_importance=e.get("dci_importance", "gbt"))
 
 
-def load_data(config, spec: ev.EvalSpec, eval_key, split: str | None = None):
-  """(training data, evaluation data [N, *shape]) of a config.
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """A config's data, loaded.
 
-  A ground-truth data set is returned whole for training (sampled each step)
-  with a fixed held-out sample of its renders for evaluation; an array data
-  set gives its training split and ``split`` (default ``spec.split``).
+  Attributes:
+    train: what the training source serves: an array, ``vae.data.images.Images``,
+      a ground-truth set, or a reader (``vae.data.streaming``) to stream.
+    eval: float32 host array [N, *data_shape] of evaluation examples.
+    ground_truth: the set with known factors that metrics sample (None
+      without factors).
+    source: "memory" (on the device) or "stream" (read from the host).
   """
+  train: Any
+  eval: np.ndarray
+  ground_truth: Any = None
+  source: str = "memory"
+
+
+def data_source_kind(config, nbytes) -> str:
+  """"memory" or "stream": ``config.data_source``, with "auto" streaming data
+  (``nbytes`` as stored, or a function giving it) larger than a quarter of
+  the device's memory (``vae.data.streaming.choose_source``). Procedural
+  dSprites is always rendered on the device."""
+  kind = config.get("data_source", "auto")
+  if config.dataset == "dsprites":
+    if kind == "stream":
+      raise ValueError("data_source='stream' reads stored data; procedural dsprites is "
+                       "rendered on the device: use data_source='auto' or 'memory' (or "
+                       "dataset='tfds:dsprites' to stream the stored set)")
+    return "memory"
+  if kind == "auto" and callable(nbytes):
+    nbytes = nbytes()
+  return streaming.choose_source(kind, nbytes or 0)
+
+
+def _tfds_bytes(config) -> int:
+  import tensorflow_datasets as tfds
+  from vae.data.tfds_ground_truth import TFDS_SPECS
+  name = config.dataset[5:]
+  spec = TFDS_SPECS[name]
+  info = tfds.builder(name, data_dir=config.get("tfds_data_dir") or None).info
+  if not info.splits:      # not prepared yet: its size is not known here
+    return 0
+  shape = (spec.resize, spec.resize) + tuple(info.features[spec.image].shape[2:]) \
+      if spec.resize else tuple(info.features[spec.image].shape)
+  return int(info.splits[spec.split].num_examples) * int(np.prod(shape))
+
+
+def load_data(config, spec: ev.EvalSpec, eval_key, split: str | None = None) -> Data:
+  """The training data, evaluation data and ground truth of a config.
+
+  A ground-truth data set is returned whole for training (sampled each step;
+  streamed: read in shuffled epochs) with a fixed held-out sample of its
+  renders for evaluation; an array data set or a folder of images gives its
+  training split and ``split`` (default ``spec.split``).
+  """
+  data_dir = config.get("data_dir") or None
+  tfds_dir = config.get("tfds_data_dir") or None
   if data_lib.is_ground_truth(config.dataset):
-    train_data = data_lib.load_ground_truth(config.dataset, config.get("tfds_data_dir") or None)
-    eval_data = sources.ground_truth_eval_sample(train_data, spec.max_examples or 10_000,
-                                                 eval_key)
-    return train_data, eval_data
-  return (load_split(config, "train", config.get("max_train_examples", 0)),
-          load_split(config, split or spec.split, spec.max_examples))
+    kind = data_source_kind(config, (lambda: _tfds_bytes(config))
+                            if config.dataset.startswith("tfds:") else None)
+    if kind == "stream":
+      from vae.data.tfds_ground_truth import StreamedTfdsGroundTruth
+      gt = StreamedTfdsGroundTruth(config.dataset[5:], data_dir=tfds_dir)
+      train = gt.reader
+    else:
+      gt = train = data_lib.load_ground_truth(config.dataset, tfds_dir)
+    eval_data = sources.ground_truth_eval_sample(gt, spec.max_examples or 10_000, eval_key)
+    return Data(train, eval_data, gt, kind)
+  if config.dataset == "images":
+    shape = tuple(config.model.data_shape)
+    frac = float(config.get("validation_fraction", 0.1))
+    valid = images_lib.load_images(data_dir, shape, split or spec.split,
+                                   validation_fraction=frac).as_float(spec.max_examples)
+    train = images_lib.image_reader(data_dir, shape, "train", validation_fraction=frac,
+                                    max_examples=config.get("max_train_examples", 0))
+    kind = data_source_kind(config, streaming.reader_bytes(train))
+    if kind == "memory":
+      train = images_lib.Images(train.read(np.arange(train.num_examples)), train.scale)
+    return Data(train, valid, None, kind)
+  train = load_split(config, "train", config.get("max_train_examples", 0))
+  kind = data_source_kind(config, train.nbytes)
+  return Data(streaming.ArrayReader(train) if kind == "stream" else train,
+              load_split(config, split or spec.split, spec.max_examples), None, kind)
 
 
 def load_split(config, split: str, max_examples: int = 0) -> np.ndarray:
-  """Host array of an array data set's split, optionally truncated."""
+  """Host array of an array data set's split (or of an image set's, as
+  float32 in [0, 1]), optionally truncated."""
+  if config.dataset == "images":
+    return images_lib.load_images(
+        config.get("data_dir") or "", tuple(config.model.data_shape), split,
+        validation_fraction=float(config.get("validation_fraction", 0.1))).as_float(max_examples)
   arr = data_lib.load_dataset(config.dataset, split, config.get("data_dir") or None,
                               config.get("tfds_data_dir") or None)
   return arr[:max_examples] if max_examples else arr
@@ -308,11 +402,13 @@ class Job:
   train_data: Any
   eval_data: np.ndarray
   num_train: int
+  ground_truth_data: Any
   schedule: train_lib.Schedule
   eval_spec: ev.EvalSpec
   batch_size: int
   seed: int
   dataset: str
+  prefetch_batches: int = 8
 
   @property
   def keys(self):
@@ -343,17 +439,22 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
   check_config(config)
   model = build_model(config)
   spec = eval_spec(config)
-  eval_data = None
+  eval_data = ground_truth = None
   if train_data is None and with_data:
-    train_data, eval_data = load_data(config, spec, train_lib.named_keys(config.seed)["eval"])
+    data = load_data(config, spec, train_lib.named_keys(config.seed)["eval"])
+    train_data, eval_data, ground_truth = data.train, data.eval, data.ground_truth
     checks.check_data(eval_data, data_shape=model.data_shape, likelihood=model.likelihood,
                       name="evaluation data")
+  elif isinstance(train_data, GroundTruthData):
+    ground_truth = train_data
   num_train = sources.num_examples(train_data) if train_data is not None else None
   objective = build_objective(config, num_train)
   return Job(model=model, objective=objective, optimizer=build_optimizer(config, objective),
              train_data=train_data, eval_data=eval_data, num_train=num_train,
+             ground_truth_data=ground_truth,
              schedule=schedule(config), eval_spec=spec, batch_size=int(config.batch_size),
-             seed=int(config.seed), dataset=config.dataset)
+             seed=int(config.seed), dataset=config.dataset,
+             prefetch_batches=int(config.get("prefetch_batches", 8)))
 
 
 def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool = True):
@@ -366,15 +467,16 @@ def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool
   check_rerun(config, workdir)
   if train_data is None:
     check_config(config)
-    train_data = load_split(config, "train", config.get("max_train_examples", 0)) \
-        if not data_lib.is_ground_truth(config.dataset) else \
-        data_lib.load_ground_truth(config.dataset, config.get("tfds_data_dir") or None)
+    spec = eval_spec(config)
+    train_data = load_data(config, dataclasses.replace(spec, max_examples=1),
+                           train_lib.named_keys(config.seed)["eval"]).train
   return _train(resolve(config, train_data=train_data), workdir, eval_fn=eval_fn,
                 progress=progress)
 
 
 def _train(job: Job, workdir: str, *, eval_fn=None, progress: bool = True, writers=None):
-  source = sources.make_source(job.train_data, job.batch_size, job.keys["data"], model=job.model)
+  source = sources.make_source(job.train_data, job.batch_size, job.keys["data"], model=job.model,
+                               prefetch=job.prefetch_batches)
   return train_lib.train(workdir, model=job.model, objective=job.objective,
                          optimizer=job.optimizer, source=source, schedule=job.schedule,
                          seed=job.seed, eval_fn=eval_fn, progress=progress, writers=writers)
@@ -441,7 +543,7 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> d
                   "epochs": int(state.step) * job.batch_size / job.num_train})
   if spec.metrics:
     results["disentanglement"] = metrics_lib.score_disentanglement(
-        state.params, job.train_data, jax.random.fold_in(keys["eval"], 4), model=model,
+        state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], 4), model=model,
         names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance,
         progress=progress)
   path = os.path.join(workdir, f"eval_{spec.split}.json")

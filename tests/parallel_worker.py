@@ -67,10 +67,66 @@ def train_run(workdir, num_steps, data_dir, out, coordinator=None, pid=0, nproc=
                     "active_units": res["active_units"]["active_units"]}))
 
 
+class _LoggingReader:
+  """An ArrayReader that records which rows it was asked for."""
+
+  def __init__(self, array):
+    from vae.data import streaming
+    self.inner = streaming.ArrayReader(array)
+    self.num_examples, self.example_shape = self.inner.num_examples, self.inner.example_shape
+    self.dtype, self.scale = self.inner.dtype, self.inner.scale
+    self.rows = []
+
+  def read(self, rows):
+    self.rows.extend(int(r) for r in rows)
+    return self.inner.read(rows)
+
+
+def stream_run(workdir, data_dir, out, coordinator, pid, nproc):
+  """Two processes: each streams its own rows; a restarted source and a
+  restarted run continue exactly where they stopped."""
+  jax.distributed.initialize(coordinator_address=coordinator, num_processes=nproc,
+                             process_id=pid)
+  from jax.experimental import multihost_utils
+  from tests.conftest import make_binary_images
+  from vae import parallel
+  from vae.data import streaming
+  data = make_binary_images(200)
+  mesh = parallel.make_mesh()
+  reader = _LoggingReader(data)
+  src = streaming.StreamingSource(reader, 40, jax.random.key(7), prefetch=3)
+  chunk = src.device_chunk(0, 8, mesh)[0]       # steps 0..7, crossing an epoch (5 steps)
+  full = np.asarray(multihost_utils.process_allgather(chunk, tiled=True))
+  src.close()
+  rows_read = list(reader.rows[:8 * 20])
+  again = streaming.StreamingSource(reader, 40, jax.random.key(7), prefetch=3)
+  resumed = np.asarray(multihost_utils.process_allgather(again.device_chunk(5, 3, mesh)[0],
+                                                         tiled=True))
+  again.close()
+  # A streamed run stopped at step 10 and restarted (new process state, new
+  # source), against an uninterrupted in-memory run on the same mesh.
+  from experiments.configs import smoke
+  params = {}
+  for name, kind, stops in (("stream", "stream", (10, 20)), ("memory", "memory", (20,))):
+    for n in stops:
+      c = smoke.get_config()
+      c.data_dir, c.max_train_examples, c.batch_size = data_dir, 400, 40
+      c.data_source, c.num_steps, c.log_every, c.checkpoint_every = kind, n, 5, 5
+      state = job_lib.train(c, f"{workdir}/{name}", progress=False)
+    params[name] = [np.asarray(jax.device_get(x.addressable_shards[0].data)).tolist()
+                    for x in jax.tree.leaves(state.params)]
+  json.dump({"process": jax.process_index(), "rows": streaming.shard_rows(40, mesh),
+             "rows_read": rows_read, "full": full.tolist(), "resumed": resumed.tolist(),
+             "params": params}, open(out, "w"))
+
+
 if __name__ == "__main__":
   mode = sys.argv[1]
   if mode == "sharded_vs_single":
     sharded_vs_single(sys.argv[2])
+  elif mode == "stream":
+    stream_run(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]),
+               int(sys.argv[7]))
   else:
     workdir, steps, data_dir, out = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
     extra = sys.argv[6:]

@@ -63,6 +63,10 @@ def test_every_config_is_valid(path):
   variants = {"iwae_binarized_mnist": ["k5", "k50"]}.get(name, [None])
   for v in variants:
     cfg = mod.get_config(v) if v else mod.get_config()
+    if cfg.dataset == "images":      # the user's folder: required, and said so
+      with pytest.raises(ValueError, match="needs config.data_dir"):
+        job_lib.check_config(cfg)
+      cfg.data_dir = "/path/to/images"
     job_lib.check_config(cfg)
     assert mod.__doc__ and "Command" in mod.__doc__
 

@@ -16,18 +16,23 @@ import numpy as np
 
 
 def check_data(x, *, data_shape: Sequence[int] | None = None,
-               likelihood: str | None = None, name: str = "data") -> None:
+               likelihood: str | None = None, name: str = "data",
+               scale: float = 1.0) -> None:
   """Validates a batch or data set of shape [N, *data_shape].
 
   Args:
     x: array-like with a leading example axis.
     data_shape: expected shape of one example (None: not checked).
-    likelihood: "bernoulli" requires values in {0, 1}.
+    likelihood: what the values must be: "bernoulli" in {0, 1},
+      "cross_entropy" in [0, 1], "gaussian" any finite value (None: only
+      finiteness is checked).
     name: what to call the array in messages.
+    scale: the values the model sees are ``x * scale`` (1/255 for uint8
+      pixels that a source scales on the device).
 
   Raises:
-    ValueError: wrong rank/shape, NaN or inf, or non-binary data under a
-      Bernoulli likelihood.
+    ValueError: wrong rank/shape, NaN or inf, or values the likelihood
+      cannot score; the message says which likelihood fits the data seen.
     TypeError: a non-numeric dtype.
   """
   arr = np.asarray(x)
@@ -47,15 +52,28 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
       bad = np.argwhere(~finite)[0]
       raise ValueError(f"{name} contains NaN or inf ({(~finite).sum()} values; "
                        f"first at index {tuple(int(i) for i in bad)})")
+  if likelihood not in ("bernoulli", "cross_entropy"):
+    return
+  lo, hi = float(arr.min()) * scale, float(arr.max()) * scale
+  scaled = f" (after scaling by {scale:g})" if scale != 1.0 else ""
+  in_unit = lo >= 0 and hi <= 1
+  fits = ("these [0, 1] values fit likelihood='cross_entropy' (as disentanglement_lib trains "
+          "grey and colour images) or 'gaussian'" if in_unit else
+          "values outside [0, 1] fit likelihood='gaussian'; scaled to [0, 1] (0-255 pixels "
+          "by 1/255) they fit 'cross_entropy'")
   if likelihood == "bernoulli":
-    binary = (arr == 0) | (arr == 1)
+    binary = (arr == 0) | (arr * scale == 1)
     if not binary.all():
-      bad = np.argwhere(~binary)[0]
+      bad = tuple(int(i) for i in np.argwhere(~binary)[0])
       raise ValueError(
-          f"{name} must be binary (0 or 1) under a Bernoulli likelihood, got "
-          f"value {arr[tuple(bad)]!r} at index {tuple(int(i) for i in bad)} "
-          f"(range [{arr.min()}, {arr.max()}]); binarize it or use "
-          "likelihood='gaussian'")
+          f"{name} must be binary (0 or 1){scaled} under likelihood='bernoulli', got "
+          f"value {arr[bad]!r} at index {bad} (range [{lo:g}, {hi:g}]); {fits}; or "
+          "binarize the data")
+  elif not in_unit:
+    bad = tuple(int(i) for i in np.argwhere((arr * scale < 0) | (arr * scale > 1))[0])
+    raise ValueError(
+        f"{name} must lie in [0, 1]{scaled} under likelihood={likelihood!r}, got value "
+        f"{arr[bad]!r} at index {bad} (range [{lo:g}, {hi:g}]); {fits}")
 
 
 def load_npz_array(path: str, key: str) -> np.ndarray:

@@ -196,14 +196,47 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   return ll
 
 
+def cross_entropy_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
+  """Negative binary cross-entropy of [0, 1] targets, summed over the event.
+
+  ``sum x log sigmoid(l) + (1 - x) log sigmoid(-l)``: the "Bernoulli" loss
+  that disentanglement_lib applies to every data set, grey and colour
+  images included (Locatello et al. 2019, ``bernoulli_loss`` in
+  ``methods/shared/losses.py``, without subtracting the targets' entropy).
+  For binary ``x`` it equals ``bernoulli_log_prob``. For ``x`` strictly
+  inside (0, 1) it is NOT a normalised likelihood (no density over [0, 1]
+  has this form; its maximum over logits is the entropy of ``x``, below 0),
+  so an ELBO computed with it is a training objective, not a bound on a
+  log-likelihood: compare such ELBOs with each other, not with published
+  log-likelihoods.
+
+  Args:
+    x: [...] targets of one example, values in [0, 1].
+    logits: same shape as ``x``.
+
+  Returns:
+    Scalar (NaN if ``x`` leaves [0, 1] under a trace, as ``bernoulli_log_prob``).
+
+  Raises:
+    ValueError: shapes differ, or a concrete ``x`` has values outside [0, 1].
+  """
+  return bernoulli_log_prob(x, logits)
+
+
 def gaussian_likelihood_log_prob(x: jax.Array, mean: jax.Array,
                                  logvar: jax.Array | float = 0.0) -> jax.Array:
   """Gaussian decoder log-likelihood log N(x; mean, exp(logvar) I), summed.
 
+  A normalised density over the reals, so its ELBO is a bound on a
+  (continuous) log-density; with a fixed ``logvar`` it is the squared error
+  scaled by ``exp(-logvar) / 2`` plus a constant (Kingma & Welling 2014,
+  Appendix C.2).
+
   Args:
     x: [...] data of one example.
     mean: same shape as ``x``, the decoder output.
-    logvar: fixed observation log-variance (scalar) or per-pixel array.
+    logvar: observation log-variance: a scalar (fixed or one learned value)
+      or an array of ``x``'s shape (learned per pixel).
 
   Returns:
     Scalar log-likelihood.
@@ -215,23 +248,42 @@ def gaussian_likelihood_log_prob(x: jax.Array, mean: jax.Array,
   return gaussian_log_prob(x, mean, jnp.asarray(logvar, mean.dtype))
 
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+# "bernoulli": binary data; "cross_entropy": [0, 1] targets (not normalised);
+# "gaussian": any real values.
+LIKELIHOODS = ("bernoulli", "cross_entropy", "gaussian")
+# Gaussian observation variance: a fixed value, or learned (one value shared
+# by every pixel, or one per pixel of the data shape).
+OBS_VARIANCES = ("fixed", "shared", "per_pixel")
 
 
 def log_likelihood(name: str, x: jax.Array, decoder_out: jax.Array,
-                   obs_logvar: float = 0.0) -> jax.Array:
-  """Dispatches to the decoder likelihood named ``name`` (static)."""
-  if name == "bernoulli":
+                   obs_logvar: float = 0.0, learned_variance: bool = False) -> jax.Array:
+  """Dispatches to the decoder likelihood named ``name`` (static).
+
+  Args:
+    name: one of ``LIKELIHOODS``.
+    x: [*data_shape] one example.
+    decoder_out: [*data_shape] logits or means; for a Gaussian with a
+      learned variance (``learned_variance``), [*data_shape, 2]: the mean and
+      the log-variance stacked on a new last axis.
+    obs_logvar: the fixed observation log-variance (Gaussian, not learned).
+    learned_variance: see ``decoder_out``.
+  """
+  if name in ("bernoulli", "cross_entropy"):
     return bernoulli_log_prob(x, decoder_out)
   if name == "gaussian":
+    if learned_variance:
+      return gaussian_likelihood_log_prob(x, decoder_out[..., 0], decoder_out[..., 1])
     return gaussian_likelihood_log_prob(x, decoder_out, obs_logvar)
   raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {name!r}")
 
 
-def mean_of_likelihood(name: str, decoder_out: jax.Array) -> jax.Array:
-  """The mean of p(x|z): sigmoid(logits) for Bernoulli, the mean for Gaussian."""
-  if name == "bernoulli":
+def mean_of_likelihood(name: str, decoder_out: jax.Array,
+                       learned_variance: bool = False) -> jax.Array:
+  """The mean of p(x|z): sigmoid(logits) for Bernoulli and cross-entropy,
+  the mean for Gaussian (``decoder_out[..., 0]`` with a learned variance)."""
+  if name in ("bernoulli", "cross_entropy"):
     return jax.nn.sigmoid(decoder_out)
   if name == "gaussian":
-    return decoder_out
+    return decoder_out[..., 0] if learned_variance else decoder_out
   raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {name!r}")

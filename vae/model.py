@@ -19,6 +19,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -30,6 +31,10 @@ from vae import networks
 
 Params = Any
 
+# One grey level of an 8-bit image, (1/255)^2, as a log-variance: the floor of
+# a learned Gaussian observation variance (the data are not known finer).
+MIN_OBS_LOGVAR = 2.0 * math.log(1.0 / 255.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Model:
@@ -40,8 +45,19 @@ class Model:
     decoder: flax module, z -> decoder output of ``data_shape``.
     data_shape: shape of one example, e.g. (28, 28, 1).
     latent_dim: D.
-    likelihood: "bernoulli" (decoder emits logits) or "gaussian" (means).
-    obs_logvar: fixed observation log-variance of the Gaussian likelihood.
+    likelihood: "bernoulli" (binary data; decoder emits logits),
+      "cross_entropy" ([0, 1] targets; logits; not a normalised likelihood,
+      see ``vae.distributions.cross_entropy_log_prob``) or "gaussian" (means).
+    obs_logvar: Gaussian observation log-variance: the fixed value, or the
+      initial value of a learned one.
+    obs_variance: Gaussian only: "fixed", or learned, "shared" (one value)
+      or "per_pixel" (one per element of ``data_shape``). A learned
+      log-variance is the parameter ``params["obs_logvar"]`` and the decoder
+      output becomes [*data_shape, 2] (mean, log-variance).
+    min_obs_logvar: floor of a learned log-variance (it is ``min +
+      softplus(raw)``): without one, a pixel that is constant in the data
+      (a black background) drives its variance to 0 and the likelihood to
+      +inf.
   """
   encoder: nn.Module
   decoder: nn.Module
@@ -49,6 +65,18 @@ class Model:
   latent_dim: int
   likelihood: str = "bernoulli"
   obs_logvar: float = 0.0
+  obs_variance: str = "fixed"
+  min_obs_logvar: float = MIN_OBS_LOGVAR
+
+  @property
+  def learned_variance(self) -> bool:
+    return self.likelihood == "gaussian" and self.obs_variance != "fixed"
+
+  @property
+  def decoder_out_shape(self) -> tuple[int, ...]:
+    """Shape of ``decode``'s output for one latent: ``data_shape``, plus a
+    last axis of 2 (mean, log-variance) for a learned Gaussian variance."""
+    return tuple(self.data_shape) + ((2,) if self.learned_variance else ())
 
 
 def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
@@ -56,6 +84,7 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
                encoder_hidden: Sequence[int] = (200, 200),
                decoder_hidden: Sequence[int] = (200, 200),
                activation: str = "tanh", obs_logvar: float = 0.0,
+               obs_variance: str = "fixed", min_obs_logvar: float = MIN_OBS_LOGVAR,
                compute_dtype: str = "float32") -> Model:
   """Builds a ``Model`` from plain values (as found in a config).
 
@@ -63,10 +92,15 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
     architecture: "mlp" or "conv" (the latter needs 64x64xC data).
     data_shape: shape of one example.
     latent_dim: number of latent dimensions D (>= 1).
-    likelihood: "bernoulli" or "gaussian".
+    likelihood: "bernoulli" (binary data), "cross_entropy" ([0, 1] data, as
+      disentanglement_lib trains every data set) or "gaussian".
     posterior: "diagonal" or "isotropic" (one shared variance per example).
     encoder_hidden, decoder_hidden, activation: MLP settings.
-    obs_logvar: observation log-variance for the Gaussian likelihood.
+    obs_logvar: observation log-variance for the Gaussian likelihood (the
+      initial value when it is learned).
+    obs_variance: "fixed", "shared" or "per_pixel" (Gaussian only; see
+      ``Model``).
+    min_obs_logvar: floor of a learned log-variance.
     compute_dtype: "float32", or "bfloat16" for mixed precision on GPU/TPU
       (matmuls and convs in bf16; parameters, the likelihood and the KL stay
       float32).
@@ -83,6 +117,14 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
   if likelihood not in dist.LIKELIHOODS:
     raise ValueError(
         f"likelihood must be one of {dist.LIKELIHOODS}, got {likelihood!r}")
+  if obs_variance not in dist.OBS_VARIANCES:
+    raise ValueError(f"obs_variance must be one of {dist.OBS_VARIANCES}, got {obs_variance!r}")
+  if obs_variance != "fixed" and likelihood != "gaussian":
+    raise ValueError(f"obs_variance={obs_variance!r} (a learned variance) needs "
+                     f"likelihood='gaussian', got likelihood={likelihood!r}")
+  if obs_variance != "fixed" and not float(obs_logvar) > float(min_obs_logvar):
+    raise ValueError(f"obs_logvar (the learned variance's initial value, {obs_logvar}) must "
+                     f"be above min_obs_logvar ({min_obs_logvar})")
   if posterior not in ("diagonal", "isotropic"):
     raise ValueError(
         f"posterior must be 'diagonal' or 'isotropic', got {posterior!r}")
@@ -106,7 +148,7 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
   else:
     raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
   return Model(enc, dec, data_shape, int(latent_dim), likelihood,
-               float(obs_logvar))
+               float(obs_logvar), obs_variance, float(min_obs_logvar))
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -157,12 +199,29 @@ def check_latent(z, model: Model, fn: str) -> None:
 
 
 def init_params(key: jax.Array, model: Model) -> Params:
-  """Initialises {'encoder': ..., 'decoder': ...} parameters."""
+  """Initialises {'encoder': ..., 'decoder': ...} parameters, plus
+  ``obs_logvar`` (raw: the log-variance is ``min_obs_logvar +
+  softplus(raw)``, starting at ``model.obs_logvar``) for a learned Gaussian
+  variance: shape () when shared, ``data_shape`` per pixel."""
   k_enc, k_dec = jax.random.split(key)
   x = jnp.zeros(model.data_shape, jnp.float32)
   z = jnp.zeros((model.latent_dim,), jnp.float32)
-  return {"encoder": model.encoder.init(k_enc, x)["params"],
-          "decoder": model.decoder.init(k_dec, z)["params"]}
+  params = {"encoder": model.encoder.init(k_enc, x)["params"],
+            "decoder": model.decoder.init(k_dec, z)["params"]}
+  if model.learned_variance:
+    shape = () if model.obs_variance == "shared" else tuple(model.data_shape)
+    # Inverse softplus of (initial - floor).
+    raw = math.log(math.expm1(model.obs_logvar - model.min_obs_logvar))
+    params["obs_logvar"] = jnp.full(shape, raw, jnp.float32)
+  return params
+
+
+def obs_logvar(params: Params, model: Model) -> jax.Array:
+  """The Gaussian observation log-variance: the fixed ``model.obs_logvar``,
+  or the learned one (scalar, or ``data_shape`` per pixel)."""
+  if not model.learned_variance:
+    return jnp.asarray(model.obs_logvar, jnp.float32)
+  return model.min_obs_logvar + jax.nn.softplus(params["obs_logvar"])
 
 
 def encode(params: Params, x: jax.Array, *, model: Model):
@@ -224,7 +283,9 @@ def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array,
 
 
 def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
-  """p(x|z) parameters for one latent: logits (Bernoulli) or means (Gaussian).
+  """p(x|z) parameters for one latent: logits (Bernoulli, cross-entropy) or
+  means (Gaussian); with a learned Gaussian variance, means and
+  log-variances stacked on a last axis ([*data_shape, 2]).
 
   Args:
     params: model parameters.
@@ -232,13 +293,23 @@ def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
     model: the static ``Model``.
 
   Returns:
-    [*data_shape] decoder output ([..., *data_shape] for leading axes).
+    [*model.decoder_out_shape] decoder output ([..., *decoder_out_shape]
+    for leading axes).
 
   Raises:
     ValueError: the last axis of ``z`` is not ``model.latent_dim``.
   """
   check_latent(z, model, "decode")
-  return model.decoder.apply({"params": params["decoder"]}, z).astype(jnp.float32)
+  out = model.decoder.apply({"params": params["decoder"]}, z).astype(jnp.float32)
+  if model.learned_variance:
+    out = jnp.stack([out, jnp.broadcast_to(obs_logvar(params, model), out.shape)], axis=-1)
+  return out
+
+
+def likelihood_mean(decoder_out: jax.Array, model: Model) -> jax.Array:
+  """E[x|z] from the decoder output (``decode``): sigmoid of logits, or the
+  Gaussian mean; [..., *data_shape]."""
+  return dist.mean_of_likelihood(model.likelihood, decoder_out, model.learned_variance)
 
 
 def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
@@ -249,10 +320,11 @@ def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
     ValueError: ``x`` or ``decoder_out`` is not of shape ``model.data_shape``.
   """
   check_example(x, model, "log_likelihood")
-  if _shape(decoder_out) != tuple(model.data_shape):
-    raise ValueError(f"log_likelihood: decoder_out must have shape {model.data_shape} "
+  if _shape(decoder_out) != model.decoder_out_shape:
+    raise ValueError(f"log_likelihood: decoder_out must have shape {model.decoder_out_shape} "
                      f"(one example), got shape {_shape(decoder_out)}")
-  return dist.log_likelihood(model.likelihood, x, decoder_out, model.obs_logvar)
+  return dist.log_likelihood(model.likelihood, x, decoder_out, model.obs_logvar,
+                             model.learned_variance)
 
 
 def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae import distributions as dist
 from vae import model as model_lib
 
 
@@ -86,8 +85,8 @@ def reconstructions(params, data, *, model) -> np.ndarray:
   by row pairs: [2N, *data_shape]."""
   x = jnp.asarray(data, jnp.float32)
   mean = jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(x)
-  recon = dist.mean_of_likelihood(model.likelihood, jax.vmap(
-      lambda z: model_lib.decode(params, z, model=model))(mean))
+  recon = model_lib.likelihood_mean(jax.vmap(
+      lambda z: model_lib.decode(params, z, model=model))(mean), model)
   return np.asarray(jnp.concatenate([x, recon]))
 
 
@@ -95,7 +94,7 @@ def prior_samples(params, key, num: int, *, model) -> np.ndarray:
   """Means of p(x|z) for z ~ N(0, I): [num, *data_shape]."""
   z = jax.random.normal(key, (num, model.latent_dim))
   out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
-  return np.asarray(dist.mean_of_likelihood(model.likelihood, out))
+  return np.asarray(model_lib.likelihood_mean(out, model))
 
 
 def save_reconstructions(path, params, data, *, model, num_cols: int = 8):
@@ -137,7 +136,7 @@ def latent_traversals(params, x, *, model, kl_per_dim=None, num_steps: int = 10,
   z = z.at[jnp.arange(d)[:, None], jnp.arange(num_steps)[None, :],
            jnp.asarray(order)[:, None]].set(values[None, :])
   out = jax.vmap(jax.vmap(lambda zz: model_lib.decode(params, zz, model=model)))(z)
-  return np.asarray(dist.mean_of_likelihood(model.likelihood, out)).reshape(
+  return np.asarray(model_lib.likelihood_mean(out, model)).reshape(
       (d * num_steps,) + tuple(model.data_shape)), order
 
 

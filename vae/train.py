@@ -271,6 +271,8 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
     finally:
       if own:
         out.close()
+      if getattr(source, "host_fed", False):
+        source.close()     # the prefetch thread
 
 
 def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh, eval_fn,
@@ -288,7 +290,10 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
     print(f"Resumed from checkpoint at step {start} in {workdir}", flush=True)
   train_step = make_train_step(objective, model, optimizer)
   run = (make_scan_loop if schedule.loop == "scan" else make_step_loop)(train_step, source, mesh)
-  arrays = parallel.replicate(source.arrays(), mesh)
+  # A host-fed (streaming) source gives the arrays of each chunk of steps;
+  # the others hold theirs on the device for the whole run.
+  host_fed = getattr(source, "host_fed", False)
+  arrays = None if host_fed else parallel.replicate(source.arrays(), mesh)
   train_key = parallel.replicate(keys["train"], mesh)
   log_every, ckpt_every = int(schedule.log_every), int(schedule.checkpoint_every)
   eval_every, total = int(schedule.eval_every), int(schedule.num_steps)
@@ -305,6 +310,8 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
     # Chunks end on multiples of log_every so that every run (resumed or not)
     # compiles the same one or two scan lengths.
     n = min(log_every - step % log_every, total - step)
+    if host_fed:
+      arrays = source.device_chunk(step, n, mesh)
     state, metrics = run(state, arrays, train_key, n)
     metrics = jax.device_get(metrics)
     loss = np.asarray(metrics["loss"])

@@ -27,19 +27,40 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Data: `dataset` names a loader in vae/data: "dsprites" (procedural, on the
   # device), "binarized_mnist" (`data_dir`: a local .npz folder such as
-  # ../shared/data/binarized_mnist; empty: tensorflow-datasets), or
-  # "tfds:dsprites" | "tfds:shapes3d" | "tfds:smallnorb".
+  # ../shared/data/binarized_mnist; empty: tensorflow-datasets),
+  # "tfds:dsprites" | "tfds:shapes3d" | "tfds:smallnorb", or "images".
   c.dataset = "dsprites"
   c.data_dir = ""
   c.tfds_data_dir = ""
   c.max_train_examples = 0  # 0: all
+  # dataset="images": your own images, data_dir a folder of image files
+  # (searched recursively) or an .npz holding "images"; each image is made
+  # model.data_shape (grayscale for C=1, RGB for C=3; Lanczos resize). This
+  # share of them (chosen by a hash of each path, stable as files come and
+  # go) is the "validation" split.
+  c.validation_fraction = 0.1
+  # Where training batches come from: "memory" (the data on the device, the
+  # fast path), "stream" (read on the host by a background thread,
+  # prefetch_batches ahead; data larger than memory; tfds sets must be
+  # prepared as array_record), or "auto": stream data bigger than a quarter
+  # of the device's memory. Procedural dsprites is always rendered on the
+  # device.
+  c.data_source = "auto"
+  c.prefetch_batches = 8
 
   c.model = ml_collections.ConfigDict()
   c.model.architecture = "conv"       # "mlp" | "conv" (64x64xC)
   c.model.data_shape = (64, 64, 1)
   c.model.latent_dim = 10
-  c.model.likelihood = "bernoulli"    # "bernoulli" | "gaussian"
-  c.model.obs_logvar = 0.0            # Gaussian likelihood only
+  # "bernoulli": binary data (0/1); "cross_entropy": [0, 1] data, as
+  # disentanglement_lib trains every data set (not a normalised likelihood);
+  # "gaussian": any real values (obs_variance: "fixed" at obs_logvar, or
+  # learned, "shared" or "per_pixel", starting at obs_logvar, floored at
+  # min_obs_logvar: one grey level of 8-bit images).
+  c.model.likelihood = "bernoulli"
+  c.model.obs_logvar = 0.0
+  c.model.obs_variance = "fixed"      # "fixed" | "shared" | "per_pixel"
+  c.model.min_obs_logvar = -11.0825   # 2 log(1/255)
   c.model.posterior = "diagonal"      # "diagonal" | "isotropic"
   c.model.encoder_hidden = (200, 200)
   c.model.decoder_hidden = (200, 200)

@@ -21,8 +21,8 @@ def load_dataset(name: str, split: str, data_dir: str | None = None,
   """
   if name == "binarized_mnist":
     return binarized_mnist.load(split, data_dir or None, tfds_data_dir or None)
-  raise ValueError(f"array dataset must be 'binarized_mnist' (ground-truth sets: "
-                   f"{GROUND_TRUTH}), got {name!r}")
+  raise ValueError(f"array dataset must be 'binarized_mnist' or 'images' (your own: "
+                   f"vae.data.images; ground-truth sets: {GROUND_TRUTH}), got {name!r}")
 
 
 DATA_SHAPES = {"binarized_mnist": binarized_mnist.DATA_SHAPE, "dsprites": (64, 64, 1)}
@@ -39,6 +39,9 @@ def splits(name: str) -> tuple[str, ...] | None:
   evaluation data is a held-out sample of renders, whatever the split)."""
   if name == "binarized_mnist":
     return binarized_mnist.SPLITS
+  if name == "images":
+    from vae.data import images
+    return images.SPLITS
   return None
 
 

@@ -3,6 +3,10 @@
 * ``ArraySource``: an in-memory data set served in shuffled epochs.
 * ``GroundTruthSource``: fresh samples of a ground-truth data set (procedural
   dSprites renders on the device).
+* ``vae.data.streaming.StreamingSource``: batches read on the host by a
+  background thread and fed a chunk of steps at a time (data larger than
+  memory: image folders, tfds sets by random access); same order as
+  ``ArraySource``.
 
 A source has ``arrays()`` (the device arrays it needs), ``init(arrays, step)``
 (its carry at a step) and ``next(arrays, carry, step) -> (batch, carry)``,
@@ -28,10 +32,13 @@ class ArraySource:
 
   Epoch ``e`` visits ``permutation(fold_in(data_key, e), N)`` in batches of
   ``batch_size`` (the last partial batch is dropped). Batches are gathered and
-  cast to float32 on the device, inside the scanned loop.
+  cast to float32 on the device, inside the scanned loop, and multiplied by
+  ``scale`` (1/255: uint8 pixels held as they are, 4x less memory than
+  floats).
   """
 
-  def __init__(self, data, batch_size: int, data_key: jax.Array):
+  def __init__(self, data, batch_size: int, data_key: jax.Array, scale: float = 1.0):
+    self.scale = float(scale)
     self.data = jnp.asarray(data)
     self.num_examples = int(self.data.shape[0])
     self.batch_size = int(batch_size)
@@ -58,7 +65,8 @@ class ArraySource:
     # 50k keys would cost as much as a small model's step).
     perm = jax.lax.cond(pos == 0, lambda: self._perm(arrays, epoch), lambda: perm)
     idx = jax.lax.dynamic_slice(perm, (pos * self.batch_size,), (self.batch_size,))
-    return jnp.take(arrays[0], idx, axis=0).astype(jnp.float32), perm
+    x = jnp.take(arrays[0], idx, axis=0).astype(jnp.float32)
+    return (x * self.scale if self.scale != 1.0 else x), perm
 
   def host_batches(self, start_step: int) -> Iterable[np.ndarray]:
     """The same batches as ``next``, produced on the host (for comparison
@@ -70,7 +78,8 @@ class ArraySource:
       if pos == 0 or step == start_step:
         perm = np.asarray(self._perm((self.data, self.data_key), epoch))
       idx = perm[pos * self.batch_size:(pos + 1) * self.batch_size]
-      yield data[idx].astype(np.float32)
+      x = data[idx].astype(np.float32)
+      yield x * np.float32(self.scale) if self.scale != 1.0 else x
       step += 1
 
 
@@ -110,9 +119,13 @@ def num_examples(train_data) -> int:
   return int(np.shape(train_data)[0])
 
 
-def make_source(train_data, batch_size: int, data_key: jax.Array, *, model):
+def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
+                prefetch: int = 8):
   """The source for ``train_data``: a ``GroundTruthData`` set is sampled afresh
-  each step, an array [N, *data_shape] is served in shuffled epochs.
+  each step; an array [N, *data_shape] or ``vae.data.images.Images`` is
+  served in shuffled epochs from the device; a reader
+  (``vae.data.streaming``) is streamed from the host (``prefetch`` batches
+  read ahead).
 
   Raises:
     ValueError: the data do not fit ``model`` (shape, or values its
@@ -123,9 +136,22 @@ def make_source(train_data, batch_size: int, data_key: jax.Array, *, model):
       raise ValueError(f"model.data_shape is {model.data_shape} but the data set "
                        f"renders {tuple(train_data.observation_shape)}")
     return GroundTruthSource(train_data, batch_size, data_key)
+  from vae.data import images, streaming
+  if hasattr(train_data, "read"):
+    if tuple(train_data.example_shape) != model.data_shape:
+      raise ValueError(f"model.data_shape is {model.data_shape} but the streamed data set "
+                       f"holds examples of shape {tuple(train_data.example_shape)}")
+    # A first batch is checked here; the rest are read while training.
+    first = train_data.read(np.arange(min(int(batch_size), train_data.num_examples)))
+    checks.check_data(first, data_shape=model.data_shape, likelihood=model.likelihood,
+                      name="training data (first streamed batch)", scale=train_data.scale)
+    return streaming.StreamingSource(train_data, batch_size, data_key, prefetch)
+  scale = 1.0
+  if isinstance(train_data, images.Images):
+    train_data, scale = train_data.pixels, train_data.scale
   checks.check_data(train_data, data_shape=model.data_shape,
-                    likelihood=model.likelihood, name="training data")
-  return ArraySource(train_data, batch_size, data_key)
+                    likelihood=model.likelihood, name="training data", scale=scale)
+  return ArraySource(train_data, batch_size, data_key, scale)
 
 
 def ground_truth_eval_sample(ground_truth, num: int, eval_key) -> np.ndarray:

@@ -125,13 +125,17 @@ class TfdsGroundTruth(GroundTruthData):
     """Holds ``images`` [N, *observation_shape] (uint8) with factor ``labels``
     [N, F] on the device, with the tables that find a combination's rows:
     combination i owns rows ``order[start[i] : start[i] + count[i]]``."""
+    # Binary sets (dsprites) are stored as 0/1; others as 0..255.
+    self._scale = 1.0 if np.max(images) <= 1 else 1.0 / 255.0
+    self.images = jnp.asarray(images)            # uint8 on the device
+    self.set_labels(labels)
+
+  def set_labels(self, labels: np.ndarray) -> None:
+    """The factor ``labels`` [N, F] of the examples and the lookup tables."""
     index = self.factors_to_index(np.asarray(labels))
     count = np.bincount(index, minlength=self.num_combinations).astype(np.int32)
     self.max_examples_per_combination = int(count.max())
     self.num_examples = len(labels)
-    # Binary sets (dsprites) are stored as 0/1; others as 0..255.
-    self._scale = 1.0 if np.max(images) <= 1 else 1.0 / 255.0
-    self.images = jnp.asarray(images)            # uint8 on the device
     self.labels = jnp.asarray(labels, jnp.int32)
     self.order = jnp.asarray(np.argsort(index, kind="stable").astype(np.int32))
     self.start = jnp.asarray((np.cumsum(count) - count).astype(np.int32))
@@ -154,8 +158,62 @@ class TfdsGroundTruth(GroundTruthData):
     else:
       pick = 0
     rows = self.order[jnp.minimum(self.start[idx] + pick, self.num_examples - 1)]
-    images = jnp.take(self.images, rows, axis=0).astype(jnp.float32) * self._scale
+    images = self.read_rows(rows).astype(jnp.float32) * self._scale
     # A combination missing from the split gives a blank image, never another
     # combination's (sample_factors draws only combinations that exist).
     present = (self.count[idx] > 0).reshape(idx.shape + (1,) * len(self.observation_shape))
     return jnp.where(present, images, 0.0)
+
+  def read_rows(self, rows: jax.Array) -> jax.Array:
+    """The stored images of example ``rows`` [...]: [..., *observation_shape]."""
+    return jnp.take(self.images, rows, axis=0)
+
+
+class StreamedTfdsGroundTruth(TfdsGroundTruth):
+  """``TfdsGroundTruth`` whose images stay on disk: only the factor labels
+  (and lookup tables) are held in memory; ``observations`` reads the images
+  it needs by random access (``vae.data.streaming.TfdsReader``) through a
+  host callback, so it still works inside jit (the metrics, the held-out
+  sample). For sets larger than the device's memory (Shapes3D's 5.9 GB);
+  its ``reader`` feeds the streaming training source.
+
+  Args: as ``TfdsGroundTruth`` (the set must be prepared as array_record).
+  """
+
+  def __init__(self, name: str, split: str | None = None, data_dir: str | None = None,
+               max_examples: int = 0):
+    if name not in TFDS_SPECS:
+      raise ValueError(f"name must be one of {sorted(TFDS_SPECS)} (Cars3D is not in "
+                       f"tensorflow-datasets), got {name!r}")
+    import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
+    from vae.data import streaming
+    spec = TFDS_SPECS[name]
+    split = split or spec.split
+    self.reader = streaming.TfdsReader(name, split, data_dir, spec.image, spec.resize)
+    features = tfds.builder(name, data_dir=data_dir).info.features
+    self.name, self.split, self.nuisance = name, split, spec.nuisance
+    self.factor_names = tuple(k.replace("label_", "") for k in spec.factors)
+    self.factor_sizes = tuple(int(features[k].num_classes) for k in spec.factors)
+    self.observation_shape = self.reader.example_shape
+    self._scale = self.reader.scale
+    # One pass over the labels, leaving the images encoded.
+    labels_source = tfds.data_source(name, split=split, data_dir=data_dir,
+                                     decoders={spec.image: tfds.decode.SkipDecoding()})
+    n = min(len(labels_source), max_examples) if max_examples else len(labels_source)
+    if not n:
+      raise ValueError(f"tfds {name}[{split}] has no examples")
+    if max_examples:
+      self.reader.num_examples = n
+    labels = np.array([[int(labels_source[i][k]) for k in spec.factors] for i in range(n)],
+                      np.int32)
+    self.check_factors(labels)
+    self.set_labels(labels)
+
+  def read_rows(self, rows: jax.Array) -> jax.Array:
+    shape = tuple(rows.shape) + tuple(self.observation_shape)
+
+    def read(r):
+      r = np.asarray(r)
+      return self.reader.read(r.reshape(-1)).reshape(r.shape + tuple(self.observation_shape))
+    return jax.pure_callback(read, jax.ShapeDtypeStruct(shape, jnp.uint8), rows,
+                             vmap_method="expand_dims")

@@ -1,0 +1,283 @@
+"""Your own images: a folder of image files, or an ``.npz`` of images.
+
+``load_images(path, data_shape, split)`` reads either into memory as uint8
+pixels (``Images``; sources scale them by 1/255 on the device), and
+``ImageFileReader`` reads a folder's files on demand for the streaming source
+(``vae.data.streaming``), so a folder larger than memory trains too.
+
+* A folder is searched recursively for ``IMAGE_EXTENSIONS`` files, in sorted
+  order of their paths relative to it. With ``labels=True`` the first
+  subfolder under it names each image's class (classes numbered in sorted
+  order of their names), as ``torchvision.datasets.ImageFolder`` does.
+* Every image is converted to grayscale ("L") or RGB by the channel count of
+  ``data_shape`` (1 or 3) and resized to its height and width with PIL's
+  Lanczos filter, unless it already has that size.
+* The validation split is deterministic and stable: an image belongs to it
+  when the MD5 of its relative path (of its row index, for an ``.npz``),
+  read as a number in [0, 1), is below ``validation_fraction``. Adding or
+  removing files never moves the others between splits.
+* A file that cannot be read raises ``UnreadableImageError`` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from vae import checks
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SPLITS = ("train", "validation", "all")
+
+
+class UnreadableImageError(ValueError):
+  """An image file could not be decoded; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageListing:
+  """The image files under a folder.
+
+  Attributes:
+    root: the folder.
+    files: paths relative to ``root``, sorted.
+    labels: int32 [N] class of each file (its first subfolder), or None.
+    class_names: the classes in label order (empty without labels).
+  """
+  root: str
+  files: tuple[str, ...]
+  labels: np.ndarray | None = None
+  class_names: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Images:
+  """Images in memory.
+
+  Attributes:
+    pixels: [N, H, W, C] uint8 values 0..255, or float32 already in the
+      model's units (an ``.npz`` of floats).
+    scale: the model sees ``pixels * scale`` (1/255 for uint8 pixels).
+    labels: int32 [N] or None.
+    names: a name per image (relative path, or "row i" of an ``.npz``).
+    class_names: the label names (folders), if any.
+  """
+  pixels: np.ndarray
+  scale: float
+  labels: np.ndarray | None = None
+  names: tuple[str, ...] = ()
+  class_names: tuple[str, ...] = ()
+
+  def __len__(self) -> int:
+    return int(self.pixels.shape[0])
+
+  @property
+  def num_examples(self) -> int:
+    return len(self)
+
+  def as_float(self, max_examples: int = 0) -> np.ndarray:
+    """float32 [N, H, W, C] in the model's units (the first ``max_examples``)."""
+    x = self.pixels[:max_examples] if max_examples else self.pixels
+    return x.astype(np.float32) * np.float32(self.scale) if self.scale != 1.0 \
+        else x.astype(np.float32)
+
+
+def list_images(root: str, labels: bool = False) -> ImageListing:
+  """The image files under ``root`` (recursively), sorted.
+
+  Raises:
+    FileNotFoundError: ``root`` is not a folder.
+    ValueError: it holds no image file (the message lists the extensions),
+      or ``labels`` and a file lies directly in ``root`` (no class folder).
+  """
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f"{root}: no such folder (expected a folder of images or an .npz)")
+  files = []
+  for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    dirnames.sort()
+    for f in filenames:
+      if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."):
+        files.append(os.path.relpath(os.path.join(dirpath, f), root))
+  files.sort()
+  if not files:
+    raise ValueError(f"{root} holds no image files (looked recursively for "
+                     f"{', '.join(IMAGE_EXTENSIONS)})")
+  if not labels:
+    return ImageListing(root, tuple(files))
+  top = [f.split(os.sep)[0] if os.sep in f else None for f in files]
+  loose = [f for f, t in zip(files, top) if t is None]
+  if loose:
+    raise ValueError(f"labels from subfolder names: {os.path.join(root, loose[0])} is not in "
+                     "a class subfolder (put every image in <root>/<class>/...)")
+  class_names = tuple(sorted(set(top)))
+  index = {c: i for i, c in enumerate(class_names)}
+  return ImageListing(root, tuple(files), np.array([index[t] for t in top], np.int32),
+                      class_names)
+
+
+def read_image(path: str, data_shape: Sequence[int]) -> np.ndarray:
+  """One image file as uint8 [H, W, C] of ``data_shape`` (grayscale for C = 1,
+  RGB for C = 3; resized with Lanczos if its size differs).
+
+  Raises:
+    UnreadableImageError: the file cannot be decoded, naming it.
+  """
+  from PIL import Image, UnidentifiedImageError
+  h, w, c = (int(s) for s in data_shape)
+  if c not in (1, 3):
+    raise ValueError(f"images need data_shape (H, W, 1) or (H, W, 3), got {tuple(data_shape)}")
+  try:
+    with Image.open(path) as img:
+      img = img.convert("L" if c == 1 else "RGB")
+      if img.size != (w, h):
+        img = img.resize((w, h), Image.LANCZOS)
+      arr = np.asarray(img, np.uint8)
+  except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    raise UnreadableImageError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+  return arr.reshape(h, w, c)
+
+
+def in_validation(names: Sequence[str], fraction: float) -> np.ndarray:
+  """bool [N]: which names fall in the validation split (MD5 of the name as a
+  fraction in [0, 1), below ``fraction``)."""
+  if not 0.0 <= float(fraction) < 1.0:
+    raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
+  u = np.array([int.from_bytes(hashlib.md5(n.encode()).digest()[:8], "big") / 2.0 ** 64
+                for n in names])
+  return u < float(fraction)
+
+
+def split_rows(names: Sequence[str], split: str, fraction: float) -> np.ndarray:
+  """Indices of ``names`` in ``split`` ("train", "validation" or "all")."""
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  if split == "all":
+    return np.arange(len(names))
+  val = in_validation(names, fraction)
+  rows = np.flatnonzero(val if split == "validation" else ~val)
+  if not len(rows):
+    raise ValueError(f"the {split} split of {len(names)} images is empty (validation_fraction "
+                     f"{fraction}); use more images or another fraction")
+  return rows
+
+
+def _npz_images(path: str) -> np.ndarray:
+  with np.load(path, allow_pickle=False) as f:
+    keys = list(f.files)
+  key = next((k for k in ("images", "image", "x") if k in keys), keys[0] if len(keys) == 1 else None)
+  if key is None:
+    raise ValueError(f"{path} must hold an array named 'images' (or 'image'), or exactly one "
+                     f"array; has {keys}")
+  return checks.load_npz_array(path, key)
+
+
+def load_images(path: str, data_shape: Sequence[int], split: str = "all", *,
+                validation_fraction: float = 0.1, labels: bool = False,
+                num_threads: int | None = None) -> Images:
+  """Reads a folder of images, or an ``.npz`` of images, into memory.
+
+  Args:
+    path: a folder (searched recursively) or an ``.npz`` file holding
+      ``images`` [N, H, W] or [N, H, W, C]: uint8 0..255, or floats (kept as
+      they are, e.g. already in [0, 1]).
+    data_shape: (H, W, C), C 1 or 3: the shape every image is brought to.
+    split: "train", "validation" or "all" (see the module docstring).
+    validation_fraction: the share of images in the validation split.
+    labels: read class labels from subfolder names (folders only).
+    num_threads: threads decoding files (default: the CPU count).
+
+  Returns:
+    ``Images`` (uint8 pixels with scale 1/255, or floats with scale 1).
+
+  Raises:
+    UnreadableImageError: a file cannot be decoded (named).
+    ValueError: no images, a bad shape, or an empty split.
+  """
+  data_shape = tuple(int(s) for s in data_shape)
+  if path.endswith(".npz"):
+    arr = _npz_images(path)
+    if arr.ndim == 3:
+      arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+      raise ValueError(f"{path}: images must have shape [N, H, W] or [N, H, W, C] with C 1 or "
+                       f"3, got {arr.shape}")
+    names = [f"row {i}" for i in range(len(arr))]
+    rows = split_rows(names, split, validation_fraction)
+    arr = arr[rows]
+    if arr.shape[1:] != data_shape:
+      if arr.dtype != np.uint8:
+        raise ValueError(f"{path}: images of shape {arr.shape[1:]} must be uint8 to be resized "
+                         f"to {data_shape}; save them at that shape")
+      arr = np.stack([_convert(a, data_shape) for a in arr])
+    scale = 1.0 / 255.0 if arr.dtype == np.uint8 and arr.max() > 1 else 1.0
+    pixels = arr if arr.dtype == np.uint8 else arr.astype(np.float32)
+    return Images(pixels, scale, None, tuple(names[i] for i in rows))
+  listing = list_images(path, labels)
+  rows = split_rows(listing.files, split, validation_fraction)
+  files = [listing.files[i] for i in rows]
+  reader = ImageFileReader(path, files, data_shape, num_threads)
+  pixels = reader.read(np.arange(len(files)))
+  return Images(pixels, 1.0 / 255.0,
+                None if listing.labels is None else listing.labels[rows],
+                tuple(files), listing.class_names)
+
+
+def _convert(img: np.ndarray, data_shape) -> np.ndarray:
+  from PIL import Image
+  h, w, c = data_shape
+  pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+  pil = pil.convert("L" if c == 1 else "RGB").resize((w, h), Image.LANCZOS)
+  return np.asarray(pil, np.uint8).reshape(h, w, c)
+
+
+class ImageFileReader:
+  """Random access to image files: ``read(rows) -> uint8 [k, H, W, C]``,
+  decoded by a thread pool (PIL releases the GIL while it decodes).
+
+  Args:
+    root: the folder the paths are relative to.
+    files: the image paths, in row order.
+    data_shape: (H, W, C) every image is brought to.
+    num_threads: decoding threads (default: the CPU count).
+  """
+
+  def __init__(self, root: str, files: Sequence[str], data_shape: Sequence[int],
+               num_threads: int | None = None):
+    self.root, self.files = root, tuple(files)
+    self.example_shape = tuple(int(s) for s in data_shape)
+    self.dtype, self.scale = np.dtype(np.uint8), 1.0 / 255.0
+    self.num_examples = len(self.files)
+    self._pool = ThreadPoolExecutor(num_threads or os.cpu_count() or 1)
+
+  def read(self, rows) -> np.ndarray:
+    out = np.empty((len(rows),) + self.example_shape, np.uint8)
+
+    def one(i):
+      out[i] = read_image(os.path.join(self.root, self.files[int(rows[i])]), self.example_shape)
+    for f in [self._pool.submit(one, i) for i in range(len(rows))]:
+      f.result()
+    return out
+
+
+def image_reader(path: str, data_shape: Sequence[int], split: str = "train", *,
+                 validation_fraction: float = 0.1, max_examples: int = 0,
+                 num_threads: int | None = None):
+  """A reader of one split of a folder (``ImageFileReader``: files decoded on
+  demand, nothing held) or of an ``.npz`` (``vae.data.streaming.ArrayReader``
+  over the split's rows), for the streaming source; ``max_examples`` > 0
+  keeps the first that many."""
+  from vae.data import streaming
+  if path.endswith(".npz"):
+    imgs = load_images(path, data_shape, split, validation_fraction=validation_fraction)
+    pixels = imgs.pixels[:max_examples] if max_examples else imgs.pixels
+    return streaming.ArrayReader(pixels, imgs.scale)
+  listing = list_images(path)
+  rows = split_rows(listing.files, split, validation_fraction)
+  if max_examples:
+    rows = rows[:max_examples]
+  return ImageFileReader(path, [listing.files[i] for i in rows], data_shape, num_threads)
