@@ -23,6 +23,14 @@ uses (lax.scan), beside the beta-VAE step as the baseline of the same run.
   python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration \
       --methods all
 
+Streaming (--streaming): the streaming source (vae.data.streaming: a folder
+of 64x64x3 PNG files decoded by a thread pool, and a memory-mapped .npy)
+against the in-memory source, same batches: examples/s each can feed (no
+training), and training steps/s of the conv VAE and of a small MLP with each,
+repeated and alternated (--stream_repeats), as ranges.
+
+  python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --streaming
+
 Against PyTorch (--vs_torch; needs torch): our step and the same step in
 PyTorch eager (experiments/torch_peer.py), each in its own process, on all
 cores and pinned to one (--cores all,1), repeated and alternated (--repeats),
@@ -94,6 +102,12 @@ flags.DEFINE_list("cores", ["all", "1"], "CPU sets for --vs_torch: 'all', or a c
 flags.DEFINE_integer("repeats", 3, "alternating repeats of each --vs_torch pair (the table "
                      "gives the range)")
 flags.DEFINE_string("step_worker", "", "internal: time our step for one --peer_models entry")
+flags.DEFINE_boolean("streaming", False, "the streaming source (image files decoded on the "
+                     "host, or a memory-mapped array) against the in-memory source: "
+                     "examples/s fed, and training steps/s with each")
+flags.DEFINE_integer("stream_examples", 2048, "images written for --streaming (64x64x3 PNG)")
+flags.DEFINE_integer("stream_steps", 200, "timed training steps per --streaming row")
+flags.DEFINE_integer("stream_repeats", 3, "alternating repeats of each --streaming row")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -211,6 +225,138 @@ def bench_generation(batch_sizes=(64, 1024), repeats: int = 20):
       row[name] = n * repeats / (time.perf_counter() - t0)
     rows.append(row)
   return rows
+
+
+def _write_png_folder(root: str, n: int, seed: int = 0) -> np.ndarray:
+  """``n`` 64x64 RGB PNGs (a coloured box on a dark ground) under ``root``;
+  returns the same images as uint8 [n, 64, 64, 3]."""
+  import os
+  from PIL import Image
+  rng = np.random.default_rng(seed)
+  imgs = np.full((n, 64, 64, 3), 16, np.uint8)
+  for i in range(n):
+    y, x, h, w = rng.integers(0, 40, 4)
+    imgs[i, y:y + 8 + h % 24, x:x + 8 + w % 24] = rng.integers(64, 256, 3)
+    sub = os.path.join(root, f"{i % 16:02d}")
+    os.makedirs(sub, exist_ok=True)
+    Image.fromarray(imgs[i]).save(os.path.join(sub, f"{i:06d}.png"))
+  return imgs
+
+
+def _time_source(step, src, state, batch_size, steps, chunk):
+  """Training steps/s as ``vae.train.train`` runs them: a host-fed source
+  gives each chunk's arrays (read ahead by its thread); one warm-up chunk."""
+  from vae import parallel
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  run = train_lib.make_scan_loop(step, src, mesh)
+  key = jax.random.key(2)
+  host_fed = getattr(src, "host_fed", False)
+  arrays = None if host_fed else src.arrays()
+
+  def go(state, s):
+    a = src.device_chunk(s, chunk, mesh) if host_fed else arrays
+    return run(state, a, key, chunk)[0]
+  state = go(state, 0)
+  jax.block_until_ready(state)
+  n = max(1, steps // chunk)
+  t0 = time.perf_counter()
+  for i in range(n):
+    state = go(state, (i + 1) * chunk)
+  jax.block_until_ready(state)
+  dt = time.perf_counter() - t0
+  if host_fed:
+    src.close()
+  return n * chunk / dt
+
+
+def _feed_rate(src, steps, chunk):
+  """Examples/s a source delivers with no training: the in-memory source's
+  gather and cast inside a scan, or the streaming source's host reads."""
+  if getattr(src, "host_fed", False):
+    src.host_chunk(0, chunk)
+    t0 = time.perf_counter()
+    for i in range(max(1, steps // chunk)):
+      src.host_chunk((i + 1) * chunk, chunk)
+    dt = time.perf_counter() - t0
+    src.close()
+    return max(1, steps // chunk) * chunk * src.batch_size / dt
+  arrays = src.arrays()
+
+  @jax.jit
+  def feed(arrays, start):
+    def body(carry, i):
+      c, acc = carry
+      x, c = src.next(arrays, c, start + i)
+      return (c, acc + x[:, 0, 0, 0].sum()), None
+    return jax.lax.scan(body, (src.init(arrays, start), 0.0), jnp.arange(chunk))[0][1]
+  jax.block_until_ready(feed(arrays, 0))
+  n = max(1, steps // chunk)
+  t0 = time.perf_counter()
+  for i in range(n):
+    out = feed(arrays, (i + 1) * chunk)
+  jax.block_until_ready(out)
+  return n * chunk * src.batch_size / (time.perf_counter() - t0)
+
+
+def bench_streaming():
+  """The streaming source against the in-memory source, same data and
+  batches (vae.data.streaming); ranges over alternating repeats."""
+  import os
+  import tempfile
+  from vae.data import images, streaming
+  batch, chunk = 64, 50
+  tmp = tempfile.mkdtemp(prefix="vae_stream_bench_")
+  pixels = _write_png_folder(os.path.join(tmp, "png"), FLAGS.stream_examples)
+  np.save(os.path.join(tmp, "images.npy"), pixels)
+  key = jax.random.key(1)
+  shape = (64, 64, 3)
+
+  def make(kind):
+    if kind == "in-memory":
+      return sources.ArraySource(pixels, batch, key, scale=1 / 255)
+    if kind == "stream: PNG files":
+      return streaming.StreamingSource(images.image_reader(
+          os.path.join(tmp, "png"), shape, "all"), batch, key)
+    return streaming.StreamingSource(streaming.ArrayReader(
+        np.load(os.path.join(tmp, "images.npy"), mmap_mode="r"), 1 / 255), batch, key)
+  kinds = ("in-memory", "stream: PNG files", "stream: memmapped .npy")
+  models = {
+      "conv VAE": model_lib.make_model(architecture="conv", data_shape=shape, latent_dim=10,
+                                       likelihood="cross_entropy"),
+      "MLP 256-256": model_lib.make_model(architecture="mlp", data_shape=shape, latent_dim=10,
+                                          encoder_hidden=(256,), decoder_hidden=(256,),
+                                          activation="relu", likelihood="cross_entropy")}
+  opt = optim.make_optimizer({"learning_rate": 1e-4})
+  rows = {k: {"feed": []} for k in kinds}
+  for _ in range(FLAGS.stream_repeats):
+    for k in kinds:
+      rows[k]["feed"].append(_feed_rate(make(k), 4 * FLAGS.stream_steps, chunk))
+  for name, model in models.items():
+    step = train_lib.make_train_step(objectives.get_objective("vae"), model, opt)
+    for _ in range(FLAGS.stream_repeats):
+      for k in kinds:           # a fresh state each time: the loop donates it
+        state = train_lib.init_state(jax.random.key(0), model, opt)
+        rows[k].setdefault(name, []).append(
+            _time_source(step, make(k), state, batch, FLAGS.stream_steps, chunk))
+  import shutil
+  shutil.rmtree(tmp, ignore_errors=True)
+  return {"batch": batch, "examples": FLAGS.stream_examples, "cpus": os.cpu_count(),
+          "rows": rows, "models": list(models)}
+
+
+def _print_streaming(out):
+  r = out["streaming"]
+  print(f"\nStreaming vs in-memory source, 64x64x3, batch {r['batch']}, {r['examples']} images, "
+        f"{out['device']} ({r['cpus']} CPUs; {FLAGS.stream_repeats} alternating repeats, "
+        "min-max)")
+  base = r["rows"]["in-memory"]
+  print(f"{'source':<24}{'fed ex/s':>22}" + "".join(f"{m + ' steps/s':>26}" for m in r["models"]))
+  for k, row in r["rows"].items():
+    line = f"{k:<24}{_span(row['feed']):>22}"
+    for m in r["models"]:
+      ratio = f" ({min(row[m]) / max(base[m]):.2f}-{max(row[m]) / min(base[m]):.2f}x)"
+      line += f"{_span(row[m], '{:,.1f}') + ratio:>26}"
+    print(line)
 
 
 def _scanned_rate(model, batch_size, data, steps, chunk, mesh=None):
@@ -551,6 +697,8 @@ def main(argv):
     out["metrics"] = bench_metrics()
   if FLAGS.vs_torch:
     out["vs_torch"] = bench_vs_torch()
+  if FLAGS.streaming:
+    out["streaming"] = bench_streaming()
   if out["training"]:
     _print_training(out)
   if "iwae_eval" in out:
@@ -577,6 +725,8 @@ def main(argv):
     _print_methods(out)
   if "vs_torch" in out:
     _print_vs_torch(out)
+  if "streaming" in out:
+    _print_streaming(out)
   if "metrics" in out:
     print(f"\nDisentanglement metrics, published sample sizes x {FLAGS.metric_scale}, "
           f"{out['device']}: ours (first call compiles) vs the numpy/scikit-learn reference")

@@ -16,8 +16,9 @@ Command:
       --config.data_dir=/path/to/images
 Expected: reconstructions, traversals and prior samples in the workdir; the
 validation ELBO in eval_validation.json. How good they get depends on the
-images and the steps: 10,000 steps take about 15 min on a 2-core CPU
-(about 700 examples/s) and about a minute on a GPU.
+images and the steps: 10,000 steps take about 9 min on a 2-core CPU (18-20
+steps/s, `python -m experiments.benchmark --notraining --eval_examples 0
+--nogeneration --streaming`), plus the final evaluation.
 """
 
 from vae_experiments.configs import default

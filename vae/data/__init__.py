@@ -1,6 +1,8 @@
 """Data sets by name: ``load_dataset(name, split)`` returns a host array,
-``load_ground_truth(name)`` a data set with known factors; training sources
-are in ``vae.data.sources``."""
+``load_ground_truth(name)`` a data set with known factors; your own images
+(a folder or an ``.npz``) are read by ``vae.data.images``; training sources
+are in ``vae.data.sources`` (on the device) and ``vae.data.streaming`` (read
+on the host, for data larger than memory)."""
 
 from __future__ import annotations
 
