@@ -287,7 +287,7 @@ def _feed_rate(src, steps, chunk):
     def body(carry, i):
       c, acc = carry
       x, c = src.next(arrays, c, start + i)
-      return (c, acc + x[:, 0, 0, 0].sum()), None
+      return (c, acc + x.sum()), None     # the whole batch, or XLA gathers one pixel
     return jax.lax.scan(body, (src.init(arrays, start), 0.0), jnp.arange(chunk))[0][1]
   jax.block_until_ready(feed(arrays, 0))
   n = max(1, steps // chunk)

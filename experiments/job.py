@@ -16,6 +16,7 @@ the final evaluation is not finite (after writing it as strict JSON);
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -146,7 +147,10 @@ def config_changes(stored, new) -> list[str]:
     c = c.to_dict() if isinstance(c, ml_collections.ConfigDict) else c
     return _flatten(json.loads(with_defaults(c).to_json_best_effort()))
   a, b = plain(stored), plain(new)
-  free = lambda path: any(path == f or path.startswith(f + ".") for f in RERUN_MAY_CHANGE)
+  # Your own images' folder IS the data (a moved binarized MNIST folder is not).
+  images = b.get("dataset") == "images" or a.get("dataset") == "images"
+  free = lambda path: (not (images and path == "data_dir")
+                       and any(path == f or path.startswith(f + ".") for f in RERUN_MAY_CHANGE))
   return [f"{p}: {a.get(p, '(absent)')!r} -> {b.get(p, '(absent)')!r}"
           for p in sorted(set(a) | set(b)) if not free(p) and a.get(p) != b.get(p)]
 
@@ -206,6 +210,32 @@ def check_rerun(config, workdir: str) -> None:
         "experiments in one record. Changed fields:\n  " + "\n  ".join(changes) +
         "\nUse a new --workdir, or rerun with the stored values (only "
         f"{', '.join(RERUN_MAY_CHANGE)} may change).")
+
+
+def check_rerun_data(job, workdir: str) -> None:
+  """Refuses to continue a workdir whose training data changed though the
+  config did not: another source chosen by ``data_source="auto"`` (on-device
+  sampling and streaming draw different batches), or images added to or
+  removed from the folder (N and so every epoch's order change).
+
+  Raises:
+    ConfigChangedError: naming what changed.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not job.data_fingerprint or not os.path.exists(path) or not ckpt_lib.all_steps(workdir):
+    return
+  with open(path) as f:
+    stored = (json.load(f).get("effective") or {}).get("data")
+  if not stored:
+    return            # written before the fingerprint existed
+  changed = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in job.data_fingerprint.items()
+             if k in stored and stored[k] != v]
+  if changed:
+    raise ConfigChangedError(
+        f"{workdir} was trained on other data than this rerun would read ({path}, "
+        "effective.data):\n  " + "\n  ".join(changed) + "\nA resumed run would not "
+        "continue the same experiment. Use a new --workdir, or restore the data (set "
+        "data_source explicitly where 'auto' chose differently on this machine).")
 
 
 def absolute_paths(config):
@@ -306,11 +336,15 @@ class Data:
     ground_truth: the set with known factors that metrics sample (None
       without factors).
     source: "memory" (on the device) or "stream" (read from the host).
+    fingerprint: what identifies the training data beyond the config
+      (recorded in config.json and checked on a rerun): the source, N, and
+      for image files an MD5 of their list.
   """
   train: Any
-  eval: np.ndarray
+  eval: np.ndarray | None
   ground_truth: Any = None
   source: str = "memory"
+  fingerprint: dict = dataclasses.field(default_factory=dict)
 
 
 def data_source_kind(config, nbytes) -> str:
@@ -327,6 +361,9 @@ def data_source_kind(config, nbytes) -> str:
     return "memory"
   if kind == "auto" and callable(nbytes):
     nbytes = nbytes()
+  if kind == "auto" and config.dataset.startswith("tfds:") and not streaming.is_random_access(
+      config.dataset[5:], config.get("tfds_data_dir") or None):
+    return "memory"   # tfds reads a tfrecord copy only in sequence: it cannot be streamed
   return streaming.choose_source(kind, nbytes or 0)
 
 
@@ -343,13 +380,16 @@ def _tfds_bytes(config) -> int:
   return int(info.splits[spec.split].num_examples) * int(np.prod(shape))
 
 
-def load_data(config, spec: ev.EvalSpec, eval_key, split: str | None = None) -> Data:
+def load_data(config, spec: ev.EvalSpec, eval_key, split: str | None = None,
+              with_eval: bool = True) -> Data:
   """The training data, evaluation data and ground truth of a config.
 
-  A ground-truth data set is returned whole for training (sampled each step;
-  streamed: read in shuffled epochs) with a fixed held-out sample of its
-  renders for evaluation; an array data set or a folder of images gives its
-  training split and ``split`` (default ``spec.split``).
+  A ground-truth data set is returned whole for training (sampled each step
+  on the device, or streamed: uniform draws with replacement, read from
+  disk) with a fixed held-out sample of its renders for evaluation; an array
+  data set or your own images give their training split and ``split``
+  (default ``spec.split``; only its first ``spec.max_examples`` are read).
+  ``with_eval=False`` skips the evaluation data (``Data.eval`` None).
   """
   data_dir = config.get("data_dir") or None
   tfds_dir = config.get("tfds_data_dir") or None
@@ -360,25 +400,36 @@ def load_data(config, spec: ev.EvalSpec, eval_key, split: str | None = None) -> 
       from vae.data.tfds_ground_truth import StreamedTfdsGroundTruth
       gt = StreamedTfdsGroundTruth(config.dataset[5:], data_dir=tfds_dir)
       train = gt.reader
+      train.sampling = "uniform"       # as the on-device source and disentanglement_lib
     else:
       gt = train = data_lib.load_ground_truth(config.dataset, tfds_dir)
-    eval_data = sources.ground_truth_eval_sample(gt, spec.max_examples or 10_000, eval_key)
-    return Data(train, eval_data, gt, kind)
+    eval_data = (sources.ground_truth_eval_sample(gt, spec.max_examples or 10_000, eval_key)
+                 if with_eval else None)
+    return Data(train, eval_data, gt, kind,
+                {"source": kind, "num_train": sources.num_examples(gt)})
   if config.dataset == "images":
     shape = tuple(config.model.data_shape)
     frac = float(config.get("validation_fraction", 0.1))
-    valid = images_lib.load_images(data_dir, shape, split or spec.split,
-                                   validation_fraction=frac).as_float(spec.max_examples)
+    valid = None
+    if with_eval:
+      reader = images_lib.image_reader(data_dir, shape, split or spec.split,
+                                       validation_fraction=frac, max_examples=spec.max_examples)
+      valid = images_lib.Images(reader.read(np.arange(reader.num_examples)),
+                                reader.scale).as_float()
     train = images_lib.image_reader(data_dir, shape, "train", validation_fraction=frac,
                                     max_examples=config.get("max_train_examples", 0))
     kind = data_source_kind(config, streaming.reader_bytes(train))
+    names = getattr(train, "files", None) or getattr(train, "names", ())
+    fingerprint = {"source": kind, "num_train": train.num_examples,
+                   "files_md5": hashlib.md5("\n".join(names).encode()).hexdigest()}
     if kind == "memory":
       train = images_lib.Images(train.read(np.arange(train.num_examples)), train.scale)
-    return Data(train, valid, None, kind)
+    return Data(train, valid, None, kind, fingerprint)
   train = load_split(config, "train", config.get("max_train_examples", 0))
   kind = data_source_kind(config, train.nbytes)
   return Data(streaming.ArrayReader(train) if kind == "stream" else train,
-              load_split(config, split or spec.split, spec.max_examples), None, kind)
+              load_split(config, split or spec.split, spec.max_examples) if with_eval else None,
+              None, kind, {"source": kind, "num_train": len(train)})
 
 
 def load_split(config, split: str, max_examples: int = 0) -> np.ndarray:
@@ -409,6 +460,7 @@ class Job:
   seed: int
   dataset: str
   prefetch_batches: int = 8
+  data_fingerprint: dict = dataclasses.field(default_factory=dict)
 
   @property
   def keys(self):
@@ -421,9 +473,12 @@ class Job:
   def effective_config(self) -> dict[str, Any]:
     """What was trained, defaults included: the objective and every one of its
     hyperparameters (recorded in config.json)."""
-    return {"objective": self.objective.name,
-            "hparams": dataclasses.asdict(self.objective.hparams),
-            "reference": self.objective.record.reference}
+    out = {"objective": self.objective.name,
+           "hparams": dataclasses.asdict(self.objective.hparams),
+           "reference": self.objective.record.reference}
+    if self.data_fingerprint:
+      out["data"] = dict(self.data_fingerprint)
+    return out
 
 
 def resolve(config, with_data: bool = True, train_data=None) -> Job:
@@ -440,9 +495,11 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
   model = build_model(config)
   spec = eval_spec(config)
   eval_data = ground_truth = None
+  fingerprint = {}
   if train_data is None and with_data:
     data = load_data(config, spec, train_lib.named_keys(config.seed)["eval"])
     train_data, eval_data, ground_truth = data.train, data.eval, data.ground_truth
+    fingerprint = data.fingerprint
     checks.check_data(eval_data, data_shape=model.data_shape, likelihood=model.likelihood,
                       name="evaluation data")
   elif isinstance(train_data, GroundTruthData):
@@ -454,7 +511,8 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
              ground_truth_data=ground_truth,
              schedule=schedule(config), eval_spec=spec, batch_size=int(config.batch_size),
              seed=int(config.seed), dataset=config.dataset,
-             prefetch_batches=int(config.get("prefetch_batches", 8)))
+             prefetch_batches=int(config.get("prefetch_batches", 8)),
+             data_fingerprint=fingerprint)
 
 
 def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool = True):
@@ -468,8 +526,8 @@ def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool
   if train_data is None:
     check_config(config)
     spec = eval_spec(config)
-    train_data = load_data(config, dataclasses.replace(spec, max_examples=1),
-                           train_lib.named_keys(config.seed)["eval"]).train
+    train_data = load_data(config, spec, train_lib.named_keys(config.seed)["eval"],
+                           with_eval=False).train
   return _train(resolve(config, train_data=train_data), workdir, eval_fn=eval_fn,
                 progress=progress)
 
@@ -515,6 +573,7 @@ def train_and_evaluate(config, workdir: str, writers=(), progress: bool = True) 
   job = resolve(config)
   with workdir_lib.lock(workdir):
     check_rerun(config, workdir)
+    check_rerun_data(job, workdir)
     record = json.loads(config.to_json_best_effort())
     record["effective"] = job.effective_config()
     workdir_lib.write_json(os.path.join(workdir, "config.json"), record, indent=2)

@@ -157,3 +157,40 @@ def test_images_config_without_a_folder_says_so(tmp_path):
   c = image_config(tmp_path, (16, 16, 2))
   with pytest.raises(ValueError, match=r"\(H, W, 1\) for grayscale or \(H, W, 3\)"):
     job_lib.check_config(c)
+
+
+def test_an_npy_is_memory_mapped_and_streams(tmp_path):
+  x = np.random.default_rng(1).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+  np.save(tmp_path / "x.npy", x)
+  reader = images.image_reader(str(tmp_path / "x.npy"), (8, 8, 3), "all")
+  assert isinstance(reader.array, np.memmap)       # nothing loaded up front
+  np.testing.assert_array_equal(reader.read(np.array([3, 1, 30])), x[[3, 1, 30]])
+  assert reader.scale == 1 / 255
+  # Splits share the whole file's scale, and 0/1 files keep scale 1.
+  np.save(tmp_path / "b.npy", (x > 128).astype(np.uint8))
+  for split in ("train", "validation"):
+    assert images.image_reader(str(tmp_path / "b.npy"), (8, 8, 3), split).scale == 1.0
+
+
+def test_16_bit_images_are_rescaled_not_clipped(tmp_path):
+  ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+  Image.fromarray(ramp).save(tmp_path / "ramp.png")       # a 16-bit PNG
+  got = images.read_image(str(tmp_path / "ramp.png"), (8, 8, 1))[..., 0]
+  np.testing.assert_array_equal(got, np.round(ramp * 255.0 / 65535).astype(np.uint8))
+
+
+def test_a_rerun_on_other_images_is_refused(tmp_path):
+  write_folder(tmp_path / "a", n=40)
+  write_folder(tmp_path / "b", n=40, seed=1)
+  c = image_config(tmp_path / "a", (16, 16, 3))
+  c.num_steps = c.log_every = c.checkpoint_every = c.eval_every = 10
+  job_lib.train_and_evaluate(c, str(tmp_path / "wd"), progress=False)
+  other = image_config(tmp_path / "b", (16, 16, 3))
+  other.num_steps = other.log_every = other.checkpoint_every = other.eval_every = 10
+  with pytest.raises(job_lib.ConfigChangedError, match="data_dir"):
+    job_lib.check_rerun(other, str(tmp_path / "wd"))
+  # Same folder, more images: N and every epoch's order change.
+  write_folder(tmp_path / "a", n=50, seed=3)
+  c.num_steps = 20
+  with pytest.raises(job_lib.ConfigChangedError, match="num_train"):
+    job_lib.train_and_evaluate(c, str(tmp_path / "wd"), progress=False)

@@ -34,23 +34,27 @@ def test_streamed_batches_are_the_in_memory_batches_across_epochs():
   src.close()
 
 
-def _train(workdir, source, steps):
+def _train(workdir, source, steps, loop="scan"):
   return train_lib.train(workdir, model=_model(), objective=objectives.get_objective("vae"),
                          optimizer=optim.make_optimizer({"learning_rate": 1e-3}), source=source,
                          schedule=train_lib.Schedule(num_steps=steps, log_every=5,
-                                                     checkpoint_every=5), progress=False)
+                                                     checkpoint_every=5, loop=loop),
+                         progress=False)
 
 
 @pytest.mark.parametrize("loop", ["scan", "per_step"])
-def test_a_restarted_streamed_run_equals_an_uninterrupted_one(tmp_path, loop):
+def test_a_restarted_streamed_run_equals_an_uninterrupted_one(tmp_path, loop, monkeypatch):
+  # Chunks of 3 steps inside each log period of 5: the feeder's sub-chunks
+  # and its assembling the next chunk ahead are exercised too.
+  monkeypatch.setattr(train_lib, "STREAM_CHUNK_STEPS", 3)
   data = make_binary_images(100)
   key = jax.random.key(1)
 
   def source():
     return streaming.StreamingSource(streaming.ArrayReader(data), 16, key, prefetch=3)
-  whole = _train(str(tmp_path / "whole"), source(), 25)
-  _train(str(tmp_path / "parts"), source(), 15)          # stops mid-epoch (6 steps/epoch)
-  parts = _train(str(tmp_path / "parts"), source(), 25)  # a new source resumes at step 15
+  whole = _train(str(tmp_path / "whole"), source(), 25, loop)
+  _train(str(tmp_path / "parts"), source(), 15, loop)          # stops mid-epoch (6 steps/epoch)
+  parts = _train(str(tmp_path / "parts"), source(), 25, loop)  # a new source resumes at step 15
   for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(parts.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   lines = [json.loads(x) for x in open(tmp_path / "parts" / "metrics.jsonl")]
@@ -64,7 +68,68 @@ def test_auto_streams_data_bigger_than_a_quarter_of_memory(monkeypatch):
   assert streaming.choose_source("memory", 10 ** 12) == "memory"
   with pytest.raises(ValueError, match="data_source must be 'auto', 'memory' or 'stream'"):
     streaming.choose_source("disk", 1)
-  assert streaming.memory_budget_bytes.__name__  # the patched one is used by the job too
+
+
+def test_the_job_streams_big_arrays_and_keeps_tfds_tfrecord_sets_in_memory(smoke_config,
+                                                                            monkeypatch):
+  from experiments import job as job_lib
+  monkeypatch.setattr(streaming, "memory_budget_bytes", lambda device=None: 4 * 600 * 784 - 4)
+  data = job_lib.load_data(smoke_config, job_lib.eval_spec(smoke_config), jax.random.key(0))
+  assert data.source == "stream" and isinstance(data.train, streaming.ArrayReader)
+  monkeypatch.setattr(streaming, "memory_budget_bytes", lambda device=None: 4 * 600 * 784)
+  data = job_lib.load_data(smoke_config, job_lib.eval_spec(smoke_config), jax.random.key(0))
+  assert data.source == "memory" and isinstance(data.train, np.ndarray)
+  assert data.fingerprint == {"source": "memory", "num_train": 600}
+  # A tfds set that is not prepared for random access is never auto-streamed.
+  monkeypatch.setattr(streaming, "memory_budget_bytes", lambda device=None: 1)
+  smoke_config.dataset = "tfds:shapes3d"
+  monkeypatch.setattr(streaming, "is_random_access", lambda name, data_dir: False)
+  assert job_lib.data_source_kind(smoke_config, 10 ** 9) == "memory"
+  monkeypatch.setattr(streaming, "is_random_access", lambda name, data_dir: True)
+  assert job_lib.data_source_kind(smoke_config, 10 ** 9) == "stream"
+
+
+class _FailingReader(streaming.ArrayReader):
+  def __init__(self, array, fail_at):
+    super().__init__(array)
+    self.calls, self.fail_at = 0, fail_at
+
+  def read(self, rows):
+    self.calls += 1
+    if self.calls >= self.fail_at:
+      raise OSError(f"disk gone at read {self.calls}")
+    return super().read(rows)
+
+
+def test_a_read_error_reaches_the_loop_and_close_never_hangs(tmp_path):
+  import threading
+  data = make_binary_images(100)
+  # The error comes after the queue (2 batches) is full: the thread must not
+  # block forever handing it over, whether or not anyone takes it.
+  src = streaming.StreamingSource(_FailingReader(data, 4), 10, jax.random.key(0), prefetch=2)
+  src.host_chunk(0, 1)
+  closer = threading.Thread(target=src.close)
+  closer.start()
+  closer.join(timeout=10)
+  assert not closer.is_alive()
+  # In training, the reader's error stops the run, naming its cause.
+  src = streaming.StreamingSource(_FailingReader(data, 6), 10, jax.random.key(0), prefetch=2)
+  with pytest.raises(OSError, match="disk gone"):
+    _train(str(tmp_path), src, 20)
+  assert src._thread is None
+
+
+def test_uniform_sampling_draws_with_replacement_as_a_function_of_the_step():
+  data = make_binary_images(50)
+  src = streaming.StreamingSource(streaming.ArrayReader(data), 40, jax.random.key(2),
+                                  sampling="uniform")
+  rows = [src.batch_rows(s) for s in range(30)]
+  want = [np.asarray(jax.random.randint(jax.random.fold_in(jax.random.key(2), s), (40,), 0, 50))
+          for s in range(30)]
+  np.testing.assert_array_equal(rows, want)
+  assert any(len(set(r.tolist())) < 40 for r in rows)        # with replacement
+  np.testing.assert_array_equal(src.host_chunk(7, 2), np.stack([data[rows[7]], data[rows[8]]]))
+  src.close()
 
 
 def test_procedural_dsprites_cannot_be_streamed(smoke_config):
@@ -136,6 +201,12 @@ def test_shapes3d_streams_from_tfds_with_the_cross_entropy_likelihood(tmp_path):
     assert isinstance(job.train_data, streaming.TfdsReader)
     gt = job.ground_truth_data
     assert isinstance(gt, StreamedTfdsGroundTruth) and not hasattr(gt, "images")
+    assert job.train_data.sampling == "uniform"      # as disentanglement_lib samples
+    # The reader gives tfds's own images (uint8, scaled 1/255 on the device).
+    raw = tfds.data_source("shapes3d", split="train")
+    np.testing.assert_array_equal(gt.reader.read(np.array([5, 0, 17])),
+                                  np.stack([raw[i]["image"] for i in (5, 0, 17)]))
+    assert gt.reader.scale == 1 / 255 and gt.observation_shape == (64, 64, 3)
     # Its observations are what the in-memory set gives for the same examples.
     mem = TfdsGroundTruth.__new__(TfdsGroundTruth)
     mem.factor_sizes, mem.observation_shape = gt.factor_sizes, gt.observation_shape

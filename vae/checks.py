@@ -62,7 +62,8 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
           "values outside [0, 1] fit likelihood='gaussian'; scaled to [0, 1] (0-255 pixels "
           "by 1/255) they fit 'cross_entropy'")
   if likelihood == "bernoulli":
-    binary = (arr == 0) | (arr * scale == 1)
+    one = round(1.0 / scale) if np.issubdtype(arr.dtype, np.integer) else 1.0 / scale
+    binary = (arr == 0) | (arr == one)      # no float copy of the data
     if not binary.all():
       bad = tuple(int(i) for i in np.argwhere(~binary)[0])
       raise ValueError(

@@ -267,8 +267,8 @@ def encode_batch(params: Params, x: jax.Array, *, model: Model):
 
 
 def decode_batch(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
-  """``decode`` for a batch of latents [B, D]: [B, *data_shape] (see
-  ``encode_batch``)."""
+  """``decode`` for a batch of latents [B, D]: [B, *model.decoder_out_shape]
+  (see ``encode_batch``)."""
   if len(_shape(z)) != 2:
     raise ValueError(f"decode_batch: z must have shape [B, {model.latent_dim}], got "
                      f"shape {_shape(z)}")
@@ -317,7 +317,8 @@ def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
   """log p(x|z) of one example given the decoder output; scalar.
 
   Raises:
-    ValueError: ``x`` or ``decoder_out`` is not of shape ``model.data_shape``.
+    ValueError: ``x`` is not of shape ``model.data_shape``, or
+      ``decoder_out`` not of ``model.decoder_out_shape``.
   """
   check_example(x, model, "log_likelihood")
   if _shape(decoder_out) != model.decoder_out_shape:

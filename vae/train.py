@@ -208,6 +208,50 @@ class Schedule:
       raise ValueError(f"loop must be 'scan' or 'per_step', got {self.loop!r}")
 
 
+# A streaming source is fed at most this many steps per call of the loop (a
+# chunk of log_every steps of 64x64x3 images could be hundreds of MB).
+STREAM_CHUNK_STEPS = 50
+
+
+class _StreamFeeder:
+  """Runs ``n`` steps of a host-fed source in chunks of at most
+  ``STREAM_CHUNK_STEPS``, assembling the next chunk on the host (and moving
+  it to the device) while the device trains on the current one."""
+
+  def __init__(self, run, source, mesh, train_key, total: int, log_every: int):
+    self.run_fn, self.source, self.mesh = run, source, mesh
+    self.train_key, self.total, self.log_every = train_key, int(total), int(log_every)
+    self.pending = None            # (step, n, arrays) assembled ahead
+
+  def _arrays(self, step: int, n: int):
+    if self.pending is not None and self.pending[:2] == (step, n):
+      arrays, self.pending = self.pending[2], None
+      return arrays
+    self.pending = None
+    return self.source.device_chunk(step, n, self.mesh)
+
+  def run(self, state, step: int, n: int):
+    end, parts = step + n, []
+    while step < end:
+      k = min(STREAM_CHUNK_STEPS, end - step)
+      state, metrics = self.run_fn(state, self._arrays(step, k), self.train_key, k)
+      step += k
+      # The next chunk of this call, else the first of the loop's next call
+      # (which ends on the next multiple of log_every, or at the end).
+      if step < end:
+        nxt = min(STREAM_CHUNK_STEPS, end - step)
+      elif step < self.total:
+        nxt = min(STREAM_CHUNK_STEPS, self.log_every - step % self.log_every,
+                  self.total - step)
+      else:
+        nxt = 0
+      if nxt:
+        self.pending = (step, nxt, self.source.device_chunk(step, nxt, self.mesh))
+      parts.append(metrics)
+    metrics = jax.device_get(parts)
+    return state, jax.tree.map(lambda *xs: np.concatenate(xs), *metrics)
+
+
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf loss; the message names the step."""
 
@@ -297,6 +341,7 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
   train_key = parallel.replicate(keys["train"], mesh)
   log_every, ckpt_every = int(schedule.log_every), int(schedule.checkpoint_every)
   eval_every, total = int(schedule.eval_every), int(schedule.num_steps)
+  feeder = _StreamFeeder(run, source, mesh, train_key, total, log_every) if host_fed else None
   last_ckpt = restored
 
   bar = None
@@ -311,9 +356,10 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
     # compiles the same one or two scan lengths.
     n = min(log_every - step % log_every, total - step)
     if host_fed:
-      arrays = source.device_chunk(step, n, mesh)
-    state, metrics = run(state, arrays, train_key, n)
-    metrics = jax.device_get(metrics)
+      state, metrics = feeder.run(state, step, n)
+    else:
+      state, metrics = run(state, arrays, train_key, n)
+      metrics = jax.device_get(metrics)
     loss = np.asarray(metrics["loss"])
     if not np.all(np.isfinite(loss)):
       bad = step + int(np.argmin(np.isfinite(loss)))

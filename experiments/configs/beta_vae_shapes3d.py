@@ -10,10 +10,9 @@ factor labels are held in memory, the training batches are read ahead by a
 background thread, and the metrics read the images they need. The set must
 be prepared in the array_record format once:
   tfds build shapes3d --file_format=array_record [--data_dir DIR]
-(streaming differs from disentanglement_lib in one respect: it visits the
-images in shuffled epochs, where disentanglement_lib draws each batch with
-replacement; ``data_source="memory"`` does that, holding the whole set on
-the device).
+Each batch is drawn uniformly with replacement, as disentanglement_lib draws
+it (and as ``data_source="memory"`` does on the device, holding the whole
+set there).
 
 Command:
   python -m experiments.train --config beta_vae_shapes3d \

@@ -16,9 +16,10 @@ Command:
       --config.data_dir=/path/to/images
 Expected: reconstructions, traversals and prior samples in the workdir; the
 validation ELBO in eval_validation.json. How good they get depends on the
-images and the steps: 10,000 steps take about 9 min on a 2-core CPU (18-20
-steps/s, `python -m experiments.benchmark --notraining --eval_examples 0
---nogeneration --streaming`), plus the final evaluation.
+images and the steps: 10,000 steps take about 8 min on a 2-core CPU (20.7-20.9
+steps/s in memory, 17.5-19.0 streamed from PNG files: `python -m
+experiments.benchmark --notraining --eval_examples 0 --nogeneration
+--streaming`), plus the final evaluation.
 """
 
 from vae_experiments.configs import default

@@ -127,17 +127,25 @@ def read_image(path: str, data_shape: Sequence[int]) -> np.ndarray:
   Raises:
     UnreadableImageError: the file cannot be decoded, naming it.
   """
-  from PIL import Image, UnidentifiedImageError
+  from PIL import Image, ImageOps, UnidentifiedImageError
   h, w, c = (int(s) for s in data_shape)
   if c not in (1, 3):
     raise ValueError(f"images need data_shape (H, W, 1) or (H, W, 3), got {tuple(data_shape)}")
   try:
     with Image.open(path) as img:
+      img = ImageOps.exif_transpose(img)        # camera photos: as they are shown
+      if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or float grey: rescale to 8 bits by the image's own range
+        # (a plain convert would clip everything above 255).
+        a = np.asarray(img, np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(a.max()), 1.0)
+        img = Image.fromarray(np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8))
       img = img.convert("L" if c == 1 else "RGB")
       if img.size != (w, h):
         img = img.resize((w, h), Image.LANCZOS)
       arr = np.asarray(img, np.uint8)
-  except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+  except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+          Image.DecompressionBombError) as e:
     raise UnreadableImageError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
   return arr.reshape(h, w, c)
 
@@ -166,7 +174,13 @@ def split_rows(names: Sequence[str], split: str, fraction: float) -> np.ndarray:
   return rows
 
 
-def _npz_images(path: str) -> np.ndarray:
+def _array_file(path: str) -> np.ndarray:
+  """The images of an ``.npy`` (memory-mapped: read as used) or ``.npz``
+  (read whole)."""
+  if path.endswith(".npy"):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path}: no such file")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
   with np.load(path, allow_pickle=False) as f:
     keys = list(f.files)
   key = next((k for k in ("images", "image", "x") if k in keys), keys[0] if len(keys) == 1 else None)
@@ -199,24 +213,10 @@ def load_images(path: str, data_shape: Sequence[int], split: str = "all", *,
     ValueError: no images, a bad shape, or an empty split.
   """
   data_shape = tuple(int(s) for s in data_shape)
-  if path.endswith(".npz"):
-    arr = _npz_images(path)
-    if arr.ndim == 3:
-      arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-      raise ValueError(f"{path}: images must have shape [N, H, W] or [N, H, W, C] with C 1 or "
-                       f"3, got {arr.shape}")
-    names = [f"row {i}" for i in range(len(arr))]
-    rows = split_rows(names, split, validation_fraction)
-    arr = arr[rows]
-    if arr.shape[1:] != data_shape:
-      if arr.dtype != np.uint8:
-        raise ValueError(f"{path}: images of shape {arr.shape[1:]} must be uint8 to be resized "
-                         f"to {data_shape}; save them at that shape")
-      arr = np.stack([_convert(a, data_shape) for a in arr])
-    scale = 1.0 / 255.0 if arr.dtype == np.uint8 and arr.max() > 1 else 1.0
-    pixels = arr if arr.dtype == np.uint8 else arr.astype(np.float32)
-    return Images(pixels, scale, None, tuple(names[i] for i in rows))
+  if path.endswith((".npz", ".npy")):
+    reader = image_reader(path, data_shape, split, validation_fraction=validation_fraction)
+    pixels = reader.read(np.arange(reader.num_examples))
+    return Images(pixels, reader.scale, None, reader.names)
   listing = list_images(path, labels)
   rows = split_rows(listing.files, split, validation_fraction)
   files = [listing.files[i] for i in rows]
@@ -268,16 +268,57 @@ def image_reader(path: str, data_shape: Sequence[int], split: str = "train", *,
                  validation_fraction: float = 0.1, max_examples: int = 0,
                  num_threads: int | None = None):
   """A reader of one split of a folder (``ImageFileReader``: files decoded on
-  demand, nothing held) or of an ``.npz`` (``vae.data.streaming.ArrayReader``
-  over the split's rows), for the streaming source; ``max_examples`` > 0
-  keeps the first that many."""
-  from vae.data import streaming
-  if path.endswith(".npz"):
-    imgs = load_images(path, data_shape, split, validation_fraction=validation_fraction)
-    pixels = imgs.pixels[:max_examples] if max_examples else imgs.pixels
-    return streaming.ArrayReader(pixels, imgs.scale)
+  demand, nothing held), of an ``.npy`` (memory-mapped: nothing held) or of
+  an ``.npz`` (read whole) (``ArrayFileReader``), for the streaming source;
+  ``max_examples`` > 0 keeps the first that many."""
+  if path.endswith((".npz", ".npy")):
+    return ArrayFileReader(path, data_shape, split, validation_fraction=validation_fraction,
+                           max_examples=max_examples)
   listing = list_images(path)
   rows = split_rows(listing.files, split, validation_fraction)
   if max_examples:
     rows = rows[:max_examples]
   return ImageFileReader(path, [listing.files[i] for i in rows], data_shape, num_threads)
+
+
+class ArrayFileReader:
+  """Random access to one split of an ``.npy`` / ``.npz`` of images
+  ([N, H, W] or [N, H, W, C]): uint8 0..255 (scale 1/255; the scale is
+  decided by the dtype and range of the whole file, so every split gets the
+  same), or floats used as they are. Images of another shape than
+  ``data_shape`` (uint8 only) are converted and resized as they are read.
+  """
+
+  def __init__(self, path: str, data_shape: Sequence[int], split: str = "all", *,
+               validation_fraction: float = 0.1, max_examples: int = 0):
+    arr = _array_file(path)
+    if arr.ndim == 3:
+      arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+      raise ValueError(f"{path}: images must have shape [N, H, W] or [N, H, W, C] with C 1 or "
+                       f"3, got {arr.shape}")
+    self.example_shape = tuple(int(s) for s in data_shape)
+    if arr.shape[1:] != self.example_shape and arr.dtype != np.uint8:
+      raise ValueError(f"{path}: images of shape {arr.shape[1:]} must be uint8 to be resized "
+                       f"to {self.example_shape}; save them at that shape")
+    names = [f"row {i}" for i in range(len(arr))]
+    rows = split_rows(names, split, validation_fraction)
+    self.rows = rows[:max_examples] if max_examples else rows
+    self.names = tuple(names[i] for i in self.rows)
+    self.array, self.path = arr, path
+    # 0/1 uint8 (binary images) keep scale 1; the maximum is taken in blocks,
+    # so a memory-mapped file is scanned, not loaded.
+    binary = arr.dtype == np.uint8 and max(
+        (int(arr[i:i + 4096].max()) for i in range(0, len(arr), 4096)), default=0) <= 1
+    self.scale = 1.0 / 255.0 if arr.dtype == np.uint8 and not binary else 1.0
+    self.dtype = np.dtype(np.uint8) if arr.dtype == np.uint8 else np.dtype(np.float32)
+    self.num_examples = len(self.rows)
+
+  def read(self, rows) -> np.ndarray:
+    idx = self.rows[np.asarray(rows, np.int64)]
+    order = np.argsort(idx, kind="stable")       # sequential reads of a memmap
+    out = np.empty((len(idx),) + tuple(self.array.shape[1:]), self.array.dtype)
+    out[order] = self.array[idx[order]]
+    if out.shape[1:] != self.example_shape:
+      out = np.stack([_convert(a, self.example_shape) for a in out])
+    return out.astype(self.dtype, copy=False)

@@ -145,7 +145,9 @@ def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
     first = train_data.read(np.arange(min(int(batch_size), train_data.num_examples)))
     checks.check_data(first, data_shape=model.data_shape, likelihood=model.likelihood,
                       name="training data (first streamed batch)", scale=train_data.scale)
-    return streaming.StreamingSource(train_data, batch_size, data_key, prefetch)
+    # A reader may ask for uniform draws (a streamed ground-truth set).
+    return streaming.StreamingSource(train_data, batch_size, data_key, prefetch,
+                                     getattr(train_data, "sampling", "epochs"))
   scale = 1.0
   if isinstance(train_data, images.Images):
     train_data, scale = train_data.pixels, train_data.scale

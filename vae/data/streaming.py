@@ -22,8 +22,10 @@ global batch that its own devices hold (``shard_rows``), and the training
 loop assembles them into one global array.
 
 Prefetch: a background thread reads the batches of the coming steps into a
-bounded queue (``prefetch`` batches), so reading overlaps training; the
-training loop asks for ``log_every`` steps at a time (``device_chunk``).
+bounded queue (``prefetch`` batches); the training loop takes them a chunk
+of at most ``vae.train.STREAM_CHUNK_STEPS`` steps at a time
+(``device_chunk``), and assembles the next chunk while the device trains on
+the current one, so reading overlaps training.
 
 Resuming: the batch of step ``s`` is a function of ``s`` alone, so the data
 position is the checkpointed step: a run restarted from a checkpoint at step
@@ -33,9 +35,10 @@ position is the checkpointed step: a run restarted from a checkpoint at step
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from typing import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -83,14 +86,12 @@ class TfdsReader:
     import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
     try:
       self.source = tfds.data_source(name, split=split, data_dir=data_dir)
-    except Exception as e:  # tfds raises several types for a tfrecord-only set
-      raise ValueError(
-          f"tfds {name}[{split}] cannot be read by random access ({type(e).__name__}: {e}); "
-          "streaming reads tfds sets prepared as array_record: prepare it with "
-          f"`tfds build {name} --file_format=array_record`, or convert the prepared copy with "
-          "`tfds convert_format --root_data_dir <data_dir> --out_file_format array_record`") \
+    except Exception as e:  # tfds raises several types; say which case this is
+      raise ValueError(f"tfds {name}[{split}] cannot be read by random access "
+                       f"({type(e).__name__}: {e}); {random_access_hint(name, data_dir)}") \
           from None
     self.name, self.image, self.resize = name, image, resize
+    self._pool = ThreadPoolExecutor(os.cpu_count() or 1)
     self.num_examples = len(self.source)
     shape = tuple(tfds.builder(name, data_dir=data_dir).info.features[image].shape)
     self.example_shape = (resize, resize) + shape[2:] if resize else shape
@@ -99,12 +100,56 @@ class TfdsReader:
 
   def read(self, rows) -> np.ndarray:
     rows = [int(r) for r in np.asarray(rows)]
-    examples = [self.source[r] for r in rows]
+    examples = read_examples(self.source, rows, self._pool)
     images = np.stack([np.asarray(e[self.image]) for e in examples])
     if self.resize and images.shape[1:3] != (self.resize, self.resize):
       from vae.data.tfds_ground_truth import resize_images
       images = resize_images(images, self.resize)
     return images.astype(np.uint8).reshape((len(rows),) + self.example_shape)
+
+
+def read_examples(source, rows, pool=None) -> list:
+  """``[source[r] for r in rows]`` of a tfds data source, batched
+  (``__getitems__``) where the source supports it, else on ``pool``."""
+  get = getattr(source, "__getitems__", None)
+  if get is not None:
+    try:
+      return list(get(rows))
+    except TypeError:   # tfds.testing.mock_data's source lacks a working one
+      pass
+  if pool is None:
+    return [source[r] for r in rows]
+  return list(pool.map(source.__getitem__, rows))
+
+
+def random_access_hint(name: str, data_dir: str | None) -> str:
+  """What to do when a tfds set cannot be read by random access."""
+  import tensorflow_datasets as tfds
+  try:
+    info = tfds.builder(name, data_dir=data_dir).info
+    prepared, fmt = bool(info.splits), str(getattr(info, "file_format", "") or "")
+  except Exception:  # unknown name, unreadable data_dir: the error above says it
+    return "check the name and tfds_data_dir"
+  if not prepared:
+    return (f"it is not prepared in {data_dir or 'the default tfds data_dir'}: prepare it for "
+            f"streaming with `tfds build {name} --file_format=array_record"
+            f"{' --data_dir ' + data_dir if data_dir else ''}`")
+  if "array_record" not in fmt:
+    return (f"it is prepared as {fmt or 'tfrecord'}, which tfds reads only in sequence: "
+            "convert it with `tfds convert_format --root_data_dir <data_dir> "
+            f"--out_file_format array_record`, or prepare it with `tfds build {name} "
+            "--file_format=array_record`")
+  return "see the tfds error above"
+
+
+def is_random_access(name: str, data_dir: str | None) -> bool:
+  """Whether tfds set ``name`` is prepared in a format read by random access."""
+  import tensorflow_datasets as tfds
+  try:
+    info = tfds.builder(name, data_dir=data_dir).info
+  except Exception:
+    return False
+  return bool(info.splits) and "array_record" in str(getattr(info, "file_format", "") or "")
 
 
 def epoch_permutation(data_key: jax.Array, epoch: int, n: int) -> np.ndarray:
@@ -141,13 +186,21 @@ class StreamingSource:
   Args:
     reader: see the module docstring.
     batch_size: the global batch size.
-    data_key: the run's data key (the order is ``ArraySource``'s).
+    data_key: the run's data key.
     prefetch: batches read ahead by the background thread (bounded queue).
+    sampling: "epochs": shuffled epochs, ``ArraySource``'s order; "uniform":
+      every batch drawn uniformly with replacement, rows
+      ``randint(fold_in(data_key, step), B, 0, N)``, as disentanglement_lib
+      samples ground-truth sets (and ``GroundTruthSource`` does on the device).
   """
 
   host_fed = True
 
-  def __init__(self, reader, batch_size: int, data_key: jax.Array, prefetch: int = 8):
+  def __init__(self, reader, batch_size: int, data_key: jax.Array, prefetch: int = 8,
+               sampling: str = "epochs"):
+    if sampling not in ("epochs", "uniform"):
+      raise ValueError(f"sampling must be 'epochs' or 'uniform', got {sampling!r}")
+    self.sampling = sampling
     self.reader = reader
     self.num_examples = int(reader.num_examples)
     self.batch_size = int(batch_size)
@@ -169,8 +222,11 @@ class StreamingSource:
 
   # -------------------------------------------------------------- host side
   def position(self, step: int) -> tuple[int, int]:
-    """(epoch, index of the first example of step ``step`` in that epoch's
-    order): where a run resumed at ``step`` starts reading."""
+    """Where a run resumed at ``step`` starts reading: (epoch, index of the
+    step's first example in that epoch's order); with uniform sampling,
+    (the number of examples drawn so far // N, that number % N)."""
+    if self.sampling == "uniform":
+      return divmod(int(step) * self.batch_size, self.num_examples)
     epoch, pos = divmod(int(step), self.steps_per_epoch)
     return epoch, pos * self.batch_size
 
@@ -181,6 +237,11 @@ class StreamingSource:
 
   def batch_rows(self, step: int) -> np.ndarray:
     """The data rows of the global batch of ``step``."""
+    if self.sampling == "uniform":
+      cpu = jax.local_devices(backend="cpu")[0]
+      with jax.default_device(cpu):
+        key = jax.random.fold_in(jax.device_put(self.data_key, cpu), int(step))
+        return np.asarray(jax.random.randint(key, (self.batch_size,), 0, self.num_examples))
     epoch, pos = divmod(int(step), self.steps_per_epoch)
     return self._perm(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
 
@@ -191,19 +252,25 @@ class StreamingSource:
     return self.reader.read(self.batch_rows(step)[lo:hi])
 
   def _produce(self, start: int, q: queue.Queue, stop: threading.Event, rows):
-    step = start
-    try:
+    def put(item) -> bool:
+      # Never blocks for good: a stopped source drops what it was handing over.
       while not stop.is_set():
+        try:
+          q.put(item, timeout=0.1)
+          return True
+        except queue.Full:
+          continue
+      return False
+    step = start
+    while not stop.is_set():
+      try:
         item = (step, self.host_batch(step, rows))
-        while not stop.is_set():
-          try:
-            q.put(item, timeout=0.1)
-            break
-          except queue.Full:
-            continue
-        step += 1
-    except BaseException as e:  # handed to the consumer, which raises it
-      q.put((step, e))
+      except BaseException as e:  # handed to the consumer, which raises it
+        put((step, e))
+        return
+      if not put(item):
+        return
+      step += 1
 
   def _restart(self, step: int, rows) -> None:
     self.close()
@@ -245,10 +312,16 @@ class StreamingSource:
     return (jax.make_array_from_process_local_data(sharding, local, shape),)
 
   def close(self) -> None:
-    """Stops the prefetch thread (a later chunk starts it again)."""
+    """Stops the prefetch thread (a later chunk starts it again); returns
+    once it has stopped (at most one read later)."""
     if self._thread is not None:
       self._stop.set()
-      self._thread.join()
+      while self._thread.is_alive():
+        try:
+          self._queue.get_nowait()
+        except queue.Empty:
+          pass
+        self._thread.join(timeout=0.05)
     self._thread = None
 
   # ------------------------------------------------------------ device side
@@ -272,7 +345,6 @@ def reader_bytes(reader) -> int:
 def memory_budget_bytes(device=None) -> int:
   """The memory of ``device`` (default: the first), for the automatic choice
   of source: an accelerator's ``bytes_limit``, or the host's physical RAM."""
-  import os
   device = device or jax.devices()[0]
   stats = None
   try:

@@ -204,8 +204,8 @@ class StreamedTfdsGroundTruth(TfdsGroundTruth):
       raise ValueError(f"tfds {name}[{split}] has no examples")
     if max_examples:
       self.reader.num_examples = n
-    labels = np.array([[int(labels_source[i][k]) for k in spec.factors] for i in range(n)],
-                      np.int32)
+    labels = np.array([[int(e[k]) for k in spec.factors] for e in streaming.read_examples(
+        labels_source, list(range(n)), self.reader._pool)], np.int32)
     self.check_factors(labels)
     self.set_labels(labels)
 
