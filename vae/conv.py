@@ -14,7 +14,7 @@ Why: on XLA:CPU the convolutions' backward passes (a stride-2 conv's input
 gradient is a transposed conv, its kernel gradient a dilated conv) run one to
 two orders of magnitude below the machine's matmul speed, and so does the
 transposed conv itself; XLA's GEMMs reach 200-250 GFLOP/s on one core of this
-machine. Measured layer by layer in ``experiments/benchmark.py --layers``.
+machine (measured layer by layer, forward and backward, batch 64, one core).
 
 How (``s`` = space-to-depth of the padded input, 2x2 blocks into channels):
 
@@ -31,7 +31,11 @@ How (``s`` = space-to-depth of the padded input, 2x2 blocks into channels):
   phases interleaved (depth-to-space).
 * Backward passes by hand (``jax.custom_vjp``): the cotangents of the shifted
   slices are stacked once and met by one GEMM for the input gradient and one
-  for the kernel gradient; no convolution, no scatter.
+  for the kernel gradient; no convolution, no scatter. A transposed conv with
+  few output channels (the decoder's last layer, 1 channel) instead takes its
+  gradients from the adjoint stride-2 conv (im2col, flipped kernel): its 16
+  shifted copies of a 1-channel cotangent cost 2.5 ms at batch 64 where the
+  adjoint's whole backward takes 0.3 ms.
 
 References:
   Dumoulin & Visin (2016), A guide to convolution arithmetic for deep
@@ -224,10 +228,31 @@ def _shift(a, axis, d):
   return jnp.pad(a[tuple(idx)], pad)
 
 
+def _deconv_bwd_adjoint(x, kflat, dout):
+  """The backward pass as the adjoint stride-2 conv, for few output channels
+  (the last layer, F = 1), where the 16 shifted copies of a 1-channel
+  cotangent are slow to build: output row ``o = 2m + 2 - kr`` takes x[m] @
+  K[kr], so ``dx[m] = sum_t dout[2m - 1 + t] @ K[3 - t]^T``, the 'SAME'
+  stride-2 conv of dout with ``K' = flip(K)`` (inputs and outputs swapped),
+  and ``dK[kr] = dK'[3 - kr]``, the kernel gradient of that conv met with
+  x. Both come from the im2col conv's forward pass and one GEMM."""
+  c, f = kflat.shape[0], kflat.shape[1] // 16
+  kernel = kflat.reshape(c, 4, 4, f).transpose(1, 2, 0, 3)          # [4, 4, C, F]
+  w16 = _im2col_weights(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+  dx, (patches, _, _) = _conv_im2col_fwd(dout, w16)                  # [..., H, W, C]
+  dw16 = _gram(patches, x)                                           # [(p, q, a, b, f), C]
+  dkp = dw16.reshape(2, 2, 2, 2, f, c).transpose(0, 2, 1, 3, 4, 5).reshape(4, 4, f, c)
+  dk = jnp.flip(dkp.transpose(0, 1, 3, 2), (0, 1))                   # [4, 4, C, F]
+  return dx, dk.transpose(2, 0, 1, 3).reshape(c, 16 * f)
+
+
 def _deconv_bwd(res, dout):
   x, kflat = res
   f = kflat.shape[1] // 16
   hh, ww = x.shape[-3:-1]
+  if 4 * f <= x.shape[-1]:       # few output channels: the adjoint conv is cheaper
+    dx, dk = _deconv_bwd_adjoint(x, kflat, dout)
+    return dx.astype(dout.dtype), dk.astype(kflat.dtype)
   grid = dout.reshape(dout.shape[:-3] + (hh, 2, ww, 2, f))
   # Only the unpadded positions of xp (x itself) reach the gradients:
   # dY[i, j, 2e + r, 2g + s] = d_rs[i + 1 - e - r, j + 1 - g - s], 16 shifted copies.

@@ -157,6 +157,32 @@ def _check_same_shape(fn: str, x, other, other_name: str) -> None:
                      f"example), got {jnp.shape(x)} and {jnp.shape(other)}")
 
 
+@jax.custom_vjp
+def _bernoulli_sum(x, logits):
+  """sum(log sigmoid(l) - (1 - x) l), its gradient written by hand.
+
+  Why: XLA:CPU fuses a reduction of this expression into one YNNPACK
+  fusion that evaluates the transcendentals slowly (2.4 ms for a 64 x 64 x
+  64 batch on one core, value and gradient); a sum written as a dot with
+  ones and the explicit gradient take 0.65 ms, the same values to rounding.
+  """
+  e = (jax.nn.log_sigmoid(logits) - (1.0 - x) * logits).reshape(-1)
+  return jnp.dot(e, jnp.ones_like(e))
+
+
+def _bernoulli_sum_fwd(x, logits):
+  return _bernoulli_sum(x, logits), (x, logits)
+
+
+def _bernoulli_sum_bwd(res, g):
+  x, logits = res
+  # d/dl = x - sigmoid(l); d/dx = l.
+  return g * logits, g * (x - jax.nn.sigmoid(logits))
+
+
+_bernoulli_sum.defvjp(_bernoulli_sum_fwd, _bernoulli_sum_bwd)
+
+
 def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   """log Bernoulli(x; sigmoid(logits)) summed over all event dimensions.
 
@@ -184,7 +210,7 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
     ValueError: shapes differ, or a concrete ``x`` has values outside [0, 1].
   """
   _check_same_shape("bernoulli_log_prob", x, logits, "logits")
-  ll = jnp.sum(jax.nn.log_sigmoid(logits) - (1.0 - x) * logits)
+  ll = _bernoulli_sum(jnp.asarray(x).astype(logits.dtype), logits)
   if isinstance(x, jax.core.Tracer):
     return jnp.where(jnp.all((x >= 0) & (x <= 1)), ll, jnp.nan)
   xa = np.asarray(x)
