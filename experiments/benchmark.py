@@ -129,20 +129,28 @@ def _data():
 
 def _time_scanned(step, src, state, train_key, batch_size, steps, chunk, mesh):
   """Times ``make_scan_loop`` on ``mesh``: one warm-up (compiling) chunk, then
-  ``steps // chunk`` (at least one) timed chunks. Returns (figures, state)."""
+  ``steps // chunk`` (at least one) timed chunks. A host-fed (streaming)
+  source gives each chunk's arrays, read ahead by its thread, as in
+  ``vae.train.train``. Returns (figures, state)."""
   from vae import parallel
   run = train_lib.make_scan_loop(step, src, mesh)
   state = parallel.replicate(state, mesh)
-  arrays = parallel.replicate(src.arrays(), mesh)
+  host_fed = getattr(src, "host_fed", False)
+  arrays = None if host_fed else parallel.replicate(src.arrays(), mesh)
   key = parallel.replicate(train_key, mesh)
-  state, _ = run(state, arrays, key, chunk)
+
+  def go(state, s):
+    return run(state, src.device_chunk(s, chunk, mesh) if host_fed else arrays, key, chunk)
+  state, _ = go(state, 0)
   jax.block_until_ready(state)
   n = max(1, steps // chunk)
   t0 = time.perf_counter()
-  for _ in range(n):
-    state, m = run(state, arrays, key, chunk)
+  for i in range(n):
+    state, m = go(state, (i + 1) * chunk)
   jax.block_until_ready(state)
   dt = time.perf_counter() - t0
+  if host_fed:
+    src.close()
   return {"steps": n * chunk, "seconds": dt,
           "examples_per_sec": n * chunk * batch_size / dt,
           "steps_per_sec": n * chunk / dt,
@@ -243,32 +251,6 @@ def _write_png_folder(root: str, n: int, seed: int = 0) -> np.ndarray:
   return imgs
 
 
-def _time_source(step, src, state, batch_size, steps, chunk):
-  """Training steps/s as ``vae.train.train`` runs them: a host-fed source
-  gives each chunk's arrays (read ahead by its thread); one warm-up chunk."""
-  from vae import parallel
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  run = train_lib.make_scan_loop(step, src, mesh)
-  key = jax.random.key(2)
-  host_fed = getattr(src, "host_fed", False)
-  arrays = None if host_fed else src.arrays()
-
-  def go(state, s):
-    a = src.device_chunk(s, chunk, mesh) if host_fed else arrays
-    return run(state, a, key, chunk)[0]
-  state = go(state, 0)
-  jax.block_until_ready(state)
-  n = max(1, steps // chunk)
-  t0 = time.perf_counter()
-  for i in range(n):
-    state = go(state, (i + 1) * chunk)
-  jax.block_until_ready(state)
-  dt = time.perf_counter() - t0
-  if host_fed:
-    src.close()
-  return n * chunk / dt
-
-
 def _feed_rate(src, steps, chunk):
   """Examples/s a source delivers with no training: the in-memory source's
   gather and cast inside a scan, or the streaming source's host reads."""
@@ -327,6 +309,8 @@ def bench_streaming():
                                           encoder_hidden=(256,), decoder_hidden=(256,),
                                           activation="relu", likelihood="cross_entropy")}
   opt = optim.make_optimizer({"learning_rate": 1e-4})
+  from vae import parallel
+  mesh = parallel.make_mesh(jax.devices()[:1])
   rows = {k: {"feed": []} for k in kinds}
   for _ in range(FLAGS.stream_repeats):
     for k in kinds:
@@ -337,7 +321,8 @@ def bench_streaming():
       for k in kinds:           # a fresh state each time: the loop donates it
         state = train_lib.init_state(jax.random.key(0), model, opt)
         rows[k].setdefault(name, []).append(
-            _time_source(step, make(k), state, batch, FLAGS.stream_steps, chunk))
+            _time_scanned(step, make(k), state, jax.random.key(2), batch, FLAGS.stream_steps,
+                          chunk, mesh)[0]["steps_per_sec"])
   import shutil
   shutil.rmtree(tmp, ignore_errors=True)
   return {"batch": batch, "examples": FLAGS.stream_examples, "cpus": os.cpu_count(),

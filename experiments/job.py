@@ -335,16 +335,19 @@ class Data:
     eval: float32 host array [N, *data_shape] of evaluation examples.
     ground_truth: the set with known factors that metrics sample (None
       without factors).
-    source: "memory" (on the device) or "stream" (read from the host).
     fingerprint: what identifies the training data beyond the config
-      (recorded in config.json and checked on a rerun): the source, N, and
+      (recorded in config.json and checked on a rerun): the source
+      ("memory": on the device, or "stream": read from the host), N, and
       for image files an MD5 of their list.
   """
   train: Any
   eval: np.ndarray | None
   ground_truth: Any = None
-  source: str = "memory"
   fingerprint: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def source(self) -> str:
+    return self.fingerprint.get("source", "memory")
 
 
 def data_source_kind(config, nbytes) -> str:
@@ -405,40 +408,34 @@ def load_data(config, spec: ev.EvalSpec, eval_key, split: str | None = None,
       gt = train = data_lib.load_ground_truth(config.dataset, tfds_dir)
     eval_data = (sources.ground_truth_eval_sample(gt, spec.max_examples or 10_000, eval_key)
                  if with_eval else None)
-    return Data(train, eval_data, gt, kind,
-                {"source": kind, "num_train": sources.num_examples(gt)})
+    return Data(train, eval_data, gt, {"source": kind, "num_train": sources.num_examples(gt)})
   if config.dataset == "images":
     shape = tuple(config.model.data_shape)
     frac = float(config.get("validation_fraction", 0.1))
-    valid = None
-    if with_eval:
-      reader = images_lib.image_reader(data_dir, shape, split or spec.split,
-                                       validation_fraction=frac, max_examples=spec.max_examples)
-      valid = images_lib.Images(reader.read(np.arange(reader.num_examples)),
-                                reader.scale).as_float()
+    valid = load_split(config, split or spec.split, spec.max_examples) if with_eval else None
     train = images_lib.image_reader(data_dir, shape, "train", validation_fraction=frac,
                                     max_examples=config.get("max_train_examples", 0))
     kind = data_source_kind(config, streaming.reader_bytes(train))
-    names = getattr(train, "files", None) or getattr(train, "names", ())
     fingerprint = {"source": kind, "num_train": train.num_examples,
-                   "files_md5": hashlib.md5("\n".join(names).encode()).hexdigest()}
+                   "files_md5": hashlib.md5("\n".join(train.names).encode()).hexdigest()}
     if kind == "memory":
-      train = images_lib.Images(train.read(np.arange(train.num_examples)), train.scale)
-    return Data(train, valid, None, kind, fingerprint)
+      train = images_lib.Images.from_reader(train)
+    return Data(train, valid, None, fingerprint)
   train = load_split(config, "train", config.get("max_train_examples", 0))
   kind = data_source_kind(config, train.nbytes)
   return Data(streaming.ArrayReader(train) if kind == "stream" else train,
               load_split(config, split or spec.split, spec.max_examples) if with_eval else None,
-              None, kind, {"source": kind, "num_train": len(train)})
+              None, {"source": kind, "num_train": len(train)})
 
 
 def load_split(config, split: str, max_examples: int = 0) -> np.ndarray:
   """Host array of an array data set's split (or of an image set's, as
-  float32 in [0, 1]), optionally truncated."""
+  float32 in [0, 1]), optionally truncated (images past it are not read)."""
   if config.dataset == "images":
-    return images_lib.load_images(
+    return images_lib.Images.from_reader(images_lib.image_reader(
         config.get("data_dir") or "", tuple(config.model.data_shape), split,
-        validation_fraction=float(config.get("validation_fraction", 0.1))).as_float(max_examples)
+        validation_fraction=float(config.get("validation_fraction", 0.1)),
+        max_examples=max_examples)).as_float()
   arr = data_lib.load_dataset(config.dataset, split, config.get("data_dir") or None,
                               config.get("tfds_data_dir") or None)
   return arr[:max_examples] if max_examples else arr

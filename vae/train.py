@@ -236,20 +236,21 @@ class _StreamFeeder:
       k = min(STREAM_CHUNK_STEPS, end - step)
       state, metrics = self.run_fn(state, self._arrays(step, k), self.train_key, k)
       step += k
-      # The next chunk of this call, else the first of the loop's next call
-      # (which ends on the next multiple of log_every, or at the end).
-      if step < end:
-        nxt = min(STREAM_CHUNK_STEPS, end - step)
-      elif step < self.total:
-        nxt = min(STREAM_CHUNK_STEPS, self.log_every - step % self.log_every,
-                  self.total - step)
-      else:
-        nxt = 0
+      # The next chunk of this call, else the first of the loop's next call.
+      nxt = min(STREAM_CHUNK_STEPS, (end if step < end else self.total) - step,
+                _log_period(step, self.log_every, self.total))
       if nxt:
         self.pending = (step, nxt, self.source.device_chunk(step, nxt, self.mesh))
       parts.append(metrics)
     metrics = jax.device_get(parts)
     return state, jax.tree.map(lambda *xs: np.concatenate(xs), *metrics)
+
+
+def _log_period(step: int, log_every: int, total: int) -> int:
+  """Steps from ``step`` to the next row of metrics: chunks end on multiples
+  of ``log_every`` (or at ``total``), so that every run, resumed or not,
+  compiles the same one or two scan lengths."""
+  return min(log_every - step % log_every, total - step)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -352,9 +353,7 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
   t_last = time.perf_counter()
   step = start
   while step < total:
-    # Chunks end on multiples of log_every so that every run (resumed or not)
-    # compiles the same one or two scan lengths.
-    n = min(log_every - step % log_every, total - step)
+    n = _log_period(step, log_every, total)
     if host_fed:
       state, metrics = feeder.run(state, step, n)
     else:

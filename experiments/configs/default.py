@@ -18,6 +18,7 @@ was -129 in 5.5 min); longer schedules sharpen the traversals.
 
 import ml_collections
 
+from vae import model as model_lib
 from vae import objectives
 
 
@@ -60,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.likelihood = "bernoulli"
   c.model.obs_logvar = 0.0
   c.model.obs_variance = "fixed"      # "fixed" | "shared" | "per_pixel"
-  c.model.min_obs_logvar = -11.0825   # 2 log(1/255)
+  c.model.min_obs_logvar = model_lib.MIN_OBS_LOGVAR   # 2 log(1/255)
   c.model.posterior = "diagonal"      # "diagonal" | "isotropic"
   c.model.encoder_hidden = (200, 200)
   c.model.decoder_hidden = (200, 200)

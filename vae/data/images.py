@@ -80,6 +80,12 @@ class Images:
   def num_examples(self) -> int:
     return len(self)
 
+  @classmethod
+  def from_reader(cls, reader) -> "Images":
+    """Every example of a reader (``image_reader``), read into memory."""
+    return cls(reader.read(np.arange(reader.num_examples)), reader.scale, None,
+               tuple(reader.names))
+
   def as_float(self, max_examples: int = 0) -> np.ndarray:
     """float32 [N, H, W, C] in the model's units (the first ``max_examples``)."""
     x = self.pixels[:max_examples] if max_examples else self.pixels
@@ -214,9 +220,8 @@ def load_images(path: str, data_shape: Sequence[int], split: str = "all", *,
   """
   data_shape = tuple(int(s) for s in data_shape)
   if path.endswith((".npz", ".npy")):
-    reader = image_reader(path, data_shape, split, validation_fraction=validation_fraction)
-    pixels = reader.read(np.arange(reader.num_examples))
-    return Images(pixels, reader.scale, None, reader.names)
+    return Images.from_reader(image_reader(path, data_shape, split,
+                                           validation_fraction=validation_fraction))
   listing = list_images(path, labels)
   rows = split_rows(listing.files, split, validation_fraction)
   files = [listing.files[i] for i in rows]
@@ -249,6 +254,7 @@ class ImageFileReader:
   def __init__(self, root: str, files: Sequence[str], data_shape: Sequence[int],
                num_threads: int | None = None):
     self.root, self.files = root, tuple(files)
+    self.names = self.files
     self.example_shape = tuple(int(s) for s in data_shape)
     self.dtype, self.scale = np.dtype(np.uint8), 1.0 / 255.0
     self.num_examples = len(self.files)
@@ -315,10 +321,8 @@ class ArrayFileReader:
     self.num_examples = len(self.rows)
 
   def read(self, rows) -> np.ndarray:
-    idx = self.rows[np.asarray(rows, np.int64)]
-    order = np.argsort(idx, kind="stable")       # sequential reads of a memmap
-    out = np.empty((len(idx),) + tuple(self.array.shape[1:]), self.array.dtype)
-    out[order] = self.array[idx[order]]
+    from vae.data import streaming
+    out = streaming.read_rows(self.array, self.rows[np.asarray(rows, np.int64)])
     if out.shape[1:] != self.example_shape:
       out = np.stack([_convert(a, self.example_shape) for a in out])
     return out.astype(self.dtype, copy=False)

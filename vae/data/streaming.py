@@ -59,11 +59,17 @@ class ArrayReader:
     self.dtype, self.scale = np.dtype(array.dtype), float(scale)
 
   def read(self, rows) -> np.ndarray:
-    rows = np.asarray(rows)
-    order = np.argsort(rows, kind="stable")     # sequential reads of a memmap
-    out = np.empty((len(rows),) + self.example_shape, self.dtype)
-    out[order] = self.array[rows[order]]
-    return out
+    return read_rows(self.array, rows)
+
+
+def read_rows(array, rows) -> np.ndarray:
+  """``array[rows]``, read in ascending row order (sequential reads of a
+  memory-mapped file) and returned in the order asked."""
+  rows = np.asarray(rows, np.int64)
+  order = np.argsort(rows, kind="stable")
+  out = np.empty((len(rows),) + tuple(array.shape[1:]), array.dtype)
+  out[order] = array[rows[order]]
+  return out
 
 
 class TfdsReader:
@@ -122,14 +128,23 @@ def read_examples(source, rows, pool=None) -> list:
   return list(pool.map(source.__getitem__, rows))
 
 
-def random_access_hint(name: str, data_dir: str | None) -> str:
-  """What to do when a tfds set cannot be read by random access."""
+def _prepared_format(name: str, data_dir: str | None) -> tuple[bool, str] | None:
+  """(whether tfds set ``name`` is prepared in ``data_dir``, its file format),
+  or None when its builder cannot be made (unknown name, unreadable folder)."""
   import tensorflow_datasets as tfds
   try:
     info = tfds.builder(name, data_dir=data_dir).info
-    prepared, fmt = bool(info.splits), str(getattr(info, "file_format", "") or "")
-  except Exception:  # unknown name, unreadable data_dir: the error above says it
+  except Exception:
+    return None
+  return bool(info.splits), str(getattr(info, "file_format", "") or "")
+
+
+def random_access_hint(name: str, data_dir: str | None) -> str:
+  """What to do when a tfds set cannot be read by random access."""
+  found = _prepared_format(name, data_dir)
+  if found is None:  # the error it is appended to says what went wrong
     return "check the name and tfds_data_dir"
+  prepared, fmt = found
   if not prepared:
     return (f"it is not prepared in {data_dir or 'the default tfds data_dir'}: prepare it for "
             f"streaming with `tfds build {name} --file_format=array_record"
@@ -144,21 +159,23 @@ def random_access_hint(name: str, data_dir: str | None) -> str:
 
 def is_random_access(name: str, data_dir: str | None) -> bool:
   """Whether tfds set ``name`` is prepared in a format read by random access."""
-  import tensorflow_datasets as tfds
-  try:
-    info = tfds.builder(name, data_dir=data_dir).info
-  except Exception:
-    return False
-  return bool(info.splits) and "array_record" in str(getattr(info, "file_format", "") or "")
+  found = _prepared_format(name, data_dir)
+  return found is not None and found[0] and "array_record" in found[1]
+
+
+def _on_host(draw, data_key: jax.Array) -> np.ndarray:
+  """``draw(data_key)`` computed on this process's CPU (threefry bits: the
+  same numbers as on any backend), as a host array."""
+  cpu = jax.local_devices(backend="cpu")[0]
+  with jax.default_device(cpu):
+    return np.asarray(draw(jax.device_put(data_key, cpu)))
 
 
 def epoch_permutation(data_key: jax.Array, epoch: int, n: int) -> np.ndarray:
   """The order of epoch ``epoch``: ``ArraySource``'s permutation, computed on
   the host CPU (threefry bits and a sort: the same on every backend)."""
-  cpu = jax.local_devices(backend="cpu")[0]
-  with jax.default_device(cpu):
-    key = jax.device_put(data_key, cpu)
-    return np.asarray(jax.random.permutation(jax.random.fold_in(key, int(epoch)), int(n)))
+  return _on_host(lambda k: jax.random.permutation(jax.random.fold_in(k, int(epoch)), int(n)),
+                  data_key)
 
 
 def shard_rows(batch_size: int, mesh) -> tuple[int, int]:
@@ -238,10 +255,9 @@ class StreamingSource:
   def batch_rows(self, step: int) -> np.ndarray:
     """The data rows of the global batch of ``step``."""
     if self.sampling == "uniform":
-      cpu = jax.local_devices(backend="cpu")[0]
-      with jax.default_device(cpu):
-        key = jax.random.fold_in(jax.device_put(self.data_key, cpu), int(step))
-        return np.asarray(jax.random.randint(key, (self.batch_size,), 0, self.num_examples))
+      return _on_host(lambda k: jax.random.randint(jax.random.fold_in(k, int(step)),
+                                                   (self.batch_size,), 0, self.num_examples),
+                      self.data_key)
     epoch, pos = divmod(int(step), self.steps_per_epoch)
     return self._perm(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
 

@@ -92,19 +92,8 @@ class TfdsGroundTruth(GroundTruthData):
 
   def __init__(self, name: str, split: str | None = None, data_dir: str | None = None,
                max_examples: int = 0):
-    if name not in TFDS_SPECS:
-      raise ValueError(f"name must be one of {sorted(TFDS_SPECS)} (Cars3D is not in "
-                       f"tensorflow-datasets), got {name!r}")
     import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
-    spec = TFDS_SPECS[name]
-    split = split or spec.split
-    builder = tfds.builder(name, data_dir=data_dir)
-    features = builder.info.features
-    self.name, self.split = name, split
-    self.factor_names = tuple(k.replace("label_", "") for k in spec.factors)
-    self.factor_sizes = tuple(int(features[k].num_classes) for k in spec.factors)
-    shape = tuple(features[spec.image].shape)
-    self.observation_shape = ((spec.resize, spec.resize) + shape[2:] if spec.resize else shape)
+    spec, split = self._describe(name, split, data_dir)
     ds = tfds.load(name, split=split, data_dir=data_dir)
     if max_examples:
       ds = ds.take(max_examples)
@@ -118,8 +107,24 @@ class TfdsGroundTruth(GroundTruthData):
     self.check_factors(labels)
     if spec.resize:
       images = resize_images(images, spec.resize)
-    self.nuisance = spec.nuisance
     self.set_examples(images, labels)
+
+  def _describe(self, name: str, split: str | None, data_dir: str | None):
+    """Sets the name, split, factors, nuisance and observation shape from
+    the tfds features; returns (the set's ``TfdsSpec``, the split)."""
+    if name not in TFDS_SPECS:
+      raise ValueError(f"name must be one of {sorted(TFDS_SPECS)} (Cars3D is not in "
+                       f"tensorflow-datasets), got {name!r}")
+    import tensorflow_datasets as tfds
+    spec = TFDS_SPECS[name]
+    split = split or spec.split
+    features = tfds.builder(name, data_dir=data_dir).info.features
+    self.name, self.split, self.nuisance = name, split, spec.nuisance
+    self.factor_names = tuple(k.replace("label_", "") for k in spec.factors)
+    self.factor_sizes = tuple(int(features[k].num_classes) for k in spec.factors)
+    shape = tuple(features[spec.image].shape)
+    self.observation_shape = ((spec.resize, spec.resize) + shape[2:] if spec.resize else shape)
+    return spec, split
 
   def set_examples(self, images: np.ndarray, labels: np.ndarray) -> None:
     """Holds ``images`` [N, *observation_shape] (uint8) with factor ``labels``
@@ -182,19 +187,10 @@ class StreamedTfdsGroundTruth(TfdsGroundTruth):
 
   def __init__(self, name: str, split: str | None = None, data_dir: str | None = None,
                max_examples: int = 0):
-    if name not in TFDS_SPECS:
-      raise ValueError(f"name must be one of {sorted(TFDS_SPECS)} (Cars3D is not in "
-                       f"tensorflow-datasets), got {name!r}")
     import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
     from vae.data import streaming
-    spec = TFDS_SPECS[name]
-    split = split or spec.split
+    spec, split = self._describe(name, split, data_dir)
     self.reader = streaming.TfdsReader(name, split, data_dir, spec.image, spec.resize)
-    features = tfds.builder(name, data_dir=data_dir).info.features
-    self.name, self.split, self.nuisance = name, split, spec.nuisance
-    self.factor_names = tuple(k.replace("label_", "") for k in spec.factors)
-    self.factor_sizes = tuple(int(features[k].num_classes) for k in spec.factors)
-    self.observation_shape = self.reader.example_shape
     self._scale = self.reader.scale
     # One pass over the labels, leaving the images encoded.
     labels_source = tfds.data_source(name, split=split, data_dir=data_dir,
