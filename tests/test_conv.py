@@ -13,8 +13,12 @@ from vae import conv, networks
 CONV_SHAPES = [((2, 64, 64), 1, 32), ((2, 32, 32), 32, 32), ((2, 16, 16), 32, 64),
                ((2, 8, 8), 64, 64), ((3, 9, 7), 3, 5), ((2, 5, 6), 2, 40), ((1, 7, 7), 1, 4),
                ((64, 64), 3, 8)]
+# Transposed convs with C <= conv.DECONV_SHIFT_MAX_C (the layer 16x16x32 ->
+# 32x32x32 and the small odd ones) run as the adjoint of a stride-2 conv.
 DECONV_SHAPES = [((2, 4, 4), 64, 64), ((2, 8, 8), 64, 32), ((2, 16, 16), 32, 32),
                  ((2, 32, 32), 32, 1), ((3, 5, 3), 3, 7), ((1, 1, 1), 2, 2), ((7, 6), 4, 3),
+                 # more than DECONV_SHIFT_MAX_C input channels: the 16-tap GEMM form
+                 ((3, 5, 3), 40, 24), ((1, 1, 1), 33, 16), ((7, 6), 48, 20),
                  # few output channels (4F <= C): the backward pass is the adjoint conv
                  ((2, 32, 32), 32, 3), ((3, 5, 3), 8, 2), ((1, 1, 1), 4, 1), ((7, 6), 12, 3)]
 
@@ -37,6 +41,12 @@ def _compare(ours, ref, x, kernel):
   assert _relative(y_ours, y_ref) < 1e-5
   assert _relative(g_ours[0], g_ref[0]) < 1e-5            # d/dx
   assert _relative(g_ours[1], g_ref[1]) < 1e-5            # d/dkernel
+
+
+def test_both_transposed_conv_forms_are_tested():
+  big = [c for _, c, f in DECONV_SHAPES if c > conv.DECONV_SHIFT_MAX_C and 4 * f > c]
+  small = [c for _, c, f in DECONV_SHAPES if c <= conv.DECONV_SHIFT_MAX_C and 4 * f > c]
+  assert len(big) >= 3 and len(small) >= 3
 
 
 @pytest.fixture(autouse=True)
