@@ -645,11 +645,12 @@ def _print_vs_torch(out):
         f"torch {out['vs_torch'][0]['torch_version']}), examples/s, ranges over "
         f"{FLAGS.repeats} alternating runs, each in its own process")
   print(f"{'model':<9}{'cores':>6}{'ours scanned':>15}{'ours per-step':>15}{'PyTorch':>15}"
-        f"{'ratio':>12}{'GFLOP/s':>10}{'of GEMM peak':>14}")
+        f"{'ratio':>12}{'median':>8}{'GFLOP/s':>10}{'of GEMM peak':>14}")
   for r in out["vs_torch"]:
     print(f"{r['model']:<9}{r['cores']:>6}{_span(r['ours_scanned']):>15}"
           f"{_span(r['ours_per_step']):>15}{_span(r['torch']):>15}"
-          f"{_span(r['ratio_scanned_over_torch'], '{:.2f}x'):>12}{_span(r['gflops']):>10}"
+          f"{_span(r['ratio_scanned_over_torch'], '{:.2f}x'):>12}"
+          f"{float(np.median(r['ratio_scanned_over_torch'])):>7.2f}x{_span(r['gflops']):>10}"
           f"{_span([100 * f for f in r['fraction_of_peak']], '{:.0f}%'):>14}")
 
 
