@@ -120,6 +120,13 @@ def _im2col_weights(kernel):
   return jnp.transpose(k, (0, 2, 1, 3, 4, 5)).reshape(16 * c, f)
 
 
+def _adjoint_kernel(kernel):
+  """K [4, 4, C, F] -> K' [4, 4, F, C] = flip(K) with inputs and outputs
+  swapped: the stride-2 conv with K' is the adjoint (transpose) of the
+  transposed conv with K, and the other way round."""
+  return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+
+
 def _s2d_input(x):
   """Pads x as 'SAME' wants and moves 2x2 blocks into channels: (s, h, w)."""
   h, w, rows, cols = _conv_geometry(x)
@@ -186,10 +193,15 @@ def _conv_shift_fwd(x, wc):
   return _shifted_sum(z.reshape(z.shape[:-1] + (4, wc.shape[1] // 4)), h, w), (s, wc, x.shape)
 
 
+def _conv_shift_input_grad(dz, wc, x_shape):
+  """The input gradient from the shifted stack of the output's cotangent."""
+  return _input_grad(_matmul(dz, wc.T), x_shape)
+
+
 def _conv_shift_bwd(res, dy):
   s, wc, x_shape = res
   dz = _shifted_stack(dy)                           # [..., h+1, w+1, 4F]
-  return (_input_grad(_matmul(dz, wc.T), x_shape).astype(dy.dtype),
+  return (_conv_shift_input_grad(dz, wc, x_shape).astype(dy.dtype),
           _gram(s, dz).astype(wc.dtype))
 
 
@@ -215,8 +227,20 @@ def conv4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _conv_shift(x, _conv_weights(kernel))
 
 
+def _shift(a, axis, d):
+  """b[i] = a[i + d] along ``axis`` (d in {-1, 0, 1}), zero where i + d is outside."""
+  if d == 0:
+    return a
+  n = a.shape[axis]
+  idx = [slice(None)] * a.ndim
+  pad = [(0, 0)] * a.ndim
+  idx[axis] = slice(0, n - 1) if d < 0 else slice(1, n)
+  pad[axis] = (1, 0) if d < 0 else (0, 1)
+  return jnp.pad(a[tuple(idx)], pad)
+
+
 # Transposed conv. Output row 2i + r takes x[i + e + r - 1] @ K[2e + r],
-# e in {0, 1}; with xp = pad(x, 1) that is xp[i + e + r] (and so in columns).
+# e in {0, 1} (and so in columns).
 def _deconv_fwd(x, kflat):
   f = kflat.shape[1] // 16
   hh, ww = x.shape[-3:-1]
@@ -232,18 +256,6 @@ def _deconv_fwd(x, kflat):
   return grid.reshape(grid.shape[:-5] + (2 * hh, 2 * ww, f)), (x, kflat)
 
 
-def _shift(a, axis, d):
-  """b[i] = a[i + d] along ``axis`` (d in {-1, 0, 1}), zero where i + d is outside."""
-  if d == 0:
-    return a
-  n = a.shape[axis]
-  idx = [slice(None)] * a.ndim
-  pad = [(0, 0)] * a.ndim
-  idx[axis] = slice(0, n - 1) if d < 0 else slice(1, n)
-  pad[axis] = (1, 0) if d < 0 else (0, 1)
-  return jnp.pad(a[tuple(idx)], pad)
-
-
 def _deconv_bwd_adjoint(x, kflat, dout):
   """The backward pass as the adjoint stride-2 conv, for few output channels
   (the last layer, F = 1), where the 16 shifted copies of a 1-channel
@@ -254,7 +266,7 @@ def _deconv_bwd_adjoint(x, kflat, dout):
   x. Both come from the im2col conv's forward pass and one GEMM."""
   c, f = kflat.shape[0], kflat.shape[1] // 16
   kernel = kflat.reshape(c, 4, 4, f).transpose(1, 2, 0, 3)          # [4, 4, C, F]
-  w16 = _im2col_weights(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+  w16 = _im2col_weights(_adjoint_kernel(kernel))
   dx, (patches, _, _) = _conv_im2col_fwd(dout, w16)                  # [..., H, W, C]
   dw16 = _gram(patches, x)                                           # [(p, q, a, b, f), C]
   dkp = dw16.reshape(2, 2, 2, 2, f, c).transpose(0, 2, 1, 3, 4, 5).reshape(4, 4, f, c)
@@ -270,7 +282,7 @@ def _deconv_bwd(res, dout):
     dx, dk = _deconv_bwd_adjoint(x, kflat, dout)
     return dx.astype(dout.dtype), dk.astype(kflat.dtype)
   grid = dout.reshape(dout.shape[:-3] + (hh, 2, ww, 2, f))
-  # Only the unpadded positions of xp (x itself) reach the gradients:
+  # The transpose of the forward's shifted taps:
   # dY[i, j, 2e + r, 2g + s] = d_rs[i + 1 - e - r, j + 1 - g - s], 16 shifted copies.
   taps = []
   for kr in range(4):
@@ -299,15 +311,13 @@ def _deconv_shift(x, wc):
 def _deconv_shift_fwd(x, wc):
   hh, ww = x.shape[-3:-1]
   st = _shifted_stack(x)                            # [..., H+1, W+1, 4C]
-  y = _input_grad(_matmul(st, wc.T), x.shape[:-3] + (2 * hh, 2 * ww, wc.shape[0] // 4))
+  y = _conv_shift_input_grad(st, wc, x.shape[:-3] + (2 * hh, 2 * ww, wc.shape[0] // 4))
   return y, (st, wc)
 
 
 def _deconv_shift_bwd(res, dout):
   st, wc = res
-  s, h, w = _s2d_input(dout)
-  z = _matmul(s, wc)
-  dx = _shifted_sum(z.reshape(z.shape[:-1] + (4, wc.shape[1] // 4)), h, w)
+  dx, (s, _, _) = _conv_shift_fwd(dout, wc)
   return dx.astype(dout.dtype), _gram(s, st).astype(wc.dtype)
 
 
@@ -338,7 +348,7 @@ def conv_transpose4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
     raise ValueError(f"conv_transpose4x4_s2: x has {x.shape[-1]} channels, the kernel "
                      f"{kernel.shape} expects {c}")
   if c <= DECONV_SHIFT_MAX_C and 4 * f > c:
-    return _deconv_shift(x, _conv_weights(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)))
+    return _deconv_shift(x, _conv_weights(_adjoint_kernel(kernel)))
   return _deconv(x, jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c, 16 * f))
 
 
