@@ -93,17 +93,27 @@ class Conv4x4(nn.Module):
   """4x4, stride 2, 'SAME' conv (or transposed conv) with bias: the parameters,
   initialisation and output of ``nn.Conv`` (``nn.ConvTranspose``) with those
   settings, computed by ``vae.conv`` as GEMMs (fast forward and backward on
-  CPU; see that module)."""
+  CPU; see that module).
+
+  With ``channel_major`` the input and output are in ``vae.conv``'s internal
+  layout [C, H, W, N] (``conv.to_channel_major``), so that a stack of these
+  layers converts its activations once, not at every layer; the parameters
+  are the same either way."""
   features: int
   transpose: bool = False
   dtype: str = "float32"
+  channel_major: bool = False
 
   @nn.compact
   def __call__(self, x):
+    c = x.shape[0] if self.channel_major else x.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (4, 4, x.shape[-1], self.features), jnp.float32)
+                        (4, 4, c, self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
     x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
+    if self.channel_major:
+      op = conv.conv_transpose4x4_s2_cm if self.transpose else conv.conv4x4_s2_cm
+      return op(x, kernel) + bias[:, None, None, None]
     op = conv.conv_transpose4x4_s2 if self.transpose else conv.conv4x4_s2
     return op(x, kernel) + bias
 
@@ -120,9 +130,10 @@ class ConvEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    h = x
+    h = conv.to_channel_major(x)        # the conv stack runs channel-major
     for i, feats in enumerate((32, 32, 64, 64)):
-      h = nn.relu(Conv4x4(feats, dtype=self.dtype, name=f"conv_{i}")(h))
+      h = nn.relu(Conv4x4(feats, dtype=self.dtype, channel_major=True, name=f"conv_{i}")(h))
+    h = conv.from_channel_major(h, x.shape[:-3])
     h = h.reshape(h.shape[:-3] + (-1,))
     h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc")(h))
     return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
@@ -138,10 +149,14 @@ class ConvDecoder(nn.Module):
   def __call__(self, z):
     h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc_0")(z))
     h = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc_1")(h))
-    h = h.reshape(h.shape[:-1] + (4, 4, 64))
+    lead = h.shape[:-1]
+    h = conv.to_channel_major(h.reshape(lead + (4, 4, 64)))   # the conv stack runs channel-major
     for i, feats in enumerate((64, 32, 32)):
-      h = nn.relu(Conv4x4(feats, transpose=True, dtype=self.dtype, name=f"deconv_{i}")(h))
-    return Conv4x4(self.data_shape[-1], transpose=True, dtype=self.dtype, name="deconv_3")(h)
+      h = nn.relu(Conv4x4(feats, transpose=True, dtype=self.dtype, channel_major=True,
+                          name=f"deconv_{i}")(h))
+    h = Conv4x4(self.data_shape[-1], transpose=True, dtype=self.dtype, channel_major=True,
+                name="deconv_3")(h)
+    return conv.from_channel_major(h, lead)
 
 
 class Discriminator(nn.Module):
