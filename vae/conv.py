@@ -105,25 +105,12 @@ def _pad_hw(a: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.A
   return jnp.pad(a, [(0, 0), rows, cols, (0, 0)])
 
 
-def _space_to_depth(x: jax.Array) -> jax.Array:
-  """[C, 2h, 2w, N] -> [4C, h, w, N], channel index (a, b, c) for the pixel
-  (2i + a, 2j + b)."""
-  return jnp.concatenate([x[:, a::2, b::2, :] for a in (0, 1) for b in (0, 1)], axis=0)
-
-
 def _depth_to_space(s: jax.Array) -> jax.Array:
-  """Inverse of ``_space_to_depth``: [4C, h, w, N] -> [C, 2h, 2w, N]."""
+  """[4C, h, w, N] -> [C, 2h, 2w, N]: channel (a, b, c) of block (i, j) goes
+  to channel c of the pixel (2i + a, 2j + b) (the inverse of space-to-depth)."""
   c4, h, w, n = s.shape
   x = s.reshape(2, 2, c4 // 4, h, w, n)                 # [a, b, c, h, w, n]
   return x.transpose(2, 3, 0, 4, 1, 5).reshape(c4 // 4, 2 * h, 2 * w, n)
-
-
-def _conv_geometry(x):
-  """Output size (h, w) and the 'SAME' padding of a 4x4 stride-2 conv: pad 1
-  before, and after enough for 2(h + 1) rows (1 for even sizes, 2 for odd)."""
-  hh, ww = x.shape[1], x.shape[2]
-  h, w = -(-hh // 2), -(-ww // 2)
-  return h, w, (1, 2 * h + 1 - hh), (1, 2 * w + 1 - ww)
 
 
 def _conv_weights(kernel):
@@ -148,9 +135,22 @@ def _adjoint_kernel(kernel):
 
 
 def _s2d_input(x):
-  """Pads x as 'SAME' wants and moves 2x2 blocks into channels: (s, h, w)."""
-  h, w, rows, cols = _conv_geometry(x)
-  return _space_to_depth(_pad_hw(x, rows, cols)), h, w
+  """Pads x as 'SAME' wants (1 before; after, 1 for even sizes and 2 for odd,
+  to 2(h + 1)) and moves 2x2 blocks into channels, channel (a, b, c) of block
+  (i, j) holding pixel (2i + a, 2j + b) of the padded x: (s, h, w)."""
+  # Block (a, b) of the padded x is x[1 - a::2, 1 - b::2], shifted down
+  # (right) by one when a = 0 (b = 0). Written as pads of strided slices,
+  # XLA fuses the padding, the space-to-depth and the producer of x (the
+  # previous layer's bias and ReLU) into one pass; as the space-to-depth of
+  # pad(x) it made two (the conv VAE step: 52 -> 50 ms on one core, 32 -> 31
+  # ms on two, batch 64).
+  h, w = -(-x.shape[1] // 2), -(-x.shape[2] // 2)
+  parts = []
+  for a in (0, 1):
+    for b in (0, 1):
+      part = x[:, 1 - a::2, 1 - b::2, :]
+      parts.append(_pad_hw(part, (1 - a, h + a - part.shape[1]), (1 - b, w + b - part.shape[2])))
+  return jnp.concatenate(parts, axis=0), h, w
 
 
 def _input_grad(ds, x_shape):
