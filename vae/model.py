@@ -254,7 +254,7 @@ def encode_batch(params: Params, x: jax.Array, *, model: Model):
   The same function as ``jax.vmap(encode)`` (flax layers carry leading axes
   through); training uses it because under ``jax.grad`` each weight gradient
   is then one matrix product over the whole batch, where the vmapped form
-  leaves XLA a per-example product and a sum (see ``vae.conv``).
+  leaves XLA a per-example product and a sum.
 
   Returns:
     (mean [B, D], logvar [B, D] or [B, 1]).
