@@ -189,3 +189,22 @@ def test_channel_major_round_trip_and_shape_errors():
     conv.conv4x4_s2_cm(jnp.zeros((3, 8, 8)), jnp.zeros((4, 4, 3, 5)))
   with pytest.raises(ValueError, match=r"expected a kernel \[4, 4, C, F\], got shape \(3, 3, 3, 5\)"):
     conv.conv_transpose4x4_s2(jnp.zeros((8, 8, 3)), jnp.zeros((3, 3, 3, 5)))
+
+
+@pytest.mark.parametrize("op,c,f", [(conv.conv4x4_s2, 8, 16), (conv.conv_transpose4x4_s2, 8, 16),
+                                    (conv.conv_transpose4x4_s2, 40, 16),
+                                    (conv.conv_transpose4x4_s2, 8, 1)])
+def test_gradients_come_back_in_the_input_dtypes(op, c, f):
+  """Every path (shift conv, adjoint and 16-tap transposed convs, few-output
+  backward) returns dx in x's dtype and dkernel in the kernel's, also when
+  they differ and the output is promoted."""
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, c)).astype(jnp.bfloat16)
+  kernel = 0.1 * jax.random.normal(jax.random.key(1), (4, 4, c, f))
+  dx, dk = jax.grad(lambda x, k: jnp.sum(op(x, k).astype(jnp.float32)), argnums=(0, 1))(x, kernel)
+  assert dx.dtype == jnp.bfloat16 and dk.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(dx.astype(jnp.float32))))
+
+
+def test_channel_major_module_rejects_an_image_batch():
+  with pytest.raises(ValueError, match=r"takes x \[C, H, W, N\].*got shape \(2, 8, 8, 3, 1\)"):
+    networks.Conv4x4(4, channel_major=True).init(jax.random.key(0), jnp.zeros((2, 8, 8, 3, 1)))

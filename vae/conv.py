@@ -7,7 +7,9 @@ padding="SAME")`` (no bias; same kernel layout [4, 4, C_in, C_out], so
 parameters, initialisation and checkpoints are those of the flax layers), with
 forward and backward passes written as a few large matrix products plus cheap
 data movement. Inputs are [..., H, W, C] with any leading axes; the functions
-are correct under ``jax.vmap`` and ``jax.grad`` in any order (tested).
+are correct under ``jax.vmap`` and ``jax.grad`` in any order (tested; reverse
+mode only: the backward passes are ``jax.custom_vjp`` rules). Gradients come
+back in the dtypes of x and the kernel.
 
 ``conv4x4_s2_cm`` and ``conv_transpose4x4_s2_cm`` are the same functions on
 the module's internal channel-major layout [C, H, W, N] (``to_channel_major``
@@ -20,14 +22,16 @@ two orders of magnitude below the machine's matmul speed, and so does the
 transposed conv itself; XLA's GEMMs reach 200-250 GFLOP/s on one core of this
 machine (measured layer by layer, forward and backward, batch 64, one core).
 
-Why channel-major: every product then has the long (H, W, N) axis minor in
-both operands. Forward and input-gradient products are ``W @ X``; the kernel
+Why channel-major: every activation operand then has the long (H, W, N)
+axis minor. Forward and input-gradient products are ``W @ X``; the kernel
 gradients are ``dZ @ X^T``, which XLA:CPU runs on its fast GEMM path. With
 channels minor ([N, H, W, C]) a kernel gradient contracts the major axis of
 both operands: XLA:CPU runs that through Eigen at 60-70% of the GEMM speed,
 or after a transposing copy of a 9.5 MB activation (1.3-1.7 ms each at batch
-64 on one core). The whole conv VAE step (batch 64, Adam): 54-55 -> 52-53 ms
-on one core, 33-39 -> 32-35 ms on two (alternating processes).
+64 on one core). The whole conv VAE step (batch 64, Adam), channel-major with
+the fused space-to-depth against the channels-minor code before it: 50.1-50.4
+-> 48.6-48.7 ms on one core, 32.1-32.3 -> 30.0-30.3 ms on two (alternating
+processes).
 
 How (``s`` = space-to-depth of the padded input, 2x2 blocks into channels;
 written here per pixel, with channels as the row of each matrix):
@@ -94,8 +98,11 @@ def _gram(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _t(w: jax.Array) -> jax.Array:
-  """A small weight matrix transposed and materialised: XLA:CPU would run a
-  product with a transposed left operand through Eigen."""
+  """A small weight matrix transposed and materialised. XLA:CPU would fold a
+  plain transpose into the product and run that through Eigen, off its fast
+  GEMM path; GPU and TPU GEMMs take transposed operands natively, so the copy
+  is forced only when tracing for the CPU (decided at trace time: a program
+  lowered for another platform than the default loses speed, not accuracy)."""
   wt = w.T
   return jax.lax.optimization_barrier(wt) if jax.default_backend() == "cpu" else wt
 
@@ -179,7 +186,7 @@ def _conv_im2col_bwd(res, dy):
   dpatches = _matmul(_t(w16t), dy)
   dpatches = dpatches.reshape((4, dpatches.shape[0] // 4) + dpatches.shape[1:])
   ds = sum(_pad_hw(dpatches[2 * p + q], (p, 1 - p), (q, 1 - q)) for p in (0, 1) for q in (0, 1))
-  return _input_grad(ds, x_shape).astype(dy.dtype), _gram(dy, patches).astype(w16t.dtype)
+  return _input_grad(ds, x_shape).astype(patches.dtype), _gram(dy, patches).astype(w16t.dtype)
 
 
 _conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
@@ -219,30 +226,32 @@ def _conv_shift_input_grad(dz, w, x_shape):
 def _conv_shift_bwd(res, dy):
   s, wt, x_shape = res
   dz = _shifted_stack(dy)                           # [4F, h+1, w+1, N]
-  return (_conv_shift_input_grad(dz, _t(wt), x_shape).astype(dy.dtype),
+  return (_conv_shift_input_grad(dz, _t(wt), x_shape).astype(s.dtype),
           _gram(dz, s).astype(wt.dtype))
 
 
 _conv_shift.defvjp(_conv_shift_fwd, _conv_shift_bwd)
 
 
-def _check_cm(name, x):
+def _check(name, x, kernel):
+  """x channel-major [C, H, W, N] and a [4, 4, C, F] kernel, or a clear error."""
   if x.ndim != 4:
     raise ValueError(f"{name}: expected channel-major x [C, H, W, N], got shape {x.shape}")
-
-
-def _check_channels(name, c_x, kernel):
   if kernel.ndim != 4 or kernel.shape[:2] != (4, 4):
     raise ValueError(f"{name}: expected a kernel [4, 4, C, F], got shape {kernel.shape}")
-  if c_x != kernel.shape[2]:
-    raise ValueError(f"{name}: x has {c_x} channels, the kernel {kernel.shape} expects "
+  if x.shape[0] != kernel.shape[2]:
+    raise ValueError(f"{name}: x has {x.shape[0]} channels, the kernel {kernel.shape} expects "
                      f"{kernel.shape[2]}")
 
 
-def conv4x4_s2_cm(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def _nhwc(op_cm, name, x, kernel):
+  """``op_cm`` on x [..., H, W, C], converted to channel-major and back."""
+  return from_channel_major(op_cm(to_channel_major(x), kernel, name), x.shape[:-3])
+
+
+def conv4x4_s2_cm(x: jax.Array, kernel: jax.Array, _name: str = "conv4x4_s2_cm") -> jax.Array:
   """``conv4x4_s2`` on channel-major x [C, H, W, N] -> [F, ceil(H/2), ceil(W/2), N]."""
-  _check_cm("conv4x4_s2_cm", x)
-  _check_channels("conv4x4_s2", x.shape[0], kernel)
+  _check(_name, x, kernel)
   c, f = kernel.shape[2:]
   if 16 * c <= 4 * f:        # few input channels (the first layer): im2col is smaller
     return _conv_im2col(x, _t(_im2col_weights(kernel)))
@@ -259,8 +268,7 @@ def conv4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   Returns:
     [..., ceil(H / 2), ceil(W / 2), F].
   """
-  _check_channels("conv4x4_s2", x.shape[-1], kernel)
-  return from_channel_major(conv4x4_s2_cm(to_channel_major(x), kernel), x.shape[:-3])
+  return _nhwc(conv4x4_s2_cm, "conv4x4_s2", x, kernel)
 
 
 def _shift(a, axis, d):
@@ -275,7 +283,12 @@ def _shift(a, axis, d):
   return jnp.pad(a[tuple(idx)], pad)
 
 
-# Transposed conv. Output row 2i + r takes x[i + e + r - 1] @ K[2e + r],
+def _shift2(a, di, dj):
+  """``_shift`` along both spatial axes of [C, H, W, N]."""
+  return _shift(_shift(a, 1, di), 2, dj)
+
+
+# Transposed conv. Output row 2i + r takes K[2e + r]^T x[:, i + e + r - 1],
 # e in {0, 1} (and so in columns).
 def _deconv_fwd(x, kt):
   """kt [(kr, kc, f), c] = K[kr, kc, c, f]."""
@@ -284,7 +297,7 @@ def _deconv_fwd(x, kt):
   # GEMM 2.25x larger at 4x4); phase (r, s) at (i, j) sums the 4 taps
   # y[(2e + r, 2g + s), i + e + r - 1, j + g + s - 1], zero outside x.
   y = _matmul(kt, x).reshape((4, 4, f) + x.shape[1:])
-  phases = [sum(_shift(_shift(y[2 * e + r, 2 * g + s], 1, e + r - 1), 2, g + s - 1)
+  phases = [sum(_shift2(y[2 * e + r, 2 * g + s], e + r - 1, g + s - 1)
                 for e in (0, 1) for g in (0, 1))
             for r in (0, 1) for s in (0, 1)]
   return _depth_to_space(jnp.concatenate(phases, axis=0)), (x, kt)
@@ -293,11 +306,11 @@ def _deconv_fwd(x, kt):
 def _deconv_bwd_adjoint(x, kt, dout):
   """The backward pass as the adjoint stride-2 conv, for few output channels
   (the last layer, F = 1), where the 16 shifted copies of a 1-channel
-  cotangent are slow to build: output row ``o = 2m + 2 - kr`` takes x[m] @
-  K[kr], so ``dx[m] = sum_t dout[2m - 1 + t] @ K[3 - t]^T``, the 'SAME'
-  stride-2 conv of dout with ``K' = flip(K)`` (inputs and outputs swapped),
-  and ``dK[kr] = dK'[3 - kr]``, the kernel gradient of that conv met with
-  x. Both come from the im2col conv's forward pass and one GEMM."""
+  cotangent are slow to build: output row ``o = 2m + 2 - kr`` takes
+  ``K[kr]^T x[:, m]``, so ``dx[:, m] = sum_t K[3 - t] dout[:, 2m - 1 + t]``, the
+  'SAME' stride-2 conv of dout with ``K' = flip(K)`` (inputs and outputs
+  swapped), and ``dK[kr] = dK'[3 - kr]``, the kernel gradient of that conv met
+  with x. Both come from the im2col conv's forward pass and one GEMM."""
   f, c = kt.shape[0] // 16, kt.shape[1]
   kernel = kt.reshape(4, 4, f, c).transpose(0, 1, 3, 2)             # [4, 4, C, F]
   w16 = _im2col_weights(_adjoint_kernel(kernel))                     # [16F, C]
@@ -314,7 +327,7 @@ def _deconv_bwd(res, dout):
   hh, ww = x.shape[1:3]
   if 4 * f <= x.shape[0]:        # few output channels: the adjoint conv is cheaper
     dx, dk = _deconv_bwd_adjoint(x, kt, dout)
-    return dx.astype(dout.dtype), dk.astype(kt.dtype)
+    return dx.astype(x.dtype), dk.astype(kt.dtype)
   grid = dout.reshape(f, hh, 2, ww, 2, dout.shape[-1])
   # The transpose of the forward's shifted taps:
   # dY[(2e + r, 2g + s), i, j] = d_rs[i + 1 - e - r, j + 1 - g - s], 16 shifted copies.
@@ -323,18 +336,18 @@ def _deconv_bwd(res, dout):
     e, r = divmod(kr, 2)
     for kc in range(4):
       g, s = divmod(kc, 2)
-      taps.append(_shift(_shift(grid[:, :, r, :, s, :], 1, 1 - e - r), 2, 1 - g - s))
+      taps.append(_shift2(grid[:, :, r, :, s, :], 1 - e - r, 1 - g - s))
   dy = jnp.concatenate(taps, axis=0)                # [16F, H, W, N]
-  return _matmul(_t(kt), dy).astype(dout.dtype), _gram(dy, x).astype(kt.dtype)
+  return _matmul(_t(kt), dy).astype(x.dtype), _gram(dy, x).astype(kt.dtype)
 
 
 # Transposed conv as the adjoint of a stride-2 conv: ``conv_transpose(x, K)``
 # is the input gradient of ``conv4x4_s2(., K')`` with ``K' = flip(K)`` (inputs
 # and outputs swapped), met with the cotangent x. Forward: the shifted stack of
-# x (4 copies) and one GEMM with K = 4C, N = 4F, then depth-to-space; its
+# x (4 copies) and one GEMM (4F output rows, K = 4C), then depth-to-space; its
 # backward is that conv's forward (input gradient) and kernel gradient. Used
 # where C is too small for the 16-tap GEMM above (K = C) to run well: there
-# the taps' output, 16F wide, is 4x the size of the result.
+# the taps' output, 16F rows, is 4x the size of the result.
 @jax.custom_vjp
 def _deconv_shift(x, w):
   return _deconv_shift_fwd(x, w)[0]
@@ -351,7 +364,7 @@ def _deconv_shift_fwd(x, w):
 def _deconv_shift_bwd(res, dout):
   st, w = res
   dx, (s, _, _) = _conv_shift_fwd(dout, _t(w))
-  return dx.astype(dout.dtype), _gram(s, st).astype(w.dtype)
+  return dx.astype(st.dtype), _gram(s, st).astype(w.dtype)
 
 
 _deconv_shift.defvjp(_deconv_shift_fwd, _deconv_shift_bwd)
@@ -365,10 +378,10 @@ def _deconv(x, kt):
 _deconv.defvjp(_deconv_fwd, _deconv_bwd)
 
 
-def conv_transpose4x4_s2_cm(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def conv_transpose4x4_s2_cm(x: jax.Array, kernel: jax.Array,
+                            _name: str = "conv_transpose4x4_s2_cm") -> jax.Array:
   """``conv_transpose4x4_s2`` on channel-major x [C, H, W, N] -> [F, 2H, 2W, N]."""
-  _check_cm("conv_transpose4x4_s2_cm", x)
-  _check_channels("conv_transpose4x4_s2", x.shape[0], kernel)
+  _check(_name, x, kernel)
   c, f = kernel.shape[2:]
   if c <= DECONV_SHIFT_MAX_C and 4 * f > c:
     return _deconv_shift(x, _conv_weights(_adjoint_kernel(kernel)))
@@ -386,8 +399,7 @@ def conv_transpose4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   Returns:
     [..., 2H, 2W, F].
   """
-  _check_channels("conv_transpose4x4_s2", x.shape[-1], kernel)
-  return from_channel_major(conv_transpose4x4_s2_cm(to_channel_major(x), kernel), x.shape[:-3])
+  return _nhwc(conv_transpose4x4_s2_cm, "conv_transpose4x4_s2", x, kernel)
 
 
 # Up to this many input channels a transposed conv runs as the adjoint of a

@@ -106,6 +106,9 @@ class Conv4x4(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    if self.channel_major and x.ndim != 4:
+      raise ValueError(f"Conv4x4(channel_major=True) takes x [C, H, W, N] "
+                       f"(conv.to_channel_major), got shape {x.shape}")
     c = x.shape[0] if self.channel_major else x.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (4, 4, c, self.features), jnp.float32)
@@ -113,8 +116,9 @@ class Conv4x4(nn.Module):
     x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
     if self.channel_major:
       op = conv.conv_transpose4x4_s2_cm if self.transpose else conv.conv4x4_s2_cm
-      return op(x, kernel) + bias[:, None, None, None]
-    op = conv.conv_transpose4x4_s2 if self.transpose else conv.conv4x4_s2
+      bias = bias[:, None, None, None]
+    else:
+      op = conv.conv_transpose4x4_s2 if self.transpose else conv.conv4x4_s2
     return op(x, kernel) + bias
 
 
