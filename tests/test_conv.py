@@ -170,11 +170,9 @@ def test_conv_networks_equal_flax_networks_with_gradients(lead):
     for a, b in zip(jax.tree.leaves(out_ours), jax.tree.leaves(out_ref)):
       assert a.shape == b.shape
       assert _relative(a, b) < TOL_NETWORK
-    for path, a in jax.tree_util.tree_leaves_with_path(g_ours):
-      b = g_ref
-      for k in path:
-        b = b[k.key]
-      assert _relative(a, b) < TOL_NETWORK, path
+    errors = jax.tree.map(_relative, g_ours, g_ref)
+    for path, error in jax.tree_util.tree_leaves_with_path(errors):
+      assert error < TOL_NETWORK, path
 
 
 def test_channel_major_round_trip_and_shape_errors():
@@ -191,12 +189,13 @@ def test_channel_major_round_trip_and_shape_errors():
     conv.conv_transpose4x4_s2(jnp.zeros((8, 8, 3)), jnp.zeros((3, 3, 3, 5)))
 
 
-@pytest.mark.parametrize("op,c,f", [(conv.conv4x4_s2, 8, 16), (conv.conv_transpose4x4_s2, 8, 16),
+@pytest.mark.parametrize("op,c,f", [(conv.conv4x4_s2, 8, 16), (conv.conv4x4_s2, 1, 16),
+                                    (conv.conv_transpose4x4_s2, 8, 16),
                                     (conv.conv_transpose4x4_s2, 40, 16),
                                     (conv.conv_transpose4x4_s2, 8, 1)])
 def test_gradients_come_back_in_the_input_dtypes(op, c, f):
-  """Every path (shift conv, adjoint and 16-tap transposed convs, few-output
-  backward) returns dx in x's dtype and dkernel in the kernel's, also when
+  """Every path (shift and im2col convs, adjoint and 16-tap transposed convs,
+  few-output backward) returns dx in x's dtype and dkernel in the kernel's, also when
   they differ and the output is promoted."""
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, c)).astype(jnp.bfloat16)
   kernel = 0.1 * jax.random.normal(jax.random.key(1), (4, 4, c, f))
