@@ -104,7 +104,7 @@ def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: fl
     print(f"wrote {out}")
     if names:
       scores = metrics_lib.score_disentanglement(
-          state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], 4), model=model,
+          state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], job_lib.SCORE_KEY), model=model,
           names=names, scale=metric_scale, dci_importance=dci_importance, progress=True)
       scores.update({"step": int(state.step), "metric_scale": metric_scale,
                      "dci_importance": dci_importance})

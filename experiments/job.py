@@ -71,7 +71,19 @@ def check_config(config) -> None:
        f"eval.metrics {list(config.eval.metrics)} need a data set with known generative "
        f"factors (dsprites, smallnorb, tfds:...); {config.dataset!r} has none: set "
        "eval.metrics=() or train on a ground-truth data set")
-  eval_spec(config)
+  spec = eval_spec(config)
+  if spec.score_every:
+    unknown = [m for m in spec.score_metrics if m not in metrics_lib.METRICS]
+    need(not unknown, f"eval.score_metrics must be among {sorted(metrics_lib.METRICS)}, got "
+         f"{unknown}")
+    need(data_lib.is_ground_truth(config.dataset),
+         f"eval.score_every={spec.score_every} scores disentanglement during training, which "
+         f"needs a data set with known generative factors; {config.dataset!r} has none: set "
+         "eval.score_every=0")
+    every = int(config.get("eval_every", 0))
+    need(every > 0 and spec.score_every % every == 0,
+         f"eval.score_every ({spec.score_every}) must be a multiple of eval_every ({every}): "
+         "scores are taken by the periodic evaluation")
   need(config.get("data_source", "auto") in ("auto", "memory", "stream"),
        f"data_source must be 'auto', 'memory' or 'stream', got {config.get('data_source')!r}")
   need(int(config.get("prefetch_batches", 8)) >= 1,
@@ -322,7 +334,8 @@ def eval_spec(config) -> ev.EvalSpec:
       chunk_size=int(e.chunk_size), elbo_batch_size=int(e.elbo_batch_size),
       diagnostics_batch_size=int(e.get("diagnostics_batch_size", 256)),
       metrics=tuple(e.get("metrics", ())), metric_scale=float(e.get("metric_scale", 1.0)),
-      dci_importance=e.get("dci_importance", "gbt"))
+      dci_importance=e.get("dci_importance", "gbt"), score_every=int(e.get("score_every", 0)),
+      score_metrics=tuple(e.get("score_metrics", ())))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -537,6 +550,11 @@ def _train(job: Job, workdir: str, *, eval_fn=None, progress: bool = True, write
                          seed=job.seed, eval_fn=eval_fn, progress=progress, writers=writers)
 
 
+# The eval key's fold for disentanglement scores: the final scores and the
+# periodic ones (eval.score_every) draw the same samples.
+SCORE_KEY = 4
+
+
 class NonFiniteEvaluationError(FloatingPointError):
   """The final evaluation gave NaN or inf; the result file holds nulls and
   the list of those fields (``non_finite``)."""
@@ -587,7 +605,9 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> d
   keys, model, spec = job.keys, job.model, job.eval_spec
   probabilistic = job.objective.record.probabilistic
   eval_fn = ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
-                                dataset_size=job.num_train, probabilistic=probabilistic)
+                                dataset_size=job.num_train, probabilistic=probabilistic,
+                                ground_truth=job.ground_truth_data,
+                                score_key=jax.random.fold_in(keys["eval"], SCORE_KEY))
   t0 = time.perf_counter()
   state = _train(job, workdir, eval_fn=eval_fn, writers=out, progress=progress)
   train_seconds = time.perf_counter() - t0
@@ -599,7 +619,7 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> d
                   "epochs": int(state.step) * job.batch_size / job.num_train})
   if spec.metrics:
     results["disentanglement"] = metrics_lib.score_disentanglement(
-        state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], 4), model=model,
+        state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], SCORE_KEY), model=model,
         names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance,
         progress=progress)
   path = os.path.join(workdir, f"eval_{spec.split}.json")

@@ -316,6 +316,9 @@ class EvalSpec:
     metrics: disentanglement metrics to score at the end (ground-truth data).
     metric_scale: multiplies the metrics' published sample sizes.
     dci_importance: "gbt" (reference protocol) or "linear".
+    score_every: score ``score_metrics`` in the periodic evaluation every
+      this many steps (0: never); learning curves of disentanglement.
+    score_metrics: the metrics scored periodically.
   """
   split: str = "validation"
   max_examples: int = 1000
@@ -327,6 +330,8 @@ class EvalSpec:
   metrics: tuple[str, ...] = ()
   metric_scale: float = 1.0
   dci_importance: str = "gbt"
+  score_every: int = 0
+  score_metrics: tuple[str, ...] = ()
 
   def __post_init__(self):
     k = self.num_importance_samples
@@ -337,6 +342,12 @@ class EvalSpec:
     if self.dci_importance not in ("gbt", "linear"):
       raise ValueError(f"eval.dci_importance must be 'gbt' or 'linear', got "
                        f"{self.dci_importance!r}")
+    if isinstance(self.score_every, bool) or int(self.score_every) < 0:
+      raise ValueError(f"eval.score_every must be an integer >= 0 (0: off), got "
+                       f"{self.score_every}")
+    if int(self.score_every) and not self.score_metrics:
+      raise ValueError(f"eval.score_every={self.score_every} needs eval.score_metrics "
+                       "(the metrics to score), got none")
 
 
 def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec: EvalSpec,
@@ -385,12 +396,27 @@ def dataset_reconstruction(params, data, *, model, batch_size: int = 1000, mesh=
 
 
 def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size: int,
-                     mesh=None, probabilistic: bool = True):
+                     mesh=None, probabilistic: bool = True, ground_truth=None, score_key=None):
   """``(params, step) -> dict``: what ``train`` logs every ``eval_every``
   steps: the held-out ELBO, KL per dimension, active units and the KL
   decomposition (probabilistic models), or the held-out reconstruction
-  log-likelihood (autoencoders)."""
+  log-likelihood (autoencoders). At steps that are multiples of
+  ``spec.score_every``, also ``disentanglement``: ``spec.score_metrics`` on
+  ``ground_truth`` (a ``GroundTruthData``) with ``score_key``, the same key at
+  every step, so the curve moves with the model, not with the sample."""
+  if spec.score_every and (ground_truth is None or score_key is None):
+    raise ValueError("eval.score_every needs a ground-truth data set and a scoring key")
+
   def eval_fn(params, step):
+    out = _periodic(params, step)
+    if spec.score_every and step % int(spec.score_every) == 0:
+      from vae import metrics as metrics_lib     # metrics import this module's neighbours
+      out["disentanglement"] = metrics_lib.score_disentanglement(
+          params, ground_truth, score_key, model=model, names=list(spec.score_metrics),
+          scale=spec.metric_scale, dci_importance=spec.dci_importance)
+    return out
+
+  def _periodic(params, step):
     m = mesh if mesh is not None else parallel.make_mesh()
     if not probabilistic:
       return {"reconstruction_log_likelihood": dataset_reconstruction(

@@ -253,6 +253,15 @@ def _log_period(step: int, log_every: int, total: int) -> int:
   return min(log_every - step % log_every, total - step)
 
 
+def _plain(v):
+  """An evaluation result as plain Python: floats, lists of floats, dicts of those."""
+  if isinstance(v, dict):
+    return {k: _plain(x) for k, x in v.items()}
+  if isinstance(v, (list, tuple)) and any(isinstance(x, (dict, list, tuple)) for x in v):
+    return [_plain(x) for x in v]
+  return float(v) if np.ndim(v) == 0 else [float(x) for x in np.ravel(v)]
+
+
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf loss; the message names the step."""
 
@@ -378,8 +387,7 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
     out.write_scalars(step, "train", {k: v for k, v in record.items()
                                       if k not in ("step", "split")})
     if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
-      ev = {k: (float(v) if np.ndim(v) == 0 else [float(x) for x in np.ravel(v)])
-            for k, v in eval_fn(state.params, step).items()}
+      ev = _plain(eval_fn(state.params, step))
       out.write_scalars(step, "eval", ev)
       bad = workdir_lib.without_non_finite(ev)[1]
       if bad:

@@ -134,4 +134,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.metrics = ()
   c.eval.metric_scale = 1.0
   c.eval.dci_importance = "gbt"       # "gbt" (reference protocol) | "linear"
+  # Learning curves of disentanglement: every score_every steps (a multiple
+  # of eval_every; 0: off) the periodic evaluation also scores these metrics
+  # (same sample sizes and key as the final scores) into metrics.jsonl and
+  # TensorBoard, under eval/disentanglement/<metric>/...
+  c.eval.score_every = 0
+  c.eval.score_metrics = ("mig",)
   return c

@@ -100,6 +100,16 @@ def scale_protocol(name: str, scale: float) -> dict[str, int]:
           if k.startswith("num_") and k not in NOT_SAMPLE_SIZES}
 
 
+def protocol(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+  """The settings a metric runs with: its published defaults (sample sizes,
+  bins, classifier settings) with ``overrides`` applied; recorded beside
+  each score so that a number always comes with its sample sizes."""
+  sig = inspect.signature(METRICS[name]).parameters
+  out = {k: p.default for k, p in sig.items() if p.default is not inspect.Parameter.empty}
+  out.update(overrides or {})
+  return out
+
+
 def score_disentanglement(params, ground_truth, key, *, model, names=None,
                           scale: float = 1.0, dci_importance: str = "gbt",
                           progress: bool = False) -> dict[str, Any]:
@@ -117,7 +127,7 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     progress: a bar over the metrics (the one running, elapsed, time left).
 
   Returns:
-    {metric: {scores..., "seconds"}}.
+    {metric: {scores..., "seconds", "protocol" (sample sizes and settings)}}.
   """
   rep = representation_from_params(params, model)
   names = list(METRICS) if not names else list(names)
@@ -134,6 +144,7 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     out[name] = compute_all(ground_truth, rep, jax.random.fold_in(key, i), [name],
                             **{name: opts})[name]
     out[name]["seconds"] = time.perf_counter() - t0
+    out[name]["protocol"] = protocol(name, opts)
     if bar is not None:
       bar.update(1)
   if bar is not None:
@@ -141,7 +152,7 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
   return out
 
 
-__all__ = ["METRICS", "SCORE_KEYS", "compute_all", "scale_protocol", "score_disentanglement", "representation_from_params",
+__all__ = ["METRICS", "SCORE_KEYS", "compute_all", "protocol", "scale_protocol", "score_disentanglement", "representation_from_params",
            "compute_beta_vae", "beta_vae_from_features", "compute_factor_vae",
            "compute_mig", "mig_from_codes", "mig_scores", "compute_dci", "dci_from_codes",
            "compute_sap", "sap_from_codes", "compute_modularity_explicitness",

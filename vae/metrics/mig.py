@@ -34,11 +34,13 @@ def mig_from_codes(codes, factors, *, num_bins: int = 20, factor_sizes: tuple):
 
 
 def mig_scores(codes, factors, *, factor_sizes, num_bins: int = 20) -> dict:
-  """{"mig", "mig_per_factor"} of given codes [N, D] and factors [N, F]."""
-  mig, gaps, _, _ = mig_from_codes(jnp.asarray(codes, jnp.float32), jnp.asarray(factors),
+  """{"mig", "mig_per_factor" [F], "mutual_info" [D][F] (nats), "factor_entropy" [F]}
+  of given codes [N, D] and factors [N, F]."""
+  mig, gaps, mi, h = mig_from_codes(jnp.asarray(codes, jnp.float32), jnp.asarray(factors),
                                    num_bins=int(num_bins),
                                    factor_sizes=tuple(int(k) for k in factor_sizes))
-  return utils.to_float_dict({"mig": mig, "mig_per_factor": gaps})
+  return utils.to_float_dict({"mig": mig, "mig_per_factor": gaps, "mutual_info": mi,
+                              "factor_entropy": h})
 
 
 def compute_mig(ground_truth, representation_fn, key, *, num_train: int = 10_000,
@@ -52,7 +54,8 @@ def compute_mig(ground_truth, representation_fn, key, *, num_train: int = 10_000
     num_bins: histogram bins per latent.
 
   Returns:
-    {"mig", "mig_per_factor" (list of F)}.
+    {"mig", "mig_per_factor" (list of F), "mutual_info" ([D][F] nats: which
+    latent informs which factor), "factor_entropy" (list of F)}.
   """
   codes, factors = utils.sample_codes(ground_truth, representation_fn, key,
                                       int(num_train), int(batch_size))

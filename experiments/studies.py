@@ -1,0 +1,134 @@
+"""Named studies: lists of runs (a published config, its hyperparameters and a
+seed) trained to one step budget, found by name (``vae-study run <name>``).
+
+A study is a record (``Study``) of runs (``StudyRun``); ``REGISTRY`` maps
+names to functions that build them. ``experiments/study.py`` trains, scores
+and reports a study; nothing there names a particular study.
+
+The dSprites studies follow the disentanglement_lib protocol (Locatello et
+al. 2019, Sec. 5 and App. G): the conv networks of their Table 1, 10
+latents, Bernoulli decoder, batch 64, Adam 1e-4 (b1 0.9, b2 0.999, eps
+1e-8), procedural dSprites; only the step budget is smaller (300k there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRun:
+  """One training run of a study.
+
+  Attributes:
+    method: the label the report groups by ("beta-TCVAE").
+    config: a published config's name (experiments/configs) or path.
+    overrides: dotted config paths to values (the method's hyperparameters).
+    seed: the run's seed.
+    source: where the hyperparameter value comes from (paper, section).
+  """
+  method: str
+  config: str
+  overrides: dict[str, Any]
+  seed: int
+  source: str = ""
+
+  @property
+  def name(self) -> str:
+    """The run's file and folder name: ``beta_tcvae-seed0``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", self.method.lower()).strip("_")
+    return f"{slug}-seed{self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """A named list of runs with one step budget.
+
+  Attributes:
+    name: the study's name (its folder under results/).
+    description: one paragraph for the report.
+    num_steps: every run's step budget.
+    runs: the runs, in the order they are trained.
+    settings: config overrides applied to every run (evaluation cadence,
+      metrics), before the run's own.
+  """
+  name: str
+  description: str
+  num_steps: int
+  runs: tuple[StudyRun, ...]
+  settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    names = [r.name for r in self.runs]
+    if len(set(names)) != len(names):
+      raise ValueError(f"study {self.name!r} repeats a run: {names}")
+    if int(self.num_steps) < 1:
+      raise ValueError(f"study {self.name!r}: num_steps must be >= 1, got {self.num_steps}")
+
+  def run(self, name: str) -> StudyRun:
+    for r in self.runs:
+      if r.name == name:
+        return r
+    raise KeyError(f"study {self.name!r} has no run {name!r}; runs: "
+                   f"{[r.name for r in self.runs]}")
+
+
+# The hyperparameter of each method, from its disentanglement_lib sweep
+# (Locatello et al. 2019, Table 8), at the value its paper reports good on
+# dSprites: (method label, config name, overrides, source).
+DSPRITES_METHODS = (
+    ("VAE", "dsprites_study", {"hparams.vae.beta": 1.0},
+     "beta = 1: the plain VAE (Kingma & Welling 2014), the baseline"),
+    ("beta-VAE", "beta_vae_dsprites", {"hparams.beta_vae.beta": 4.0},
+     "beta = 4: Higgins et al. 2017, Sec. 4 and App. A.4 (dSprites)"),
+    ("AnnealedVAE", "annealed_vae_dsprites",
+     {"hparams.annealed_vae.c_max": 25.0, "hparams.annealed_vae.gamma": 1000.0},
+     "C_max = 25 nats, gamma = 1000: Burgess et al. 2018, App. A (dSprites); the capacity "
+     "schedule is scaled to the budget"),
+    ("FactorVAE", "factor_vae_dsprites", {"hparams.factor_vae.gamma": 40.0},
+     "gamma = 40: Kim & Mnih 2018, Sec. 4 (dSprites: gamma 40 among the best)"),
+    ("beta-TCVAE", "beta_tcvae_dsprites", {"hparams.beta_tcvae.beta": 6.0},
+     "beta = 6: Chen et al. 2018, Sec. 6 (dSprites); the pilot's value"),
+    ("DIP-VAE-I", "dip_vae_i_dsprites",
+     {"hparams.dip_vae_i.lambda_od": 10.0, "hparams.dip_vae_i.lambda_d": 100.0},
+     "lambda_od = 10, lambda_d = 100: Kumar et al. 2018, Sec. 5 (dSprites)"),
+    ("DIP-VAE-II", "dip_vae_ii_dsprites",
+     {"hparams.dip_vae_ii.lambda_od": 1.0, "hparams.dip_vae_ii.lambda_d": 1.0},
+     "lambda_od = lambda_d = 1: Kumar et al. 2018, Sec. 5 (dSprites)"),
+)
+
+# Scored during training (cheap at published sample sizes) and at the end.
+CURVE_METRICS = ("mig", "sap", "modularity")
+ALL_METRICS = ("mig", "sap", "modularity", "dci", "factor_vae", "beta_vae")
+
+
+def _methods(names: tuple[str, ...] | None = None):
+  return [m for m in DSPRITES_METHODS if names is None or m[0] in names]
+
+
+def pilot() -> Study:
+  """One seed of beta-VAE and beta-TCVAE to 50k steps, scored every 5k: the
+  curve that sets the study's budget."""
+  runs = tuple(StudyRun(m, c, o, 0, s) for m, c, o, s in _methods(("beta-VAE", "beta-TCVAE")))
+  return Study(
+      name="pilot",
+      description=("The pilot: one seed of beta-VAE and beta-TCVAE on procedural dSprites to "
+                   "50,000 steps, MIG, SAP and modularity scored every 5,000. The study's "
+                   "budget is the fewest steps at which the scores reach about 90% of their "
+                   "50k values (and no fewer than 20k)."),
+      num_steps=50_000, runs=runs,
+      settings={"eval_every": 5_000, "checkpoint_every": 5_000, "log_every": 500,
+                "eval.score_every": 5_000, "eval.score_metrics": CURVE_METRICS,
+                "eval.metrics": CURVE_METRICS, "eval.max_examples": 10_000})
+
+
+REGISTRY: dict[str, Callable[[], Study]] = {"pilot": pilot}
+
+
+def get(name: str) -> Study:
+  """The study registered as ``name``."""
+  if name not in REGISTRY:
+    raise ValueError(f"unknown study {name!r}; studies: {sorted(REGISTRY)}")
+  return REGISTRY[name]()

@@ -1,0 +1,320 @@
+"""Run a named study (``experiments/studies.py``) and report it.
+
+  vae-study run pilot                  # train, score and record every unfinished run
+  vae-study run pilot --workers 2      # two processes, one CPU each (faster on 2 cores)
+  vae-study status pilot               # which runs are finished, failed or to do
+  vae-study report pilot               # table and figures from results/pilot/*.json
+
+``run`` trains what is not finished, resumes what was interrupted (from its
+workdir's last checkpoint, under ``--workroot``), scores each finished run and
+writes one small JSON per run to ``results/<study>/<run>.json`` (config,
+effective hyperparameters, seed, steps, wall time, machine, final ELBO and its
+terms, KL per latent, every score with its sample sizes, and the learning
+curve of the periodic evaluations). A run that fails or diverges is recorded
+with ``"status": "failed"`` and its error, and the study goes on (``--retry``
+trains failed runs again). Several processes may work on one study at once: a
+run whose workdir another process holds is skipped.
+
+The results files are what a study is: commit them as they land. Workdirs
+(checkpoints) stay on the machine that trained them; a run interrupted on one
+machine starts again from step 0 on another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from absl import app, flags, logging
+
+from . import studies as studies_lib
+
+_WORKROOT = flags.DEFINE_string("workroot", "workdirs/studies",
+                                "Folder of the runs' workdirs (<workroot>/<study>/<run>).")
+_RESULTS = flags.DEFINE_string("results", "results", "Folder of the results files "
+                               "(<results>/<study>/<run>.json).")
+_DOCS = flags.DEFINE_string("docs", "docs", "Folder the report writes its figures to.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "run: processes working on the study at "
+                                "once, each pinned to its own CPU (2 single-core runs train "
+                                "faster than one on 2 cores).")
+_CPU = flags.DEFINE_integer("cpu", -1, "run: pin this process to one CPU (-1: do not pin).")
+_RETRY = flags.DEFINE_bool("retry", False, "run: train failed runs again.")
+_ONLY = flags.DEFINE_list("only", [], "run: only these runs (names as in `status`).")
+
+FINISHED, FAILED = "finished", "failed"
+
+
+def result_path(results_root: str, study: str, run: str) -> str:
+  return os.path.join(results_root, study, run + ".json")
+
+
+def read_result(path: str) -> dict[str, Any] | None:
+  """The results file at ``path``, or None if there is none."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def run_config(study: studies_lib.Study, run: studies_lib.StudyRun):
+  """The full config of one run: its published config, the study's settings,
+  the run's hyperparameters and seed, the study's budget."""
+  from . import sweep
+  config = sweep.load_config_module(run.config).get_config()
+  overrides = {**study.settings, **run.overrides, "seed": int(run.seed),
+               "num_steps": int(study.num_steps)}
+  return sweep.apply_overrides(config, overrides)
+
+
+def machine() -> dict[str, Any]:
+  """Where a run trained: host, CPU model, CPUs usable, JAX and its backend."""
+  import jax
+  cpu = platform.processor()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+  except OSError:
+    pass
+  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return {"host": platform.node(), "cpu": cpu, "cpu_count": os.cpu_count(),
+          "cpus_used": usable, "jax": jax.__version__, "backend": jax.default_backend(),
+          "device": jax.devices()[0].device_kind, "python": platform.python_version()}
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def train_seconds(rows: list[dict[str, Any]]) -> float:
+  """Seconds spent training, over every resumption: each train row covers
+  the steps since the previous one at its logged rate."""
+  total, last = 0.0, 0
+  for r in rows:
+    if r.get("split") == "train":
+      if r.get("steps_per_sec"):
+        total += (int(r["step"]) - last) / float(r["steps_per_sec"])
+      last = int(r["step"])
+  return total
+
+
+# Fields of a periodic evaluation kept in the learning curve.
+CURVE_FIELDS = ("elbo", "log_likelihood", "kl", "active_units", "kl_per_dim")
+
+
+def curve(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """The periodic evaluations of a run: step, ELBO terms, KL per latent and
+  the scores (without classifier matrices)."""
+  out = []
+  for r in rows:
+    if r.get("split") != "eval":
+      continue
+    point = {"step": int(r["step"]), **{k: r[k] for k in CURVE_FIELDS if k in r}}
+    if "disentanglement" in r:
+      point["scores"] = {m: _small(s) for m, s in r["disentanglement"].items()}
+    out.append(point)
+  return out
+
+
+def _small(score: dict[str, Any]) -> dict[str, Any]:
+  """A score's dict without its large matrices (SAP's score matrix)."""
+  return {k: v for k, v in score.items() if k not in ("score_matrix",)}
+
+
+def build_record(study, run, config, workdir: str, status: str, *, results=None,
+                 error: BaseException | None = None, wall: float = 0.0) -> dict[str, Any]:
+  """The results file of one run (see the module docstring)."""
+  rows = read_metrics(workdir)
+  stored = {}
+  if os.path.exists(os.path.join(workdir, "config.json")):
+    with open(os.path.join(workdir, "config.json")) as f:
+      stored = json.load(f)
+  steps = max([int(r["step"]) for r in rows if r.get("split") == "train"], default=0)
+  record: dict[str, Any] = {
+      "study": study.name, "run": run.name, "method": run.method, "status": status,
+      "seed": int(run.seed), "budget": int(study.num_steps), "steps": steps,
+      "config_name": run.config, "overrides": run.overrides, "source": run.source,
+      "effective": stored.get("effective"),
+      "config": json.loads(config.to_json_best_effort()),
+      "train_seconds": train_seconds(rows), "wall_seconds_this_process": wall,
+      "machine": machine(),
+      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      "curve": curve(rows),
+  }
+  if results is not None:
+    elbo = results.get("elbo", {})
+    record.update({
+        "elbo": elbo.get("elbo"), "log_likelihood": elbo.get("log_likelihood"),
+        "kl": elbo.get("kl"), "kl_per_dim": elbo.get("kl_per_dim"),
+        "iwae": results.get("iwae"), "active_units": (results.get("active_units") or {}).get(
+            "active_units"),
+        "eval_examples": results.get("num_examples"),
+        "scores": {m: _small(s) for m, s in (results.get("disentanglement") or {}).items()},
+    })
+    record["scoring_seconds"] = sum(s.get("seconds", 0.0) for s in record["scores"].values())
+  if error is not None:
+    record["error"] = {"type": type(error).__name__, "message": str(error),
+                       "traceback": traceback.format_exception(error)[-6:]}
+  return record
+
+
+def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
+              retry: bool = False, only=(), progress: bool = False,
+              log: Callable[[str], None] = print,
+              stop_after: int | None = None) -> list[dict[str, Any]]:
+  """Trains, scores and records every unfinished run of ``study``.
+
+  Args:
+    study: the study.
+    workroot: runs train in ``<workroot>/<study>/<run>`` (resumed if there).
+    results_root: results files go to ``<results_root>/<study>/<run>.json``.
+    retry: train runs recorded as failed again.
+    only: run names to restrict to (empty: all).
+    progress: training and scoring bars.
+    log: one line per run.
+    stop_after: return after this many runs were trained (tests).
+
+  Returns:
+    The records written by this call.
+  """
+  from . import job as job_lib
+  from vae import workdir as workdir_lib
+  os.makedirs(os.path.join(results_root, study.name), exist_ok=True)
+  written = []
+  for i, run in enumerate(study.runs):
+    if only and run.name not in only:
+      continue
+    tag = f"[{study.name} {i + 1}/{len(study.runs)}] {run.name}"
+    path = result_path(results_root, study.name, run.name)
+    if _done(read_result(path), study, retry):
+      continue
+    workdir = os.path.join(workroot, study.name, run.name)
+    config = run_config(study, run)
+    t0 = time.perf_counter()
+    try:
+      with workdir_lib.lock(workdir):
+        if _done(read_result(path), study, retry):       # finished while we waited
+          continue
+        log(f"{tag}: training to {study.num_steps} steps in {workdir}")
+        try:
+          results = job_lib.train_and_evaluate(config, workdir, progress=progress)
+          status, error = FINISHED, None
+        except (KeyboardInterrupt, workdir_lib.WorkdirLockedError):
+          raise
+        except Exception as e:       # recorded; the study goes on
+          results, status, error = None, FAILED, e
+          if isinstance(e, job_lib.NonFiniteEvaluationError):
+            results = _read_eval(workdir, config)
+        record = build_record(study, run, config, workdir, status, results=results,
+                              error=error, wall=time.perf_counter() - t0)
+        workdir_lib.write_json(path, record, indent=1)
+    except workdir_lib.WorkdirLockedError:
+      log(f"{tag}: another process holds {workdir}; skipped")
+      continue
+    written.append(record)
+    head = {m: round(s.get(_headline(m), float("nan")), 3)
+            for m, s in record.get("scores", {}).items()}
+    log(f"{tag}: {status} at step {record['steps']} "
+        f"({record['train_seconds'] / 60:.1f} min training) "
+        + (f"scores {head}" if status == FINISHED else
+           f"{record['error']['type']}: {record['error']['message'][:300]}"))
+    if stop_after is not None and len(written) >= stop_after:
+      break
+  return written
+
+
+def _headline(metric: str) -> str:
+  from vae import metrics as metrics_lib
+  return metrics_lib.SCORE_KEYS[metric]
+
+
+def _read_eval(workdir, config):
+  path = os.path.join(workdir, f"eval_{config.eval.split}.json")
+  return read_result(path)
+
+
+def _done(record, study, retry: bool) -> bool:
+  if record is None:
+    return False
+  if record.get("status") == FAILED:
+    return not retry
+  return record.get("status") == FINISHED and int(record.get("steps", 0)) >= study.num_steps
+
+
+def status(study: studies_lib.Study, results_root: str) -> list[tuple[str, str]]:
+  """(run name, "finished at N steps" | "failed: ..." | "to do") for every run."""
+  out = []
+  for run in study.runs:
+    rec = read_result(result_path(results_root, study.name, run.name))
+    if rec is None:
+      out.append((run.name, "to do"))
+    elif rec["status"] == FAILED:
+      out.append((run.name, f"failed at step {rec['steps']}: {rec['error']['type']}"))
+    else:
+      out.append((run.name, f"finished at {rec['steps']} steps"
+                  + ("" if rec["steps"] >= study.num_steps else
+                     f" (budget now {study.num_steps}: to do)")))
+  return out
+
+
+def _spawn_workers(argv_rest: list[str], n: int) -> int:
+  """``n`` copies of this command, each pinned to one CPU; their exit code."""
+  cpus = sorted(os.sched_getaffinity(0))
+  procs = []
+  for w in range(n):
+    cmd = [sys.executable, "-m", __spec__.name if __spec__ else "experiments.study",
+           *argv_rest, "--workers=1", f"--cpu={cpus[w % len(cpus)]}"]
+    procs.append(subprocess.Popen(cmd))
+  return max(p.wait() for p in procs)
+
+
+def main(argv):
+  logging.set_verbosity(logging.WARNING)
+  if len(argv) != 3 or argv[1] not in ("run", "status", "report"):
+    raise app.UsageError("usage: vae-study run|status|report <study>; studies: "
+                         f"{sorted(studies_lib.REGISTRY)}")
+  command, name = argv[1], argv[2]
+  try:
+    study = studies_lib.get(name)
+  except ValueError as e:
+    raise app.UsageError(str(e))
+  if command == "status":
+    for run, what in status(study, _RESULTS.value):
+      print(f"{run:32s} {what}")
+    return
+  if command == "report":
+    from . import study_report
+    print(study_report.report(study, _RESULTS.value, _DOCS.value))
+    return
+  if _WORKERS.value > 1:
+    rest, skip = [], False
+    for a in sys.argv[1:]:
+      if skip:
+        skip = False
+      elif a in ("--workers", "--cpu"):
+        skip = True                  # its value follows
+      elif not a.startswith(("--workers=", "--cpu=")):
+        rest.append(a)
+    sys.exit(_spawn_workers(rest, _WORKERS.value))
+  if _CPU.value >= 0:
+    os.sched_setaffinity(0, {_CPU.value})     # before JAX starts its threads
+  run_study(study, _WORKROOT.value, _RESULTS.value, retry=_RETRY.value, only=_ONLY.value)
+
+
+def run():
+  """The ``vae-study`` console script."""
+  sys.modules["__main__"].__doc__ = __doc__
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
