@@ -39,6 +39,15 @@ the ratio, the step's GFLOP/s (XLA's cost analysis) and its fraction of the
 best f32 GEMM rate measured in the same process.
 
   python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --vs_torch
+
+Scoring (--scoring): encodes per second of the conv encoder's forward pass in
+each of its forms, against the limit its FLOPs set at the f32 GEMM rate
+measured in the same process; procedural dSprites rendering; and each
+disentanglement metric (--metrics, default all) at the published sample
+sizes on a trained model (--scoring_workdir), with its images and seconds.
+
+  python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --scoring \
+      --scoring_workdir workdirs/studies/pilot/beta_vae-seed0
 """
 
 from __future__ import annotations
@@ -108,6 +117,16 @@ flags.DEFINE_boolean("streaming", False, "the streaming source (image files deco
 flags.DEFINE_integer("stream_examples", 2048, "images written for --streaming (64x64x3 PNG)")
 flags.DEFINE_integer("stream_steps", 200, "timed training steps per --streaming row")
 flags.DEFINE_integer("stream_repeats", 3, "alternating repeats of each --streaming row")
+flags.DEFINE_boolean("scoring", False, "scoring speed: the encoder's forward pass against "
+                     "the CPU's GEMM limit (its FLOPs at the measured GFLOP/s), rendering, "
+                     "and each of --metrics (default all) at the published sample sizes "
+                     "(times --metric_scale) on a trained conv model")
+flags.DEFINE_string("scoring_workdir", "", "--scoring: a conv dSprites run's workdir whose "
+                    "last checkpoint is scored (empty: an untrained model; FactorVAE's score "
+                    "then stops early, no latent being active)")
+flags.DEFINE_boolean("dci_agreement", False, "DCI with each importance (gbt, the reference; "
+                     "hist_gbt; linear) on the same codes of each --scoring_workdir model "
+                     "(comma-separated workdirs), with their times")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -469,6 +488,127 @@ def bench_metrics():
   return rows
 
 
+# Multiply-adds of the conv encoder's layers for one 64x64x1 image: four
+# 4x4 stride-2 convs (output H*W*C_out, 16*C_in taps), FC 1024->256, head 256->20.
+ENCODER_FLOPS = 2 * (32 * 32 * 32 * 16 * 1 + 16 * 16 * 32 * 16 * 32 + 8 * 8 * 64 * 16 * 32
+                     + 4 * 4 * 64 * 16 * 64 + 1024 * 256 + 256 * 20)
+
+
+def _best_seconds(fn, repeats=3):
+  fn()                                              # compile
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return min(times), max(times)
+
+
+def bench_scoring():
+  """What scoring a conv model costs, against what the CPU allows."""
+  import dataclasses
+  from vae import model as model_lib
+  from vae.data import dsprites
+  out = {}
+  a = jax.random.normal(jax.random.key(0), (1024, 1024), jnp.float32)
+  gemm = jax.jit(lambda a: a @ a)
+  lo, hi = _best_seconds(lambda: gemm(a), 5)
+  out["gemm_gflops"] = [2 * 1024 ** 3 / hi / 1e9, 2 * 1024 ** 3 / lo / 1e9]
+  out["encoder_mflops_per_image"] = ENCODER_FLOPS / 1e6
+  out["limit_images_per_sec"] = out["gemm_gflops"][1] * 1e9 / ENCODER_FLOPS
+  m = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1), latent_dim=10,
+                           likelihood="bernoulli")
+  params = model_lib.init_params(jax.random.key(0), m)
+  if FLAGS.scoring_workdir:
+    m, params = _restore(FLAGS.scoring_workdir.split(",")[0])
+  x = (jax.random.uniform(jax.random.key(1), (8, 512, 64, 64, 1)) > 0.5).astype(jnp.float32)
+  n = x.shape[0] * x.shape[1]
+  gemm_model = metrics.forward_model(m, "gemm")
+  paths = {
+      "GEMM conv, one example at a time (vmap; scoring before)": jax.jit(lambda p, x: jax.lax.map(
+          lambda b: jax.vmap(lambda xi: model_lib.encode(p, xi, model=gemm_model)[0])(b), x)),
+      "GEMM conv, batch 512 (training path)": jax.jit(lambda p, x: jax.lax.map(
+          lambda b: model_lib.encode_batch(p, b, model=gemm_model)[0], x)),
+      "XLA conv, batch 512 (scoring now)": jax.jit(lambda p, x: jax.lax.map(
+          metrics.representation_from_params(p, m), x)),
+  }
+  out["encoder"] = []
+  for name, fn in paths.items():
+    lo, hi = _best_seconds(lambda: fn(params, x))
+    out["encoder"].append({"path": name, "images_per_sec": [n / hi, n / lo],
+                           "of_limit": n / lo / out["limit_images_per_sec"]})
+  gt = dsprites.DSprites()
+  factors = gt.sample_factors(jax.random.key(2), n)
+  render = jax.jit(lambda f: jax.lax.map(gt.observations, f.reshape(8, 512, -1)))
+  lo, hi = _best_seconds(lambda: render(factors))
+  out["render_images_per_sec"] = [n / hi, n / lo]
+  names = list(metrics.METRICS) if FLAGS.metrics in ([], ["all"]) else FLAGS.metrics
+  res = metrics.score_disentanglement(params, gt, jax.random.key(3), model=m, names=names,
+                                      scale=FLAGS.metric_scale, progress=True)
+  out["metrics"] = [{"metric": k, "score": v[metrics.SCORE_KEYS[k]], "seconds": v["seconds"],
+                     "images": v["images_encoded"], "encode_seconds": v["encode_seconds"]}
+                    for k, v in res.items()]
+  return out
+
+
+def _restore(workdir):
+  """(model, params) of a workdir's last checkpoint."""
+  cfg = job_lib.load_run_config(workdir)
+  job = job_lib.resolve(cfg, with_data=False)
+  return job.model, job_lib.restore_state(workdir, job).params
+
+
+def bench_dci_agreement():
+  """DCI of real representations with every importance, on the same codes."""
+  from vae.data import dsprites
+  from vae.metrics import dci, utils as metric_utils
+  gt = dsprites.DSprites()
+  opts = metrics.protocol("dci", metrics.scale_protocol("dci", FLAGS.metric_scale))
+  rows = []
+  for workdir in FLAGS.scoring_workdir.split(","):
+    m, params = _restore(workdir)
+    codes = metric_utils.sample_train_test_codes(
+        gt, metrics.representation_from_params(params, m), jax.random.key(0),
+        opts["num_train"], opts["num_test"], opts["batch_size"])
+    for imp in dci.IMPORTANCES:
+      t0 = time.perf_counter()
+      r = dci.dci_from_codes(*codes, factor_sizes=gt.factor_sizes, importance=imp)
+      rows.append({"model": workdir, "importance": imp, "seconds": time.perf_counter() - t0,
+                   **{k: r[k] for k in ("disentanglement", "completeness",
+                                        "informativeness_test")}})
+      print(rows[-1], flush=True)
+  return rows
+
+
+def _print_dci_agreement(out):
+  print(f"\nDCI of the same codes with each importance (published sample sizes x "
+        f"{FLAGS.metric_scale}), {out['device']}")
+  print(f"{'model':<48}{'importance':>10}{'D':>7}{'C':>7}{'I test':>8}{'seconds':>9}")
+  for r in out["dci_agreement"]:
+    print(f"{r['model'][-48:]:<48}{r['importance']:>10}{r['disentanglement']:>7.3f}"
+          f"{r['completeness']:>7.3f}{r['informativeness_test']:>8.3f}{r['seconds']:>9.1f}")
+
+
+def _print_scoring(out):
+  s = out["scoring"]
+  print(f"\nScoring, conv encoder {s['encoder_mflops_per_image']:.2f} MFLOP/image, "
+        f"{out['device']}: XLA f32 GEMM 1024^3 {s['gemm_gflops'][0]:.0f}-"
+        f"{s['gemm_gflops'][1]:.0f} GFLOP/s, so at most {s['limit_images_per_sec']:,.0f} "
+        "images/s")
+  print(f"{'encoder forward':<58}{'images/s (min-max)':>22}{'of limit':>10}")
+  for r in s["encoder"]:
+    lo, hi = r["images_per_sec"]
+    print(f"{r['path']:<58}{lo:>11,.0f}-{hi:<10,.0f}{100 * r['of_limit']:>9.0f}%")
+  lo, hi = s["render_images_per_sec"]
+  print(f"{'procedural dSprites rendering':<58}{lo:>11,.0f}-{hi:<10,.0f}")
+  print(f"{'metric':<12}{'score':>8}{'seconds':>9}{'images':>11}{'encoding s':>12}"
+        f"{'images/s':>10}{'other s':>9}")
+  for r in s["metrics"]:
+    rate = r["images"] / max(r["encode_seconds"], 1e-9)
+    print(f"{r['metric']:<12}{r['score']:>8.3f}{r['seconds']:>9.1f}{r['images']:>11,}"
+          f"{r['encode_seconds']:>12.1f}{rate:>10,.0f}{r['seconds'] - r['encode_seconds']:>9.1f}")
+
+
 def bench_scaling():
   """One subprocess per device count (the count is fixed when jax starts)."""
   import os
@@ -679,10 +819,14 @@ def main(argv):
     out["sweep"] = bench_sweep()
   if FLAGS.methods:
     out["methods"] = bench_methods()
-  if FLAGS.metrics:
+  if FLAGS.metrics and not FLAGS.scoring:
     out["metrics"] = bench_metrics()
   if FLAGS.vs_torch:
     out["vs_torch"] = bench_vs_torch()
+  if FLAGS.scoring:
+    out["scoring"] = bench_scoring()
+  if FLAGS.dci_agreement:
+    out["dci_agreement"] = bench_dci_agreement()
   if FLAGS.streaming:
     out["streaming"] = bench_streaming()
   if out["training"]:
@@ -713,6 +857,10 @@ def main(argv):
     _print_vs_torch(out)
   if "streaming" in out:
     _print_streaming(out)
+  if "scoring" in out:
+    _print_scoring(out)
+  if "dci_agreement" in out:
+    _print_dci_agreement(out)
   if "metrics" in out:
     print(f"\nDisentanglement metrics, published sample sizes x {FLAGS.metric_scale}, "
           f"{out['device']}: ours (first call compiles) vs the numpy/scikit-learn reference")

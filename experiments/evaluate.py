@@ -36,7 +36,7 @@ _METRICS = flags.DEFINE_list("metrics", ["auto"], "Disentanglement metrics: 'all
                              "names (beta_vae,factor_vae,mig,dci,sap,modularity), or 'auto' "
                              "(all on ground-truth data sets, none otherwise).")
 _SCALE = flags.DEFINE_float("metric_scale", 1.0, "Multiplies the metrics' published sample sizes.")
-_DCI = flags.DEFINE_enum("dci_importance", "gbt", ["gbt", "linear"],
+_DCI = flags.DEFINE_enum("dci_importance", "gbt", ["gbt", "hist_gbt", "linear"],
                          "DCI importances: gradient-boosted trees (reference) or linear probe.")
 flags.mark_flag_as_required("workdir")
 

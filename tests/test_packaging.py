@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ("vae-train", "vae-evaluate", "vae-benchmark", "vae-sweep")
+SCRIPTS = ("vae-train", "vae-evaluate", "vae-benchmark", "vae-sweep", "vae-study")
 
 
 def _pyproject():
@@ -49,7 +49,8 @@ def test_outside_a_checkout_vae_experiments_is_importable_and_experiments_is_not
 def test_the_console_scripts_run_from_outside_the_checkout(tmp_path):
   summaries = {"vae-train": "Train and evaluate one configuration.",
                "vae-evaluate": "Evaluate a workdir's latest checkpoint",
-               "vae-benchmark": "Throughput benchmarks", "vae-sweep": "Expand a config's hyperparameter sweep"}
+               "vae-benchmark": "Throughput benchmarks", "vae-sweep": "Expand a config's hyperparameter sweep",
+               "vae-study": "Run a named study"}
   for name in SCRIPTS:
     # absl answers --help with its usage and exit code 1.
     out = subprocess.run([_script(name), "--help"], cwd=str(tmp_path), capture_output=True,

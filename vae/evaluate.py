@@ -315,7 +315,8 @@ class EvalSpec:
     diagnostics_batch_size: batch of the KL-decomposition estimators.
     metrics: disentanglement metrics to score at the end (ground-truth data).
     metric_scale: multiplies the metrics' published sample sizes.
-    dci_importance: "gbt" (reference protocol) or "linear".
+    dci_importance: "gbt" (reference protocol), "hist_gbt" or "linear"
+      (vae.metrics.dci).
     score_every: score ``score_metrics`` in the periodic evaluation every
       this many steps (0: never); learning curves of disentanglement.
     score_metrics: the metrics scored periodically.
@@ -339,8 +340,8 @@ class EvalSpec:
       raise ValueError(f"eval.num_importance_samples (k) must be an integer >= 1, got {k}")
     if not float(self.metric_scale) > 0:
       raise ValueError(f"eval.metric_scale must be > 0, got {self.metric_scale}")
-    if self.dci_importance not in ("gbt", "linear"):
-      raise ValueError(f"eval.dci_importance must be 'gbt' or 'linear', got "
+    if self.dci_importance not in ("gbt", "hist_gbt", "linear"):
+      raise ValueError(f"eval.dci_importance must be 'gbt', 'hist_gbt' or 'linear', got "
                        f"{self.dci_importance!r}")
     if isinstance(self.score_every, bool) or int(self.score_every) < 0:
       raise ValueError(f"eval.score_every must be an integer >= 0 (0: off), got "

@@ -18,6 +18,7 @@ import math
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from vae import conv
@@ -103,9 +104,18 @@ class Conv4x4(nn.Module):
   transpose: bool = False
   dtype: str = "float32"
   channel_major: bool = False
+  # "gemm": vae.conv's GEMM forms (fast forward and backward on XLA:CPU);
+  # "xla": XLA's own convolution (NHWC only; on a CPU the faster of the two
+  # when there is no backward pass, e.g. encoding images for a metric).
+  impl: str = "gemm"
 
   @nn.compact
   def __call__(self, x):
+    if self.impl not in ("gemm", "xla"):
+      raise ValueError(f"Conv4x4.impl must be 'gemm' or 'xla', got {self.impl!r}")
+    if self.impl == "xla" and (self.channel_major or self.transpose):
+      raise ValueError("Conv4x4(impl='xla') is the NHWC forward conv only (no channel_major, "
+                       "no transpose)")
     if self.channel_major and x.ndim != 4:
       raise ValueError(f"Conv4x4(channel_major=True) takes x [C, H, W, N] "
                        f"(conv.to_channel_major), got shape {x.shape}")
@@ -114,6 +124,12 @@ class Conv4x4(nn.Module):
                         (4, 4, c, self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
     x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
+    if self.impl == "xla":
+      lead = x.shape[:-3]
+      y = jax.lax.conv_general_dilated(
+          x.reshape((-1,) + x.shape[-3:]), kernel, (2, 2), "SAME",
+          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return y.reshape(lead + y.shape[1:]) + bias
     if self.channel_major:
       op = conv.conv_transpose4x4_s2_cm if self.transpose else conv.conv4x4_s2_cm
       bias = bias[:, None, None, None]
@@ -131,13 +147,21 @@ class ConvEncoder(nn.Module):
   latent_dim: int
   posterior: str = "diagonal"
   dtype: str = "float32"
+  # "gemm" (training: vae.conv, channel-major inside) or "xla" (XLA's conv,
+  # NHWC: the fast forward-only path that scoring uses). Same parameters.
+  conv_impl: str = "gemm"
 
   @nn.compact
   def __call__(self, x):
-    h = conv.to_channel_major(x)        # the conv stack runs channel-major
+    xla = self.conv_impl == "xla"
+    if self.conv_impl not in ("gemm", "xla"):
+      raise ValueError(f"ConvEncoder.conv_impl must be 'gemm' or 'xla', got {self.conv_impl!r}")
+    h = x if xla else conv.to_channel_major(x)   # the GEMM stack runs channel-major
     for i, feats in enumerate((32, 32, 64, 64)):
-      h = nn.relu(Conv4x4(feats, dtype=self.dtype, channel_major=True, name=f"conv_{i}")(h))
-    h = conv.from_channel_major(h, x.shape[:-3])
+      h = nn.relu(Conv4x4(feats, dtype=self.dtype, channel_major=not xla,
+                          impl="xla" if xla else "gemm", name=f"conv_{i}")(h))
+    if not xla:
+      h = conv.from_channel_major(h, x.shape[:-3])
     h = h.reshape(h.shape[:-3] + (-1,))
     h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc")(h))
     return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)

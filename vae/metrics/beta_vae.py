@@ -46,7 +46,8 @@ def _features(ground_truth, representation_fn, key, num_points: int, batch_size:
   group = max(1, min(num_points, 2048 // (2 * batch_size)))
   n = -(-num_points // group) * group
   keys = jax.random.split(key, n).reshape(n // group, group)
-  feats, labels = jax.lax.map(jax.vmap(one), keys)
+  feats, labels = jax.lax.map(
+      lambda k: utils.encoded(jax.vmap(one)(k), group * 2 * batch_size), keys)
   return (feats.reshape(n, -1)[:num_points], labels.reshape(n)[:num_points])
 
 

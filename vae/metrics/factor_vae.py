@@ -39,7 +39,8 @@ def _votes(ground_truth, representation_fn, key, num_points, batch_size, global_
   group = max(1, min(num_points, 2048 // batch_size))
   n = -(-num_points // group) * group
   keys = jax.random.split(key, n).reshape(n // group, group)
-  dims, factors = jax.lax.map(jax.vmap(one), keys)
+  dims, factors = jax.lax.map(lambda k: utils.encoded(jax.vmap(one)(k), group * batch_size),
+                              keys)
   dims, factors = dims.reshape(n)[:num_points], factors.reshape(n)[:num_points]
   return jax.nn.one_hot(dims, d).T @ jax.nn.one_hot(factors, nf)    # [D, F]
 

@@ -1,0 +1,214 @@
+"""A study's report: from its committed results files to a table and figures.
+
+``report(study, results_root, docs)`` reads ``<results_root>/<study>/*.json``
+(what ``vae-study run`` writes; nothing is recomputed), and writes
+
+* ``<docs>/study_<study>.md``: per method, the median, min-max and every seed
+  of each score and of the ELBO, reconstruction and KL, with the budget and
+  the scoring cost;
+* ``<docs>/study_<study>_scores.png``: every seed's final scores per method;
+* ``<docs>/study_<study>_curves.png``: score against step for one seed
+  (the lowest) of each method, from the periodic evaluations.
+
+It returns the markdown. ``table_rows`` gives the same numbers as data.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import statistics
+from typing import Any
+
+# (column, how to read it from a results file, digits)
+def _score(metric: str):
+  from vae import metrics as metrics_lib
+  key = metrics_lib.SCORE_KEYS[metric]
+  return lambda r: (r.get("scores", {}).get(metric) or {}).get(key)
+
+
+METRIC_ORDER = ("mig", "factor_vae", "beta_vae", "dci", "sap", "modularity")
+METRIC_LABELS = {"mig": "MIG", "factor_vae": "FactorVAE score", "beta_vae": "BetaVAE score",
+                 "dci": "DCI disentanglement", "sap": "SAP", "modularity": "modularity"}
+OTHER_COLUMNS = (("ELBO (nats)", lambda r: r.get("elbo"), 1),
+                 ("reconstruction (nats)", lambda r: r.get("log_likelihood"), 1),
+                 ("KL (nats)", lambda r: r.get("kl"), 2),
+                 ("active latents", lambda r: r.get("active_units"), 0),
+                 ("training (min)", lambda r: r.get("train_seconds", 0) / 60, 1),
+                 ("scoring (s)", lambda r: r.get("scoring_seconds"), 0))
+
+
+def load(results_root: str, study: str) -> list[dict[str, Any]]:
+  """Every results file of a study, sorted by method then seed."""
+  out = []
+  for path in sorted(glob.glob(os.path.join(results_root, study, "*.json"))):
+    with open(path) as f:
+      out.append(json.load(f))
+  return sorted(out, key=lambda r: (r.get("method", ""), r.get("seed", 0)))
+
+
+def _metrics_present(records) -> list[str]:
+  seen = {m for r in records for m in r.get("scores", {})}
+  return [m for m in METRIC_ORDER if m in seen]
+
+
+def _methods(records, study=None) -> list[str]:
+  order = [r.method for r in study.runs] if study is not None else []
+  names = list(dict.fromkeys(order + [r["method"] for r in records]))
+  return [m for m in names if any(r["method"] == m for r in records)]
+
+
+def table_rows(records, study=None) -> list[dict[str, Any]]:
+  """One row per (method, quantity): ``median``, ``min``, ``max`` and
+  ``seeds`` ({seed: value}), over the finished runs."""
+  rows = []
+  columns = [(METRIC_LABELS[m], _score(m), 3) for m in _metrics_present(records)]
+  columns += list(OTHER_COLUMNS)
+  for method in _methods(records, study):
+    done = [r for r in records if r["method"] == method and r["status"] == "finished"]
+    for label, get, digits in columns:
+      vals = {r["seed"]: get(r) for r in done if get(r) is not None}
+      if not vals:
+        continue
+      v = list(vals.values())
+      rows.append({"method": method, "quantity": label, "digits": digits,
+                   "median": statistics.median(v), "min": min(v), "max": max(v),
+                   "seeds": vals, "n": len(v)})
+  return rows
+
+
+def _fmt(x, digits):
+  return f"{x:.{digits}f}" if digits else f"{x:.0f}"
+
+
+def markdown(records, study=None, study_name: str = "") -> str:
+  """The report's text: budget, table, failed runs."""
+  name = study.name if study is not None else study_name
+  lines = [f"# Study `{name}`", ""]
+  if study is not None:
+    lines += [study.description, ""]
+  budgets = sorted({r["budget"] for r in records})
+  machines = sorted({f"{r['machine']['cpu']} ({r['machine']['cpus_used']} CPU)"
+                     for r in records if r.get("machine")})
+  finished = [r for r in records if r["status"] == "finished"]
+  lines += [f"Budget: {', '.join(f'{b:,}' for b in budgets)} steps at batch 64. "
+            f"Runs: {len(finished)} finished, {len(records) - len(finished)} failed"
+            + (f", {len(study.runs) - len(records)} to do" if study is not None else "")
+            + f". Trained on: {'; '.join(machines) or 'n/a'}.", ""]
+  rows = table_rows(records, study)
+  # The summary: methods down, quantities across, "median [min, max]".
+  quantities = list(dict.fromkeys(r["quantity"] for r in rows))
+  lines += ["| method | seeds | " + " | ".join(quantities) + " |",
+            "| --- | --- |" + " --- |" * len(quantities)]
+  for method in _methods(records, study):
+    mine = {r["quantity"]: r for r in rows if r["method"] == method}
+    n = max((r["n"] for r in mine.values()), default=0)
+    cells = []
+    for q in quantities:
+      r = mine.get(q)
+      cells.append("" if r is None else (
+          _fmt(r["median"], r["digits"]) if r["n"] == 1 else
+          f"{_fmt(r['median'], r['digits'])} [{_fmt(r['min'], r['digits'])}, "
+          f"{_fmt(r['max'], r['digits'])}]"))
+    lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
+  lines += ["", "Median [min, max] over seeds. Every seed:", "",
+            "| method | quantity | every seed |", "| --- | --- | --- |"]
+  for r in rows:
+    d = r["digits"]
+    seeds = ", ".join(f"s{s}: {_fmt(v, d)}" for s, v in sorted(r["seeds"].items()))
+    lines.append(f"| {r['method']} | {r['quantity']} | {seeds} |")
+  failed = [r for r in records if r["status"] != "finished"]
+  if failed:
+    lines += ["", "Failed runs:", ""]
+    lines += [f"- {r['run']} at step {r['steps']}: {r['error']['type']}: "
+              f"{r['error']['message'][:200]}" for r in failed]
+  sources = {r["method"]: r.get("source") for r in records if r.get("source")}
+  if sources:
+    lines += ["", "Hyperparameters:", ""]
+    lines += [f"- {m}: {s}" for m, s in sources.items()]
+  return "\n".join(lines) + "\n"
+
+
+def plot_scores(path: str, records, study=None) -> str:
+  """Every finished seed's final score per method, one panel per metric."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  metrics = _metrics_present(records)
+  methods = _methods(records, study)
+  fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1), 3.4),
+                           squeeze=False)
+  for ax, m in zip(axes[0], metrics):
+    get = _score(m)
+    for i, method in enumerate(methods):
+      v = [get(r) for r in records if r["method"] == method and r["status"] == "finished"
+           and get(r) is not None]
+      if v:
+        ax.scatter([i] * len(v), v, s=14, alpha=0.8)
+        ax.hlines(statistics.median(v), i - 0.3, i + 0.3, color="k", lw=1)
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=7)
+    ax.set_title(METRIC_LABELS[m], fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_curves(path: str, records, study=None) -> str:
+  """Score against step for the lowest seed of each method, one panel per
+  metric scored during training, plus the ELBO."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  chosen = {}
+  for r in records:
+    if r.get("curve") and (r["method"] not in chosen or r["seed"] < chosen[r["method"]]["seed"]):
+      chosen[r["method"]] = r
+  metrics = [m for m in METRIC_ORDER
+             if any("scores" in p and m in p["scores"] for r in chosen.values()
+                    for p in r["curve"])]
+  panels = metrics + ["elbo"]
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
+  for ax, m in zip(axes[0], panels):
+    for method in _methods(list(chosen.values()), study):
+      r = chosen[method]
+      if m == "elbo":
+        pts = [(p["step"], p["elbo"]) for p in r["curve"] if p.get("elbo") is not None]
+      else:
+        key = _score_key(m)
+        pts = [(p["step"], p["scores"][m][key]) for p in r["curve"]
+               if m in p.get("scores", {}) and p["scores"][m].get(key) is not None]
+      if pts:
+        ax.plot(*zip(*pts), marker="o", ms=3, label=f"{method} (seed {r['seed']})")
+    ax.set_title("ELBO (nats)" if m == "elbo" else METRIC_LABELS[m], fontsize=9)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=7)
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _score_key(metric):
+  from vae import metrics as metrics_lib
+  return metrics_lib.SCORE_KEYS[metric]
+
+
+def report(study, results_root: str, docs: str) -> str:
+  """Writes the study's markdown and figures to ``docs``; returns the markdown."""
+  records = load(results_root, study.name)
+  if not records:
+    raise FileNotFoundError(f"no results under {os.path.join(results_root, study.name)}: "
+                            f"run `vae-study run {study.name}` first")
+  os.makedirs(docs, exist_ok=True)
+  text = markdown(records, study)
+  scores = plot_scores(os.path.join(docs, f"study_{study.name}_scores.png"), records, study)
+  curves = plot_curves(os.path.join(docs, f"study_{study.name}_curves.png"), records, study)
+  text += (f"\n![final scores]({os.path.basename(scores)})\n\n"
+           f"![learning curves]({os.path.basename(curves)})\n")
+  with open(os.path.join(docs, f"study_{study.name}.md"), "w") as f:
+    f.write(text)
+  return text

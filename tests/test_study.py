@@ -1,0 +1,123 @@
+"""The study runner (experiments/study.py) and its report: a 2-run study
+trained to a few steps end to end, stopped in the middle and resumed; a
+failed run is recorded and the study goes on; the report's numbers are the
+results files' numbers; scores as learning curves."""
+
+import json
+import os
+
+import pytest
+
+from experiments import job as job_lib
+from experiments import studies
+from experiments import study
+from experiments import study_report
+
+# Small and fast: the MLP on procedural dSprites, a few steps, small metric samples.
+SETTINGS = {"model.architecture": "mlp", "model.encoder_hidden": (32,),
+            "model.decoder_hidden": (32,), "model.activation": "relu", "log_every": 4,
+            "checkpoint_every": 4, "eval_every": 4, "eval.score_every": 8,
+            "eval.score_metrics": ("mig",), "eval.metrics": ("mig", "sap"),
+            "eval.metric_scale": 0.02, "eval.max_examples": 64,
+            "eval.num_importance_samples": 2, "eval.diagnostics_batch_size": 32,
+            "eval.elbo_batch_size": 32}
+
+
+def _study(runs, num_steps=8):
+  return studies.Study(name="tiny", description="A test study.", num_steps=num_steps,
+                       runs=tuple(runs), settings=SETTINGS)
+
+
+VAE = studies.StudyRun("VAE", "dsprites_study", {"hparams.vae.beta": 1.0}, 0, "baseline")
+TCVAE = studies.StudyRun("beta-TCVAE", "beta_tcvae_dsprites", {"hparams.beta_tcvae.beta": 6.0},
+                         1, "Chen et al. 2018")
+
+
+def test_study_stops_resumes_and_reports_its_results_files(tmp_path):
+  s = _study([VAE, TCVAE])
+  work, results, docs = (str(tmp_path / d) for d in ("work", "results", "docs"))
+  logs = []
+  # Stopped in the middle of the first run: 4 of its 8 steps trained.
+  half = study.run_config(s, VAE)
+  half.num_steps = 4
+  job_lib.train(half, os.path.join(work, "tiny", VAE.name), progress=False)
+  assert study.status(s, results) == [(VAE.name, "to do"), (TCVAE.name, "to do")]
+  # Resumed: the first run finishes from its checkpoint; stopped again after it.
+  written = study.run_study(s, work, results, log=logs.append, stop_after=1)
+  assert [r["run"] for r in written] == [VAE.name]
+  assert study.status(s, results)[1] == (TCVAE.name, "to do")
+  # The rest; the finished run is not trained again.
+  written = study.run_study(s, work, results, log=logs.append)
+  assert [r["run"] for r in written] == [TCVAE.name]
+  assert study.run_study(s, work, results, log=logs.append) == []
+
+  recs = {r: json.load(open(os.path.join(results, "tiny", r + ".json")))
+          for r in (VAE.name, TCVAE.name)}
+  for name, rec in recs.items():
+    assert rec["status"] == "finished" and rec["steps"] == 8 and rec["budget"] == 8
+    assert set(rec["scores"]) == {"mig", "sap"}
+    assert rec["scores"]["mig"]["protocol"]["num_train"] == 200       # 10,000 x 0.02
+    assert rec["scores"]["mig"]["images_encoded"] >= 200
+    assert len(rec["kl_per_dim"]) == 10 and rec["machine"]["cpu"]
+    # The curve: evaluations every 4 steps (the first run's first 4 steps were
+    # trained without them), scores every 8; the last equals the final score.
+    assert [p["step"] for p in rec["curve"]] == ([8] if name == VAE.name else [4, 8])
+    assert "scores" not in rec["curve"][0] or rec["curve"][0]["step"] == 8
+    assert rec["curve"][-1]["scores"]["mig"]["mig"] == pytest.approx(
+        rec["scores"]["mig"]["mig"])
+    assert rec["train_seconds"] > 0
+  assert recs[TCVAE.name]["effective"]["hparams"]["beta"] == 6.0
+  assert recs[TCVAE.name]["config"]["seed"] == 1
+  # The resumed run's metrics rows were not repeated: one train row per log period.
+  rows = study.read_metrics(os.path.join(work, "tiny", VAE.name))
+  assert [r["step"] for r in rows if r["split"] == "train"] == [4, 8]
+
+  text = study_report.report(s, results, docs)
+  rows = study_report.table_rows(study_report.load(results, "tiny"), s)
+  mig = {r["method"]: r for r in rows if r["quantity"] == "MIG"}
+  assert mig["VAE"]["seeds"] == {0: recs[VAE.name]["scores"]["mig"]["mig"]}
+  assert mig["beta-TCVAE"]["seeds"] == {1: recs[TCVAE.name]["scores"]["mig"]["mig"]}
+  elbo = {r["method"]: r["median"] for r in rows if r["quantity"] == "ELBO (nats)"}
+  assert elbo == {"VAE": recs[VAE.name]["elbo"], "beta-TCVAE": recs[TCVAE.name]["elbo"]}
+  assert f"{recs[VAE.name]['scores']['mig']['mig']:.3f}" in text
+  for f in ("study_tiny.md", "study_tiny_scores.png", "study_tiny_curves.png"):
+    assert os.path.getsize(os.path.join(docs, f)) > 0
+
+
+def test_a_failed_run_is_recorded_and_the_study_goes_on(tmp_path):
+  bad = studies.StudyRun("broken", "beta_vae_dsprites", {"hparams.beta_vae.beta": -1.0}, 0)
+  good = studies.StudyRun("VAE", "dsprites_study", {"hparams.vae.beta": 1.0}, 0)
+  s = _study([bad, good], num_steps=4)
+  work, results = str(tmp_path / "work"), str(tmp_path / "results")
+  written = study.run_study(s, work, results, log=lambda line: None)
+  assert [r["status"] for r in written] == ["failed", "finished"]
+  assert written[0]["error"]["type"] == "ValueError" and "beta" in written[0]["error"]["message"]
+  assert study.status(s, results)[0][1].startswith("failed")
+  # Failed runs are not retried unless asked.
+  assert study.run_study(s, work, results, log=lambda line: None) == []
+  report = study_report.markdown(study_report.load(results, "tiny"), s)
+  assert "broken-seed0 at step 0: ValueError" in report
+
+
+def test_study_definitions():
+  pilot = studies.get("pilot")
+  assert pilot.num_steps == 50_000 and {r.method for r in pilot.runs} == {"beta-VAE",
+                                                                          "beta-TCVAE"}
+  c = study.run_config(pilot, pilot.runs[1])
+  assert (c.objective, c.hparams.beta_tcvae.beta, c.num_steps) == ("beta_tcvae", 6.0, 50_000)
+  assert c.eval.score_every == 5_000 and c.batch_size == 64 and c.optim.learning_rate == 1e-4
+  job_lib.check_config(c)
+  with pytest.raises(ValueError, match="unknown study"):
+    studies.get("nope")
+  with pytest.raises(ValueError, match="repeats a run"):
+    _study([VAE, VAE])
+
+
+def test_score_every_must_be_a_multiple_of_eval_every():
+  c = study.run_config(_study([VAE]), VAE)
+  c.eval.score_every = 6           # eval_every is 4
+  with pytest.raises(ValueError, match="multiple of eval_every"):
+    job_lib.check_config(c)
+  c.eval.score_every, c.eval.score_metrics = 8, ("nope",)
+  with pytest.raises(ValueError, match="score_metrics"):
+    job_lib.check_config(c)
