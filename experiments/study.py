@@ -4,6 +4,8 @@
   vae-study run pilot --workers 2      # two processes, one CPU each (faster on 2 cores)
   vae-study status pilot               # which runs are finished, failed or to do
   vae-study report pilot               # table and figures from results/pilot/*.json
+  vae-study gifs pilot                 # labelled traversal GIFs of the best seeds (needs
+                                       # the runs' workdirs: on the machine that trained them)
 
 ``run`` trains what is not finished, resumes what was interrupted (from its
 workdir's last checkpoint, under ``--workroot``), scores each finished run and
@@ -279,8 +281,8 @@ def _spawn_workers(argv_rest: list[str], n: int) -> int:
 
 def main(argv):
   logging.set_verbosity(logging.WARNING)
-  if len(argv) != 3 or argv[1] not in ("run", "status", "report"):
-    raise app.UsageError("usage: vae-study run|status|report <study>; studies: "
+  if len(argv) != 3 or argv[1] not in ("run", "status", "report", "gifs"):
+    raise app.UsageError("usage: vae-study run|status|report|gifs <study>; studies: "
                          f"{sorted(studies_lib.REGISTRY)}")
   command, name = argv[1], argv[2]
   try:
@@ -294,6 +296,10 @@ def main(argv):
   if command == "report":
     from . import study_report
     print(study_report.report(study, _RESULTS.value, _DOCS.value))
+    return
+  if command == "gifs":
+    from . import study_report
+    study_report.traversal_gifs(study, _RESULTS.value, _WORKROOT.value, _DOCS.value)
     return
   if _WORKERS.value > 1:
     rest, skip = [], False

@@ -21,6 +21,8 @@ import os
 import statistics
 from typing import Any
 
+import numpy as np
+
 # (column, how to read it from a results file, digits)
 def _score(metric: str):
   from vae import metrics as metrics_lib
@@ -195,6 +197,59 @@ def plot_curves(path: str, records, study=None) -> str:
 def _score_key(metric):
   from vae import metrics as metrics_lib
   return metrics_lib.SCORE_KEYS[metric]
+
+
+def latent_labels(record, factor_names) -> dict[int, str]:
+  """{latent: "z3  KL 2.41  posX (0.62)"}: each latent's KL and the factor it
+  informs most, by its mutual information divided by the factor's entropy
+  (MIG's normalised MI, from the run's final MIG)."""
+  mig = record["scores"]["mig"]
+  mi = np.asarray(mig["mutual_info"], np.float64)
+  h = np.asarray(mig["factor_entropy"], np.float64)
+  nmi = mi / np.where(h > 0, h, 1.0)
+  kl = record["kl_per_dim"]
+  return {d: f"z{d}  KL {kl[d]:.2f}  {factor_names[int(np.argmax(nmi[d]))]} "
+             f"({float(np.max(nmi[d])):.2f})" for d in range(len(kl))}
+
+
+def traversal_gifs(study, results_root: str, workroot: str, docs: str, methods=None,
+                   count: int = 3, metric: str = "mig") -> list[str]:
+  """Labelled traversal GIFs of the best seed (by ``metric``) of ``methods``
+  (default: the ``count`` methods of highest median ``metric``), drawn from
+  the runs' checkpoints under ``workroot`` (runs trained elsewhere are
+  skipped, with a message). Rows are latents by KL, each labelled with its
+  KL and the factor it informs most (``latent_labels``)."""
+  from vae import plots
+  from vae.data import dsprites
+  from . import job as job_lib
+  import jax.numpy as jnp
+  records = [r for r in load(results_root, study.name)
+             if r["status"] == "finished" and metric in r.get("scores", {})]
+  get = _score(metric)
+  if methods is None:
+    med = {m: statistics.median(get(r) for r in records if r["method"] == m)
+           for m in _methods(records, study)}
+    methods = sorted(med, key=lambda m: -med[m])[:count]
+  gt = dsprites.DSprites()
+  # A heart at the middle scale, unrotated, in the centre.
+  x = np.asarray(gt.observations(jnp.asarray([[2, 3, 0, 16, 16]], jnp.int32)))[0]
+  paths = []
+  for method in methods:
+    best = max((r for r in records if r["method"] == method), key=get)
+    workdir = os.path.join(workroot, study.name, best["run"])
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+      print(f"{best['run']}: no checkpoints under {workdir} (trained on another machine?); "
+            "no GIF")
+      continue
+    job = job_lib.resolve(job_lib.load_run_config(workdir), with_data=False)
+    params = job_lib.restore_state(workdir, job).params
+    slug = best["run"].split("-seed")[0]
+    path = os.path.join(docs, f"study_{study.name}_{slug}_traversals.gif")
+    plots.save_traversal_gif(path, params, x, model=job.model, kl_per_dim=best["kl_per_dim"],
+                             scale=1, row_labels=latent_labels(best, gt.factor_names))
+    print(f"{path}: {best['run']}, {metric} {get(best):.3f}")
+    paths.append(path)
+  return paths
 
 
 def report(study, results_root: str, docs: str) -> str:

@@ -156,10 +156,26 @@ def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int =
                    col_title="value of the traversed latent z_d")
 
 
+def _labelled(frame, labels, rows: int, header: str, image_draw):
+  """``frame`` (rows of equal height) with a white margin on the left holding
+  one label per row and a header line on top."""
+  from PIL import Image
+  width = 8 + 7 * max(len(t) for t in labels + [header])
+  top = 16
+  out = Image.new(frame.mode, (frame.width + width, frame.height + top), 255)
+  out.paste(frame, (width, top))
+  draw = image_draw.Draw(out)
+  draw.text((4, 2), header, fill=0)
+  row_h = frame.height / rows
+  for i, text in enumerate(labels):
+    draw.text((4, top + int(row_h * (i + 0.5)) - 5), text, fill=0)
+  return out
+
+
 def save_traversal_gif(path, params, x, *, model, kl_per_dim=None,
                        num_steps: int = 20, span: float = 2.0,
                        num_cols: int | None = None, scale: int = 2,
-                       frame_ms: int = 80) -> str:
+                       frame_ms: int = 80, row_labels=None) -> str:
   """Animated GIF of ``latent_traversals``: frame s shows every latent
   dimension (ordered by KL, as the PNG rows) set to the s-th value of the
   sweep, so each panel animates one dimension; the sweep runs forward then
@@ -171,21 +187,30 @@ def save_traversal_gif(path, params, x, *, model, kl_per_dim=None,
     num_cols: panels per row (default: all D in one row).
     scale: integer pixel upscaling.
     frame_ms: duration of one frame.
+    row_labels: optional {latent index: text}: then each latent is one row
+      (in the KL order), its text on the left, and the frame shows the value
+      the latents are set to.
 
   Returns:
     ``path``.
   """
-  from PIL import Image
-  images, _ = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
-                                num_steps=num_steps, span=span)
+  from PIL import Image, ImageDraw
+  images, order = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
+                                    num_steps=num_steps, span=span)
   d = images.shape[0] // num_steps
   images = images.reshape((d, num_steps) + images.shape[1:])
+  values = np.linspace(-span, span, num_steps)
   frames = []
   for s in list(range(num_steps)) + list(range(num_steps - 2, 0, -1)):
-    grid = np.clip(image_grid(images[:, s], num_cols or d), 0.0, 1.0)
+    grid = np.clip(image_grid(images[:, s], 1 if row_labels is not None else (num_cols or d)),
+                   0.0, 1.0)
     grid = (grid * 255).round().astype(np.uint8)
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
-    frames.append(Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid))
+    frame = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    if row_labels is not None:
+      frame = _labelled(frame, [row_labels[int(i)] for i in order], d,
+                        f"z = {values[s]:+.1f}", ImageDraw)
+    frames.append(frame)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms,
                  loop=0)
