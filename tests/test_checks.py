@@ -1,4 +1,4 @@
-"""Bad input raises a clear error before anything is traced (DESIGN contract 7)."""
+"""Bad input raises a clear error before anything is traced (docs/design.md, contract 7)."""
 
 import numpy as np
 import pytest

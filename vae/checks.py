@@ -1,4 +1,4 @@
-"""Input checks at the edge (DESIGN.md, contract 7).
+"""Input checks at the edge (docs/design.md, contract 7).
 
 They run on the host, on concrete arrays and plain config values, before
 anything is traced, so that a user's first clue is a message naming what was

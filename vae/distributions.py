@@ -2,7 +2,7 @@
 
 Every function takes the parameters of ONE example (event shape only, no batch
 axis) and returns a scalar, or an array of event shape for ``*_per_dim``
-variants. Batches are handled with ``jax.vmap`` (DESIGN.md, contract 1).
+variants. Batches are handled with ``jax.vmap`` (docs/design.md, contract 1).
 
 Gaussians are parameterised by mean and log-variance, which keeps the variance
 positive without a constraint and keeps ``exp`` out of the places where it

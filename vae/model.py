@@ -1,7 +1,7 @@
 """The four pure functions of a VAE: encode, reparameterize, decode, elbo.
 
 Each works on ONE example; a batch is ``jax.vmap`` over examples with one key
-each (``jax.random.split(key, batch)``), DESIGN.md contract 1. Every function
+each (``jax.random.split(key, batch)``), docs/design.md, contract 1. Every function
 checks its input's shape against the model when it is traced (free under
 jit): an example that is not exactly ``data_shape`` (a missing channel axis,
 which would broadcast, or a whole batch passed without vmap, which would sum

@@ -1,6 +1,6 @@
 """Encoder and decoder networks (flax.linen), applied to ONE example.
 
-Modules hold no randomness (DESIGN.md, contract 2): sampling happens in
+Modules hold no randomness (docs/design.md, contract 2): sampling happens in
 ``vae.model.reparameterize`` with an explicit key. Every module accepts an
 unbatched example; under ``jax.vmap`` it sees one example at a time.
 

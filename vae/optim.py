@@ -1,5 +1,5 @@
 """Optimizers and learning-rate schedules from plain settings (a config's
-``optim`` section, or a dict): one optax transformation (DESIGN.md contract 5).
+``optim`` section, or a dict): one optax transformation (docs/design.md, contract 5).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def make_schedule(cfg: Mapping[str, Any]) -> optax.Schedule:
 
 
 def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-  """One optax transformation from ``config.optim`` (DESIGN.md contract 5).
+  """One optax transformation from ``config.optim`` (docs/design.md, contract 5).
 
   Fields: optimizer ("adam" | "adamw" | "sgd"), learning_rate, schedule,
   b1, b2, eps, weight_decay, grad_clip_norm (0 disables clipping).

@@ -3,7 +3,7 @@ and ``train``, which runs them for a number of steps with checkpoints and logs.
 
 Everything here takes plain objects (a ``Model``, an objective, an optax
 transformation, a data source from ``vae.data.sources``, a ``Schedule``);
-configs are read only in ``experiments/`` (DESIGN.md).
+configs are read only in ``experiments/`` (docs/design.md).
 
 Randomness: one root key per run, split by name into init / train / data /
 eval keys; step ``s`` uses ``fold_in(train_key, s)`` and the data order of
@@ -42,7 +42,7 @@ Metrics = dict[str, jax.Array]
 
 @flax.struct.dataclass
 class TrainState:
-  """Immutable training state (DESIGN.md contract 5)."""
+  """Immutable training state (docs/design.md, contract 5)."""
   step: jax.Array          # int32 scalar: number of updates applied
   params: Any
   opt_state: Any

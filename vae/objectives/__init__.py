@@ -2,7 +2,7 @@
 
 Every objective has the form
 ``loss(params, batch, key, *, model, **hparams) -> (scalar, aux)``
-(DESIGN.md, contract 3) and is described by an ``Objective`` record
+(docs/design.md, contract 3) and is described by an ``Objective`` record
 (``vae/objectives/base.py``) that its module lists in ``OBJECTIVES``. The
 registry below is built from every module of this package, so adding a method
 is one new module (its loss, its hyperparameter dataclass, its record) plus a
