@@ -564,6 +564,9 @@ def bench_dci_agreement():
   from vae.metrics import dci, utils as metric_utils
   gt = dsprites.DSprites()
   opts = metrics.protocol("dci", metrics.scale_protocol("dci", FLAGS.metric_scale))
+  if not FLAGS.scoring_workdir:
+    raise app.UsageError("--dci_agreement needs --scoring_workdir: trained conv dSprites "
+                         "workdirs, comma-separated")
   rows = []
   for workdir in FLAGS.scoring_workdir.split(","):
     m, params = _restore(workdir)

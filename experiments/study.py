@@ -14,7 +14,11 @@ effective hyperparameters, seed, steps, wall time, machine, final ELBO and its
 terms, KL per latent, every score with its sample sizes, and the learning
 curve of the periodic evaluations). A run that fails or diverges is recorded
 with ``"status": "failed"`` and its error, and the study goes on (``--retry``
-trains failed runs again). Several processes may work on one study at once: a
+trains failed runs again: useful after a transient error; a diverged run,
+resumed from its last good checkpoint with the same keys, diverges again, so
+change the study instead). A finished run is never replaced by a failure: if
+extending it to a larger budget fails, its result stays, with
+``extension_failed``. Several processes may work on one study at once: a
 run whose workdir another process holds is skipped.
 
 The results files are what a study is: commit them as they land. Workdirs
@@ -132,6 +136,11 @@ def _small(score: dict[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in score.items() if k not in ("score_matrix",)}
 
 
+def _jsonable(x):
+  """``x`` as it reads back from a results file (tuples become lists)."""
+  return json.loads(json.dumps(x))
+
+
 def build_record(study, run, config, workdir: str, status: str, *, results=None,
                  error: BaseException | None = None, wall: float = 0.0) -> dict[str, Any]:
   """The results file of one run (see the module docstring)."""
@@ -144,9 +153,9 @@ def build_record(study, run, config, workdir: str, status: str, *, results=None,
   record: dict[str, Any] = {
       "study": study.name, "run": run.name, "method": run.method, "status": status,
       "seed": int(run.seed), "budget": int(study.num_steps), "steps": steps,
-      "config_name": run.config, "overrides": run.overrides, "source": run.source,
+      "config_name": run.config, "overrides": _jsonable(run.overrides), "source": run.source,
       "effective": stored.get("effective"),
-      "config": json.loads(config.to_json_best_effort()),
+      "config": None if config is None else json.loads(config.to_json_best_effort()),
       "train_seconds": train_seconds(rows), "wall_seconds_this_process": wall,
       "machine": machine(),
       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -162,7 +171,7 @@ def build_record(study, run, config, workdir: str, status: str, *, results=None,
         "eval_examples": results.get("num_examples"),
         "scores": {m: _small(s) for m, s in (results.get("disentanglement") or {}).items()},
     })
-    record["scoring_seconds"] = sum(s.get("seconds", 0.0) for s in record["scores"].values())
+    record["scoring_seconds"] = sum(s.get("seconds") or 0.0 for s in record["scores"].values())
   if error is not None:
     record["error"] = {"type": type(error).__name__, "message": str(error),
                        "traceback": traceback.format_exception(error)[-6:]}
@@ -197,17 +206,24 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
       continue
     tag = f"[{study.name} {i + 1}/{len(study.runs)}] {run.name}"
     path = result_path(results_root, study.name, run.name)
-    if _done(read_result(path), study, retry):
+    previous = read_result(path)
+    if _done(previous, study, retry):
+      continue
+    if previous is not None and previous.get("overrides") != _jsonable(run.overrides):
+      log(f"{tag}: {path} was trained with other hyperparameters "
+          f"({previous.get('overrides')}); remove it and its workdir to train this run")
       continue
     workdir = os.path.join(workroot, study.name, run.name)
-    config = run_config(study, run)
     t0 = time.perf_counter()
     try:
       with workdir_lib.lock(workdir):
-        if _done(read_result(path), study, retry):       # finished while we waited
+        previous = read_result(path)
+        if _done(previous, study, retry):       # finished by another process meanwhile
           continue
         log(f"{tag}: training to {study.num_steps} steps in {workdir}")
+        config = None
         try:
+          config = run_config(study, run)
           results = job_lib.train_and_evaluate(config, workdir, progress=progress)
           status, error = FINISHED, None
         except (KeyboardInterrupt, workdir_lib.WorkdirLockedError):
@@ -218,17 +234,28 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
             results = _read_eval(workdir, config)
         record = build_record(study, run, config, workdir, status, results=results,
                               error=error, wall=time.perf_counter() - t0)
+        if status == FAILED and previous is not None and previous.get("status") == FINISHED:
+          # Extending a finished run failed (e.g. a budget change that alters its
+          # config): its finished result stays; the failure is noted beside it.
+          previous["extension_failed"] = {"budget": study.num_steps, **record["error"]}
+          record = previous
         workdir_lib.write_json(path, record, indent=1)
     except workdir_lib.WorkdirLockedError:
       log(f"{tag}: another process holds {workdir}; skipped")
       continue
     written.append(record)
-    head = {m: round(s.get(_headline(m), float("nan")), 3)
-            for m, s in record.get("scores", {}).items()}
-    log(f"{tag}: {status} at step {record['steps']} "
-        f"({record['train_seconds'] / 60:.1f} min training) "
-        + (f"scores {head}" if status == FINISHED else
-           f"{record['error']['type']}: {record['error']['message'][:300]}"))
+    if record.get("extension_failed"):
+      e = record["extension_failed"]
+      log(f"{tag}: extending to {study.num_steps} steps failed ({e['type']}: "
+          f"{e['message'][:300]}); the finished result at {record['steps']} steps is kept")
+    elif record["status"] == FINISHED:
+      head = {m: (None if s.get(_headline(m)) is None else round(s[_headline(m)], 3))
+              for m, s in record.get("scores", {}).items()}
+      log(f"{tag}: finished at step {record['steps']} "
+          f"({record['train_seconds'] / 60:.1f} min training) scores {head}")
+    else:
+      log(f"{tag}: failed at step {record['steps']}: {record['error']['type']}: "
+          f"{record['error']['message'][:300]}")
     if stop_after is not None and len(written) >= stop_after:
       break
   return written
@@ -240,6 +267,8 @@ def _headline(metric: str) -> str:
 
 
 def _read_eval(workdir, config):
+  if config is None:
+    return None
   path = os.path.join(workdir, f"eval_{config.eval.split}.json")
   return read_result(path)
 
@@ -259,6 +288,8 @@ def status(study: studies_lib.Study, results_root: str) -> list[tuple[str, str]]
     rec = read_result(result_path(results_root, study.name, run.name))
     if rec is None:
       out.append((run.name, "to do"))
+    elif rec.get("overrides") != _jsonable(run.overrides):
+      out.append((run.name, f"stale: trained with {rec.get('overrides')}"))
     elif rec["status"] == FAILED:
       out.append((run.name, f"failed at step {rec['steps']}: {rec['error']['type']}"))
     else:
@@ -276,7 +307,9 @@ def _spawn_workers(argv_rest: list[str], n: int) -> int:
     cmd = [sys.executable, "-m", __spec__.name if __spec__ else "experiments.study",
            *argv_rest, "--workers=1", f"--cpu={cpus[w % len(cpus)]}"]
     procs.append(subprocess.Popen(cmd))
-  return max(p.wait() for p in procs)
+  codes = [p.wait() for p in procs]
+  # A worker killed by a signal has a negative code: report it, not 0.
+  return next((c if c > 0 else 128 - c for c in codes if c != 0), 0)
 
 
 def main(argv):

@@ -71,6 +71,7 @@ def table_rows(records, study=None) -> list[dict[str, Any]]:
     done = [r for r in records if r["method"] == method and r["status"] == "finished"]
     for label, get, digits in columns:
       vals = {r["seed"]: get(r) for r in done if get(r) is not None}
+      # (a score the run could not compute, written as null, is left out)
       if not vals:
         continue
       v = list(vals.values())
@@ -96,7 +97,8 @@ def markdown(records, study=None, study_name: str = "") -> str:
   finished = [r for r in records if r["status"] == "finished"]
   lines += [f"Budget: {', '.join(f'{b:,}' for b in budgets)} steps at batch 64. "
             f"Runs: {len(finished)} finished, {len(records) - len(finished)} failed"
-            + (f", {len(study.runs) - len(records)} to do" if study is not None else "")
+            + (f", {sum(r.name not in {x['run'] for x in records} for r in study.runs)} to do"
+               if study is not None else "")
             + f". Trained on: {'; '.join(machines) or 'n/a'}.", ""]
   rows = table_rows(records, study)
   # The summary: methods down, quantities across, "median [min, max]".
@@ -166,7 +168,7 @@ def plot_curves(path: str, records, study=None) -> str:
   import matplotlib.pyplot as plt
   chosen = {}
   for r in records:
-    if r.get("curve") and (r["method"] not in chosen or r["seed"] < chosen[r["method"]]["seed"]):
+    if r["status"] == "finished" and r.get("curve") and (r["method"] not in chosen or r["seed"] < chosen[r["method"]]["seed"]):
       chosen[r["method"]] = r
   metrics = [m for m in METRIC_ORDER
              if any("scores" in p and m in p["scores"] for r in chosen.values()
@@ -223,9 +225,9 @@ def traversal_gifs(study, results_root: str, workroot: str, docs: str, methods=N
   from vae.data import dsprites
   from . import job as job_lib
   import jax.numpy as jnp
-  records = [r for r in load(results_root, study.name)
-             if r["status"] == "finished" and metric in r.get("scores", {})]
   get = _score(metric)
+  records = [r for r in load(results_root, study.name)
+             if r["status"] == "finished" and get(r) is not None]
   if methods is None:
     med = {m: statistics.median(get(r) for r in records if r["method"] == m)
            for m in _methods(records, study)}
@@ -235,7 +237,10 @@ def traversal_gifs(study, results_root: str, workroot: str, docs: str, methods=N
   x = np.asarray(gt.observations(jnp.asarray([[2, 3, 0, 16, 16]], jnp.int32)))[0]
   paths = []
   for method in methods:
-    best = max((r for r in records if r["method"] == method), key=get)
+    mine = [r for r in records if r["method"] == method]
+    if not mine:
+      continue
+    best = max(mine, key=get)
     workdir = os.path.join(workroot, study.name, best["run"])
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
       print(f"{best['run']}: no checkpoints under {workdir} (trained on another machine?); "

@@ -131,3 +131,15 @@ def test_latent_labels_name_the_factor_each_latent_informs_most():
                                "factor_entropy": [1.0, 3.0]}}}
   labels = study_report.latent_labels(record, ("shape", "posX"))
   assert labels == {0: "z0  KL 2.50  posX (0.67)", 1: "z1  KL 1.25  shape (0.50)"}
+
+
+def test_periodic_results_keep_protocol_strings():
+  # A score's protocol holds strings (DCI's importance): the periodic
+  # evaluation must log them as they are, numbers as floats.
+  from vae import train
+  got = train._plain({"dci": {"disentanglement": 0.5, "protocol": {"importance": "gbt",
+                                                                    "num_train": 10}},
+                      "kl_per_dim": [1, 2], "active_units": 3})
+  assert got == {"dci": {"disentanglement": 0.5, "protocol": {"importance": "gbt",
+                                                              "num_train": 10.0}},
+                 "kl_per_dim": [1.0, 2.0], "active_units": 3.0}

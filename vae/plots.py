@@ -162,13 +162,17 @@ def _labelled(frame, labels, rows: int, header: str, image_draw):
   from PIL import Image
   width = 8 + 7 * max(len(t) for t in labels + [header])
   top = 16
-  out = Image.new(frame.mode, (frame.width + width, frame.height + top), 255)
+  bands = len(frame.getbands())
+  white, black = (255,) * bands, (0,) * bands
+  out = Image.new(frame.mode, (frame.width + width, frame.height + top),
+                  white if bands > 1 else 255)
   out.paste(frame, (width, top))
   draw = image_draw.Draw(out)
-  draw.text((4, 2), header, fill=0)
+  ink = black if bands > 1 else 0
+  draw.text((4, 2), header, fill=ink)
   row_h = frame.height / rows
   for i, text in enumerate(labels):
-    draw.text((4, top + int(row_h * (i + 0.5)) - 5), text, fill=0)
+    draw.text((4, top + int(row_h * (i + 0.5)) - 5), text, fill=ink)
   return out
 
 

@@ -254,9 +254,12 @@ def _log_period(step: int, log_every: int, total: int) -> int:
 
 
 def _plain(v):
-  """An evaluation result as plain Python: floats, lists of floats, dicts of those."""
+  """An evaluation result as plain Python: floats, lists of floats, dicts of
+  those; strings and booleans (a score's protocol settings) as they are."""
   if isinstance(v, dict):
     return {k: _plain(x) for k, x in v.items()}
+  if isinstance(v, (str, bool)):
+    return v
   if isinstance(v, (list, tuple)) and any(isinstance(x, (dict, list, tuple)) for x in v):
     return [_plain(x) for x in v]
   return float(v) if np.ndim(v) == 0 else [float(x) for x in np.ravel(v)]

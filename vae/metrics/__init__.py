@@ -168,7 +168,9 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
 
     t0 = time.perf_counter()
     with metric_utils.on_encoded(seen):
-      out[name] = compute_all(ground_truth, rep, jax.random.fold_in(key, i), [name],
+      # Each metric's key depends on the metric alone, not on which others
+      # are scored with it: the periodic scores equal the final ones.
+      out[name] = compute_all(ground_truth, rep, metric_key(key, name), [name],
                               **{name: opts})[name]
     out[name]["seconds"] = time.perf_counter() - t0
     out[name]["images_encoded"] = count[0]
@@ -179,6 +181,12 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     if bar is not None:
       bar.close()
   return out
+
+
+def metric_key(key, name: str):
+  """The key ``score_disentanglement`` gives metric ``name``: ``key`` folded
+  with the metric's place in ``METRICS``."""
+  return jax.random.fold_in(key, list(METRICS).index(name))
 
 
 def images_encoded(name: str, settings: dict[str, Any]) -> int:
@@ -197,7 +205,7 @@ def images_encoded(name: str, settings: dict[str, Any]) -> int:
   raise ValueError(f"unknown metric {name!r}")
 
 
-__all__ = ["METRICS", "SCORE_KEYS", "compute_all", "protocol", "scale_protocol", "score_disentanglement", "representation_from_params",
+__all__ = ["METRICS", "SCORE_KEYS", "compute_all", "protocol", "metric_key", "images_encoded", "scale_protocol", "score_disentanglement", "representation_from_params",
            "forward_model",
            "compute_beta_vae", "beta_vae_from_features", "compute_factor_vae",
            "compute_mig", "mig_from_codes", "mig_scores", "compute_dci", "dci_from_codes",

@@ -36,13 +36,17 @@ RepresentationFn = Callable[[jax.Array], jax.Array]
 def encode_batched(representation_fn: RepresentationFn, x: jax.Array,
                    batch_size: int) -> jax.Array:
   """Applies ``representation_fn`` to ``x`` [N, ...] in batches (lax.map);
-  N must be a multiple of ``batch_size``. Returns float32 [N, D]."""
+  the last batch is padded with zeros, whose codes are dropped. Returns
+  float32 [N, D]."""
   n = x.shape[0]
-  if n % batch_size:
-    raise ValueError(f"{n} observations are not a multiple of batch_size {batch_size}")
-  chunks = x.reshape((n // batch_size, batch_size) + x.shape[1:])
-  codes = jax.lax.map(lambda c: encoded(representation_fn(c), batch_size), chunks)
-  return codes.reshape((n,) + codes.shape[2:]).astype(jnp.float32)
+  batch_size = min(int(batch_size), n)
+  m = _round_up(n, batch_size)
+  if m > n:
+    x = jnp.concatenate([x, jnp.zeros((m - n,) + x.shape[1:], x.dtype)])
+  chunks = x.reshape((m // batch_size, batch_size) + x.shape[1:])
+  real = jnp.minimum(n - batch_size * jnp.arange(m // batch_size), batch_size)  # not padding
+  codes = jax.lax.map(lambda a: encoded(representation_fn(a[0]), a[1]), (chunks, real))
+  return codes.reshape((m,) + codes.shape[2:])[:n].astype(jnp.float32)
 
 
 # Progress within a metric: the jitted programs report each chunk of
@@ -56,8 +60,9 @@ def _notify(num, _):
     listener(int(num))
 
 
-def encoded(codes, num: int):
-  """Inside a traced metric: reports ``num`` observations encoded once
+def encoded(codes, num):
+  """Inside a traced metric: reports ``num`` (an int, or a traced int)
+  observations encoded once
   ``codes`` (an array or a tuple of them) are computed, to the ``on_encoded``
   listeners; returns ``codes``."""
   jax.debug.callback(_notify, num, jnp.ravel(jax.tree_util.tree_leaves(codes)[0])[0])
@@ -102,23 +107,13 @@ def _sample_codes(ground_truth, representation_fn, key, num_points, batch_size):
                     (factors.reshape(num_points // batch_size, batch_size, -1),
                      jax.random.split(observation_key(key), num_points // batch_size)))
   obs = obs.reshape((num_points,) + obs.shape[2:])
-  return encode_batched(representation_fn, obs, encode_batch_size(num_points, batch_size)), factors
+  return encode_batched(representation_fn, obs, ENCODE_BATCH), factors
 
 
 # Observations per call of the representation function when encoding a
 # sample: a protocol's batch (16 in disentanglement_lib) only says how the
 # sample is drawn; encoding 16 at a time leaves a CPU's GEMMs half idle.
 ENCODE_BATCH = 512
-
-
-def encode_batch_size(num_points: int, batch_size: int) -> int:
-  """The largest multiple of ``batch_size`` up to ``ENCODE_BATCH`` (at least
-  ``batch_size``) that divides ``num_points``."""
-  best = batch_size
-  for k in range(1, max(1, ENCODE_BATCH // batch_size) + 1):
-    if num_points % (k * batch_size) == 0:
-      best = k * batch_size
-  return best
 
 
 def sample_codes(ground_truth, representation_fn: RepresentationFn, key: jax.Array,
