@@ -257,6 +257,35 @@ def traversal_gifs(study, results_root: str, workroot: str, docs: str, methods=N
   return paths
 
 
+def steps_to_fraction(record, metric: str, fraction: float = 0.9) -> int | None:
+  """The first step of a run's curve from which ``metric`` stays at or above
+  ``fraction`` of its value at the last point (None: no scores). A score that
+  reaches it early and falls back does not count until it is back for good."""
+  key = _score_key(metric)
+  pts = [(p["step"], p["scores"][metric][key]) for p in record.get("curve", [])
+         if metric in p.get("scores", {}) and p["scores"][metric].get(key) is not None]
+  if not pts:
+    return None
+  target = fraction * pts[-1][1]
+  step = pts[-1][0]
+  for s, v in reversed(pts):
+    if v < target:
+      break
+    step = s
+  return step
+
+
+def budget(records, metrics=("mig", "sap"), fraction: float = 0.9, floor: int = 20_000,
+           multiple: int = 5_000) -> tuple[int, list[tuple[str, str, int | None]]]:
+  """A study budget from a pilot's curves: the largest ``steps_to_fraction``
+  over its runs and ``metrics``, rounded up to ``multiple``, at least
+  ``floor``; and the (run, metric, steps) it was taken from."""
+  rows = [(r["run"], m, steps_to_fraction(r, m, fraction))
+          for r in records if r["status"] == "finished" for m in metrics]
+  steps = max([s for _, _, s in rows if s is not None], default=floor)
+  return max(floor, -(-steps // multiple) * multiple), rows
+
+
 def report(study, results_root: str, docs: str) -> str:
   """Writes the study's markdown and figures to ``docs``; returns the markdown."""
   records = load(results_root, study.name)
@@ -265,6 +294,15 @@ def report(study, results_root: str, docs: str) -> str:
                             f"run `vae-study run {study.name}` first")
   os.makedirs(docs, exist_ok=True)
   text = markdown(records, study)
+  if all(len(r.get("curve", [])) > 1 for r in records if r["status"] == "finished"):
+    chosen, rows = budget(records)
+    text += ("\nSteps from which each score stays at or above 90% of its value at the "
+             f"last step ({records[0]['budget']:,}):\n\n| run | metric | steps |\n"
+             "| --- | --- | --- |\n")
+    text += "".join(f"| {run} | {METRIC_LABELS[m]} | {s if s is None else f'{s:,}'} |\n"
+                    for run, m, s in rows)
+    text += (f"\nA budget from these curves (the largest, rounded up to 5,000 steps, at "
+             f"least 20,000): **{chosen:,} steps**.\n")
   scores = plot_scores(os.path.join(docs, f"study_{study.name}_scores.png"), records, study)
   curves = plot_curves(os.path.join(docs, f"study_{study.name}_curves.png"), records, study)
   text += (f"\n![final scores]({os.path.basename(scores)})\n\n"

@@ -143,3 +143,16 @@ def test_periodic_results_keep_protocol_strings():
   assert got == {"dci": {"disentanglement": 0.5, "protocol": {"importance": "gbt",
                                                               "num_train": 10.0}},
                  "kl_per_dim": [1.0, 2.0], "active_units": 3.0}
+
+
+def test_budget_is_where_the_scores_stay_above_90_percent():
+  curve = lambda values: [{"step": 5000 * (i + 1), "scores": {"mig": {"mig": v}}}
+                          for i, v in enumerate(values)]
+  # Reaches 0.9 * 0.5 at 10k, falls back at 15k, stays from 20k on.
+  a = {"run": "a", "status": "finished", "curve": curve([0.1, 0.46, 0.3, 0.46, 0.5, 0.5])}
+  b = {"run": "b", "status": "finished", "curve": curve([0.2, 0.2, 0.2, 0.2, 0.2, 0.2])}
+  assert study_report.steps_to_fraction(a, "mig") == 20_000
+  assert study_report.steps_to_fraction(b, "mig") == 5_000
+  assert study_report.budget([a, b], metrics=("mig",))[0] == 20_000
+  late = {"run": "c", "status": "finished", "curve": curve([0.1] * 5 + [1.0])}
+  assert study_report.budget([a, late], metrics=("mig",))[0] == 30_000
