@@ -17,7 +17,7 @@ from experiments import study_report
 SETTINGS = {"model.architecture": "mlp", "model.encoder_hidden": (32,),
             "model.decoder_hidden": (32,), "model.activation": "relu", "log_every": 4,
             "checkpoint_every": 4, "eval_every": 4, "eval.score_every": 8,
-            "eval.score_metrics": ("mig",), "eval.metrics": ("mig", "sap"),
+            "eval.score_metrics": ("mig",), "eval.metrics": ("mig",),
             "eval.metric_scale": 0.02, "eval.max_examples": 64,
             "eval.num_importance_samples": 2, "eval.diagnostics_batch_size": 32,
             "eval.elbo_batch_size": 32}
@@ -33,20 +33,27 @@ TCVAE = studies.StudyRun("beta-TCVAE", "beta_tcvae_dsprites", {"hparams.beta_tcv
                          1, "Chen et al. 2018")
 
 
-def test_study_stops_resumes_and_reports_its_results_files(tmp_path):
-  s = _study([VAE, TCVAE])
+BROKEN = studies.StudyRun("broken", "beta_vae_dsprites", {"hparams.beta_vae.beta": -1.0}, 0)
+
+
+def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_path):
+  s = _study([BROKEN, VAE, TCVAE])
   work, results, docs = (str(tmp_path / d) for d in ("work", "results", "docs"))
   logs = []
-  # Stopped in the middle of the first run: 4 of its 8 steps trained.
+  # Stopped in the middle of a run: 4 of VAE's 8 steps trained.
   half = study.run_config(s, VAE)
   half.num_steps = 4
   job_lib.train(half, os.path.join(work, "tiny", VAE.name), progress=False)
-  assert study.status(s, results) == [(VAE.name, "to do"), (TCVAE.name, "to do")]
-  # Resumed: the first run finishes from its checkpoint; stopped again after it.
-  written = study.run_study(s, work, results, log=logs.append, stop_after=1)
-  assert [r["run"] for r in written] == [VAE.name]
-  assert study.status(s, results)[1] == (TCVAE.name, "to do")
-  # The rest; the finished run is not trained again.
+  assert [w for _, w in study.status(s, results)] == ["to do"] * 3
+  # The broken run is recorded as failed and the study goes on: VAE resumes
+  # from its checkpoint and finishes; stopped again after it.
+  written = study.run_study(s, work, results, log=logs.append, stop_after=2)
+  assert [(r["run"], r["status"]) for r in written] == [(BROKEN.name, "failed"),
+                                                        (VAE.name, "finished")]
+  assert written[0]["error"]["type"] == "ValueError" and "beta" in written[0]["error"]["message"]
+  assert study.status(s, results)[0][1].startswith("failed")
+  assert study.status(s, results)[2] == (TCVAE.name, "to do")
+  # The rest; the finished run is not trained again, the failed one not retried.
   written = study.run_study(s, work, results, log=logs.append)
   assert [r["run"] for r in written] == [TCVAE.name]
   assert study.run_study(s, work, results, log=logs.append) == []
@@ -55,12 +62,12 @@ def test_study_stops_resumes_and_reports_its_results_files(tmp_path):
           for r in (VAE.name, TCVAE.name)}
   for name, rec in recs.items():
     assert rec["status"] == "finished" and rec["steps"] == 8 and rec["budget"] == 8
-    assert set(rec["scores"]) == {"mig", "sap"}
+    assert set(rec["scores"]) == {"mig"}
     assert rec["scores"]["mig"]["protocol"]["num_train"] == 200       # 10,000 x 0.02
     assert rec["scores"]["mig"]["images_encoded"] >= 200
     assert len(rec["kl_per_dim"]) == 10 and rec["machine"]["cpu"]
-    # The curve: evaluations every 4 steps (the first run's first 4 steps were
-    # trained without them), scores every 8; the last equals the final score.
+    # The curve: evaluations every 4 steps (VAE's first 4 steps were trained
+    # without them), scores every 8; the last equals the final score.
     assert [p["step"] for p in rec["curve"]] == ([8] if name == VAE.name else [4, 8])
     assert "scores" not in rec["curve"][0] or rec["curve"][0]["step"] == 8
     assert rec["curve"][-1]["scores"]["mig"]["mig"] == pytest.approx(
@@ -80,23 +87,9 @@ def test_study_stops_resumes_and_reports_its_results_files(tmp_path):
   elbo = {r["method"]: r["median"] for r in rows if r["quantity"] == "ELBO (nats)"}
   assert elbo == {"VAE": recs[VAE.name]["elbo"], "beta-TCVAE": recs[TCVAE.name]["elbo"]}
   assert f"{recs[VAE.name]['scores']['mig']['mig']:.3f}" in text
+  assert "broken-seed0 at step 0: ValueError" in text
   for f in ("study_tiny.md", "study_tiny_scores.png", "study_tiny_curves.png"):
     assert os.path.getsize(os.path.join(docs, f)) > 0
-
-
-def test_a_failed_run_is_recorded_and_the_study_goes_on(tmp_path):
-  bad = studies.StudyRun("broken", "beta_vae_dsprites", {"hparams.beta_vae.beta": -1.0}, 0)
-  good = studies.StudyRun("VAE", "dsprites_study", {"hparams.vae.beta": 1.0}, 0)
-  s = _study([bad, good], num_steps=4)
-  work, results = str(tmp_path / "work"), str(tmp_path / "results")
-  written = study.run_study(s, work, results, log=lambda line: None)
-  assert [r["status"] for r in written] == ["failed", "finished"]
-  assert written[0]["error"]["type"] == "ValueError" and "beta" in written[0]["error"]["message"]
-  assert study.status(s, results)[0][1].startswith("failed")
-  # Failed runs are not retried unless asked.
-  assert study.run_study(s, work, results, log=lambda line: None) == []
-  report = study_report.markdown(study_report.load(results, "tiny"), s)
-  assert "broken-seed0 at step 0: ValueError" in report
 
 
 def test_study_definitions():
