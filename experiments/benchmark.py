@@ -520,7 +520,7 @@ def bench_scoring():
                            likelihood="bernoulli")
   params = model_lib.init_params(jax.random.key(0), m)
   if FLAGS.scoring_workdir:
-    m, params = _restore(FLAGS.scoring_workdir.split(",")[0])
+    m, params = job_lib.restore_params(FLAGS.scoring_workdir.split(",")[0])
   x = (jax.random.uniform(jax.random.key(1), (8, 512, 64, 64, 1)) > 0.5).astype(jnp.float32)
   n = x.shape[0] * x.shape[1]
   gemm_model = metrics.forward_model(m, "gemm")
@@ -551,13 +551,6 @@ def bench_scoring():
   return out
 
 
-def _restore(workdir):
-  """(model, params) of a workdir's last checkpoint."""
-  cfg = job_lib.load_run_config(workdir)
-  job = job_lib.resolve(cfg, with_data=False)
-  return job.model, job_lib.restore_state(workdir, job).params
-
-
 def bench_dci_agreement():
   """DCI of real representations with every importance, on the same codes."""
   from vae.data import dsprites
@@ -569,7 +562,7 @@ def bench_dci_agreement():
                          "workdirs, comma-separated")
   rows = []
   for workdir in FLAGS.scoring_workdir.split(","):
-    m, params = _restore(workdir)
+    m, params = job_lib.restore_params(workdir)
     codes = metric_utils.sample_train_test_codes(
         gt, metrics.representation_from_params(params, m), jax.random.key(0),
         opts["num_train"], opts["num_test"], opts["batch_size"])

@@ -25,6 +25,7 @@ from . import job as job_lib
 from vae import data as data_lib
 from vae import evaluate as ev
 from vae import metrics as metrics_lib
+from vae.metrics import dci as dci_lib
 from vae import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's folder.")
@@ -36,7 +37,7 @@ _METRICS = flags.DEFINE_list("metrics", ["auto"], "Disentanglement metrics: 'all
                              "names (beta_vae,factor_vae,mig,dci,sap,modularity), or 'auto' "
                              "(all on ground-truth data sets, none otherwise).")
 _SCALE = flags.DEFINE_float("metric_scale", 1.0, "Multiplies the metrics' published sample sizes.")
-_DCI = flags.DEFINE_enum("dci_importance", "gbt", ["gbt", "hist_gbt", "linear"],
+_DCI = flags.DEFINE_enum("dci_importance", "gbt", list(dci_lib.IMPORTANCES),
                          "DCI importances: gradient-boosted trees (reference) or linear probe.")
 flags.mark_flag_as_required("workdir")
 
@@ -104,7 +105,8 @@ def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: fl
     print(f"wrote {out}")
     if names:
       scores = metrics_lib.score_disentanglement(
-          state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], job_lib.SCORE_KEY), model=model,
+          state.params, job.ground_truth_data,
+          jax.random.fold_in(keys["eval"], job_lib.SCORE_KEY), model=model,
           names=names, scale=metric_scale, dci_importance=dci_importance, progress=True)
       scores.update({"step": int(state.step), "metric_scale": metric_scale,
                      "dci_importance": dci_importance})

@@ -619,7 +619,8 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> d
                   "epochs": int(state.step) * job.batch_size / job.num_train})
   if spec.metrics:
     results["disentanglement"] = metrics_lib.score_disentanglement(
-        state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], SCORE_KEY), model=model,
+        state.params, job.ground_truth_data, jax.random.fold_in(keys["eval"], SCORE_KEY),
+        model=model,
         names=list(spec.metrics), scale=spec.metric_scale, dci_importance=spec.dci_importance,
         progress=progress)
   path = os.path.join(workdir, f"eval_{spec.split}.json")
@@ -677,6 +678,13 @@ def write_figures(workdir: str, params, job: Job, results: dict[str, Any]) -> li
                                           jax.random.fold_in(job.keys["eval"], 2),
                                           model=model))
   return paths
+
+
+def restore_params(workdir: str):
+  """(model, params) of a workdir's newest readable checkpoint, from its
+  own config.json (no data loaded)."""
+  job = resolve(load_run_config(workdir), with_data=False)
+  return job.model, restore_state(workdir, job).params
 
 
 def restore_state(workdir: str, job: Job):

@@ -246,11 +246,10 @@ def traversal_gifs(study, results_root: str, workroot: str, docs: str, methods=N
       print(f"{best['run']}: no checkpoints under {workdir} (trained on another machine?); "
             "no GIF")
       continue
-    job = job_lib.resolve(job_lib.load_run_config(workdir), with_data=False)
-    params = job_lib.restore_state(workdir, job).params
+    model, params = job_lib.restore_params(workdir)
     slug = best["run"].split("-seed")[0]
     path = os.path.join(docs, f"study_{study.name}_{slug}_traversals.gif")
-    plots.save_traversal_gif(path, params, x, model=job.model, kl_per_dim=best["kl_per_dim"],
+    plots.save_traversal_gif(path, params, x, model=model, kl_per_dim=best["kl_per_dim"],
                              scale=1, row_labels=latent_labels(best, gt.factor_names))
     print(f"{path}: {best['run']}, {metric} {get(best):.3f}")
     paths.append(path)

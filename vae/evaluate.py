@@ -340,8 +340,9 @@ class EvalSpec:
       raise ValueError(f"eval.num_importance_samples (k) must be an integer >= 1, got {k}")
     if not float(self.metric_scale) > 0:
       raise ValueError(f"eval.metric_scale must be > 0, got {self.metric_scale}")
-    if self.dci_importance not in ("gbt", "hist_gbt", "linear"):
-      raise ValueError(f"eval.dci_importance must be 'gbt', 'hist_gbt' or 'linear', got "
+    from vae.metrics.dci import IMPORTANCES
+    if self.dci_importance not in IMPORTANCES:
+      raise ValueError(f"eval.dci_importance must be one of {IMPORTANCES}, got "
                        f"{self.dci_importance!r}")
     if isinstance(self.score_every, bool) or int(self.score_every) < 0:
       raise ValueError(f"eval.score_every must be an integer >= 0 (0: off), got "

@@ -82,6 +82,27 @@ def linear_importance(xtr, ytr, xte, yte, *, factor_sizes: tuple):
   return imp.T, a_tr, a_te
 
 
+def _per_factor_trees(xtr, ytr, xte, yte, fit, threads: int = 1):
+  """R [D, F] and train/test accuracies [F] of one tree classifier per factor:
+  ``fit(x, y) -> (model, importance [D])``, fitted on ``threads`` threads,
+  the costliest factor (most classes) first."""
+  import concurrent.futures
+  xtr, ytr, xte, yte = (np.asarray(a) for a in (xtr, ytr, xte, yte))
+  d, f = xtr.shape[1], ytr.shape[1]
+  imp = np.zeros((d, f))
+  tr, te = np.zeros(f), np.zeros(f)
+
+  def one(k):          # each factor writes its own column and entries
+    model, imp[:, k] = fit(xtr, ytr[:, k])
+    tr[k] = np.mean(model.predict(xtr) == ytr[:, k])
+    te[k] = np.mean(model.predict(xte) == yte[:, k])
+
+  order = sorted(range(f), key=lambda k: -len(np.unique(ytr[:, k])))
+  with concurrent.futures.ThreadPoolExecutor(max(1, min(int(threads or 1), f))) as pool:
+    list(pool.map(one, order))              # list(): re-raises a fit's error
+  return jnp.asarray(imp), tr, te
+
+
 def gbt_importance(xtr, ytr, xte, yte, seed: int = 0, threads: int | None = None):
   """R [D, F] and accuracies from scikit-learn gradient-boosted trees, as
   disentanglement_lib's ``compute_importance_gbt``.
@@ -90,26 +111,16 @@ def gbt_importance(xtr, ytr, xte, yte, seed: int = 0, threads: int | None = None
   without the GIL, so they are fitted on ``threads`` threads (default: the
   CPUs this process may use), the costliest (most classes) first; each
   classifier is the same as fitted alone."""
-  import concurrent.futures
   import os
   from sklearn.ensemble import GradientBoostingClassifier
-  xtr, ytr, xte, yte = (np.asarray(a) for a in (xtr, ytr, xte, yte))
-  d, f = xtr.shape[1], ytr.shape[1]
-  imp = np.zeros((d, f))
-  tr, te = np.zeros(f), np.zeros(f)
 
-  def fit(k):
-    model = GradientBoostingClassifier(random_state=seed).fit(xtr, ytr[:, k])
-    imp[:, k] = np.abs(model.feature_importances_)
-    tr[k] = np.mean(model.predict(xtr) == ytr[:, k])
-    te[k] = np.mean(model.predict(xte) == yte[:, k])
+  def fit(x, y):
+    model = GradientBoostingClassifier(random_state=seed).fit(x, y)
+    return model, np.abs(model.feature_importances_)
 
   if threads is None:
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  order = sorted(range(f), key=lambda k: -len(np.unique(ytr[:, k])))
-  with concurrent.futures.ThreadPoolExecutor(max(1, min(int(threads or 1), f))) as pool:
-    list(pool.map(fit, order))              # list(): re-raises a fit's error
-  return jnp.asarray(imp), tr, te
+  return _per_factor_trees(xtr, ytr, xte, yte, fit, threads)
 
 
 def hist_gbt_importance(xtr, ytr, xte, yte, seed: int = 0):
@@ -125,25 +136,22 @@ def hist_gbt_importance(xtr, ytr, xte, yte, seed: int = 0):
   not equal: ``experiments/benchmark.py --dci_agreement`` measures how close.
   """
   from sklearn.ensemble import HistGradientBoostingClassifier
-  xtr, ytr, xte, yte = (np.asarray(a) for a in (xtr, ytr, xte, yte))
-  d, f = xtr.shape[1], ytr.shape[1]
-  imp = np.zeros((d, f))
-  tr, te = np.zeros(f), np.zeros(f)
-  for k in range(f):
+
+  def fit(x, y):
     model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3,
                                            max_leaf_nodes=None, early_stopping=False,
-                                           random_state=seed).fit(xtr, ytr[:, k])
-    gain = np.zeros(d)
+                                           random_state=seed).fit(x, y)
+    gain = np.zeros(x.shape[1])
     # _predictors: one list of trees per round (one tree per class, or one
     # for two classes); scikit-learn keeps them under this name since 0.21.
     for round_trees in model._predictors:
       for tree in round_trees:
         split = tree.nodes[~tree.nodes["is_leaf"].astype(bool)]
         np.add.at(gain, split["feature_idx"].astype(int), np.maximum(split["gain"], 0.0))
-    imp[:, k] = gain / gain.sum() if gain.sum() > 0 else gain
-    tr[k] = np.mean(model.predict(xtr) == ytr[:, k])
-    te[k] = np.mean(model.predict(xte) == yte[:, k])
-  return jnp.asarray(imp), tr, te
+    return model, gain / gain.sum() if gain.sum() > 0 else gain
+
+  # One factor at a time: each fit already runs on every core (OpenMP).
+  return _per_factor_trees(xtr, ytr, xte, yte, fit, threads=1)
 
 
 def dci_from_codes(xtr, ytr, xte, yte, *, factor_sizes, importance: str = "gbt") -> dict:
