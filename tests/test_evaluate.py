@@ -110,7 +110,7 @@ def test_k_below_one_is_rejected(tiny_model, tiny_params, binary_images):
 
 def test_evaluation_and_training_show_progress(tiny_model, tiny_params, binary_images, capsys,
                                                 smoke_config, tmp_path):
-  # Issue 15, item 3: the k = 5000 evaluation ran ~20 minutes with no output.
+  # The k = 5000 evaluation runs for many minutes: it must show progress.
   from vae import evaluate as ev_lib
   x = np.asarray(binary_images[:30])
   ev_lib.iwae_log_likelihood(tiny_params, x, jax.random.key(0), model=tiny_model,
@@ -125,3 +125,23 @@ def test_evaluation_and_training_show_progress(tiny_model, tiny_params, binary_i
   job_lib.train(smoke_config, str(tmp_path / "run"), progress=True)
   err = capsys.readouterr().err
   assert "compiling" in err and "50/50" in err, err     # the bar is up before compilation ends
+
+
+def test_new_params_compile_nothing(tiny_model, tiny_params, binary_images, caplog):
+  """The per-batch programs take the parameters as an argument: evaluating
+  other parameters of the same model (each periodic evaluation) reuses them."""
+  x = binary_images[:30]                    # 2 batches of 16, the last one partial
+  other = jax.tree.map(lambda a: a * 0.5, tiny_params)
+  keys = jax.random.key(0), jax.random.key(1)
+
+  def evaluate(params, key):
+    return (ev.dataset_reconstruction(params, x, model=tiny_model, batch_size=16),
+            ev.dataset_elbo(params, x, key, model=tiny_model, batch_size=16)["elbo"])
+
+  first = evaluate(tiny_params, keys[0])
+  sizes = ev._reconstruction_batch._cache_size(), ev._elbo_batch._cache_size()
+  with jax.log_compiles(), caplog.at_level("WARNING"):
+    second = evaluate(other, keys[1])
+  assert not [r for r in caplog.records if "Compiling" in r.getMessage()], caplog.text
+  assert (ev._reconstruction_batch._cache_size(), ev._elbo_batch._cache_size()) == sizes
+  assert first[0] != second[0] and first[1] != second[1]     # the new params were used

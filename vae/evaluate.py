@@ -11,10 +11,14 @@
   (Chen et al. 2018, Eq. 2) with both minibatch estimators, for any model.
 * ``diagnostics``: all of the above that describe the code, in one dict.
 * ``evaluate_params``: the final evaluation of a run (``EvalSpec`` says how),
-  and ``periodic_eval_fn``, the evaluation logged during training.
+  and ``periodic_eval_fn``, the evaluation logged during training; both
+  assemble their figures in one function.
 
-All functions take host arrays [N, *data_shape] and work through them in
-jitted batches; results are Python floats (or lists).
+All functions take host arrays [N, *data_shape] and work through them with
+``map_batches``: one jitted per-batch function per estimator, with the
+parameters an argument, so that it compiles once per model and settings and
+evaluating new parameters compiles nothing. Results are Python floats (or
+lists).
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ from vae.objectives import batch_decomposition, batch_elbo_terms
 from vae.objectives.autoencoders import reconstruction_log_likelihood
 
 
-def batches(data: np.ndarray, batch_size: int, mesh=None):
+def batches(data: np.ndarray, batch_size: int, mesh=None, drop_remainder: bool = False):
   """Yields (index, batch, valid) with the last batch padded to batch_size,
-  so that every batch has one shape and is compiled once. With a mesh the
-  batch size is rounded up to a multiple of its device count."""
+  so that every batch has one shape and is compiled once (or, with
+  ``drop_remainder``, left out). With a mesh the batch size is rounded up to
+  a multiple of its device count."""
   if mesh is not None:
     batch_size = -(-int(batch_size) // mesh.size) * mesh.size
   n = data.shape[0]
-  for i, start in enumerate(range(0, n, batch_size)):
+  stop = n - n % batch_size if drop_remainder else n
+  for i, start in enumerate(range(0, stop, batch_size)):
     chunk = data[start:start + batch_size]
     valid = chunk.shape[0]
     if valid < batch_size:
@@ -54,17 +60,76 @@ def batches(data: np.ndarray, batch_size: int, mesh=None):
     yield i, chunk, valid
 
 
-@functools.partial(jax.jit, static_argnames="model")
-def _elbo_batch(params, batch, key, *, model):
-  t = batch_elbo_terms(params, batch.astype(jnp.float32), key, model=model)
-  return t["elbo"], t["log_likelihood"], t["kl"], t["kl_per_dim"]
-
-
 def _bar(total: int, desc: str, progress: bool):
   """A progress bar over examples (examples done, rate, time left), or None."""
   if not progress:
     return None
   return tqdm(total=int(total), desc=desc, unit="ex", dynamic_ncols=True, mininterval=2.0)
+
+
+REDUCTIONS = ("mean", "concat", "per_batch")
+
+
+def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
+                reduce: str = "concat", drop_remainder: bool = False, desc: str = "",
+                progress: bool = False):
+  """Applies a jitted per-batch function to ``data`` and reduces its outputs.
+
+  Batches come from ``batches``: one shape, the last padded with zeros whose
+  outputs are dropped (or left out with ``drop_remainder``), each split
+  across ``mesh``'s devices; batch i gets the key ``fold_in(key, i)``.
+
+  Args:
+    fn: ``(params, batch[, key]) -> pytree of arrays``, jitted with the
+      parameters an argument and its static settings bound (``functools.partial``
+      of a module-level jitted function): new parameters reuse its program.
+    params: model parameters (replicated on ``mesh`` if it has several devices).
+    data: host array [N, *data_shape].
+    batch_size: examples per call.
+    key: PRNG key, or None for an ``fn`` that takes none.
+    mesh: optional ``vae.parallel`` mesh.
+    reduce: "mean": each output [B, ...] summed over examples in float64,
+      batch after batch, and divided by N; "concat": the outputs of every
+      example [N, ...]; "per_batch": each batch's output (a minibatch
+      estimate), stacked [num_batches, ...].
+    drop_remainder: leave out a partial last batch (for minibatch estimators,
+      whose value depends on the batch size).
+    desc, progress: a progress bar over examples labelled ``desc``.
+
+  Returns:
+    ``fn``'s output structure with each leaf reduced, as host arrays.
+  """
+  if reduce not in REDUCTIONS:
+    raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+  data = np.asarray(data)
+  bar = _bar(data.shape[0], desc, progress)
+  total, parts, count = None, [], 0
+  for i, batch, valid in batches(data, batch_size, mesh, drop_remainder):
+    args = (params, parallel.shard_host_batch(batch, mesh))
+    out = jax.tree.map(parallel.to_host, fn(*args) if key is None else
+                       fn(*args, jax.random.fold_in(key, i)))
+    if reduce == "mean":
+      sums = jax.tree.map(lambda o: np.sum(o[:valid], axis=0, dtype=np.float64), out)
+      total = sums if total is None else jax.tree.map(np.add, total, sums)
+    else:
+      parts.append(out if reduce == "per_batch" else jax.tree.map(lambda o: o[:valid], out))
+    count += valid
+    if bar is not None:
+      bar.update(valid)
+  if bar is not None:
+    bar.close()
+  if count == 0:
+    raise ValueError(f"no batch of {batch_size} in {data.shape[0]} examples")
+  if reduce == "mean":
+    return jax.tree.map(lambda s: s / count, total)
+  join = np.concatenate if reduce == "concat" else np.stack
+  return jax.tree.map(lambda *p: join(p), *parts)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _elbo_batch(params, batch, key, *, model):
+  t = batch_elbo_terms(params, batch.astype(jnp.float32), key, model=model)
+  return t["elbo"], t["log_likelihood"], t["kl"], t["kl_per_dim"]
 
 
 def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
@@ -85,20 +150,9 @@ def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
     dict: ``elbo``, ``log_likelihood`` (reconstruction term), ``kl`` (nats,
     means over examples) and ``kl_per_dim`` (list of D means).
   """
-  sums = None
-  bar = _bar(data.shape[0], "ELBO", progress)
-  for i, batch, valid in batches(np.asarray(data), batch_size, mesh):
-    out = [parallel.to_host(o) for o in _elbo_batch(
-        params, parallel.shard_host_batch(batch, mesh), jax.random.fold_in(key, i),
-        model=model)]
-    out = [np.sum(o[:valid], axis=0, dtype=np.float64) for o in out]
-    sums = out if sums is None else [s + o for s, o in zip(sums, out)]
-    if bar is not None:
-      bar.update(valid)
-  if bar is not None:
-    bar.close()
-  n = data.shape[0]
-  elbo, ll, kl, kl_dim = (s / n for s in sums)
+  elbo, ll, kl, kl_dim = map_batches(
+      functools.partial(_elbo_batch, model=model), params, data, batch_size=batch_size,
+      key=key, mesh=mesh, reduce="mean", desc="ELBO", progress=progress)
   return {"elbo": float(elbo), "log_likelihood": float(ll), "kl": float(kl),
           "kl_per_dim": [float(v) for v in kl_dim]}
 
@@ -168,18 +222,11 @@ def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
     raise ValueError(f"num_samples (k) must be >= 1, got {num_samples}")
   chunk_size = max(1, min(int(chunk_size), int(num_samples)))
   t0 = time.perf_counter()
-  per = []
-  bar = _bar(data.shape[0], f"IWAE k={int(num_samples)}", progress)
-  for i, batch, valid in batches(np.asarray(data), batch_size, mesh):
-    lp = _iwae_batch(params, parallel.shard_host_batch(batch, mesh),
-                     jax.random.fold_in(key, i), model=model,
-                     num_samples=int(num_samples), chunk_size=chunk_size)
-    per.append(parallel.to_host(lp)[:valid])
-    if bar is not None:
-      bar.update(valid)
-  if bar is not None:
-    bar.close()
-  per = np.concatenate(per)
+  per = map_batches(
+      functools.partial(_iwae_batch, model=model, num_samples=int(num_samples),
+                        chunk_size=chunk_size),
+      params, data, batch_size=batch_size, key=key, mesh=mesh, reduce="concat",
+      desc=f"IWAE k={int(num_samples)}", progress=progress)
   ll = float(np.mean(per, dtype=np.float64))
   out = {"log_likelihood": ll, "nll": -ll, "num_samples": int(num_samples),
          "seconds": time.perf_counter() - t0, "peak_rss_mib": peak_rss_mib()}
@@ -193,17 +240,27 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+@functools.lru_cache(maxsize=None)
+def posterior_mean_fn(model):
+  """``(params, x [B, *data_shape]) -> E_q[z|x]`` [B, D]: the posterior mean
+  of ``model``, the one function behind ``posterior_means``, ``active_units``
+  and the metrics' representation (``vae.metrics.representation_from_params``).
+  Cached: one function object per model, so jitted programs that take it
+  (as a ``jax.tree_util.Partial``) compile once per model."""
+  def means(params, x):
+    return model_lib.encode_batch(params, x.astype(jnp.float32), model=model)[0]
+  return means
+
+
 @functools.partial(jax.jit, static_argnames="model")
-def _means(params, batch, *, model):
-  return jax.vmap(lambda x: model_lib.encode(params, x.astype(jnp.float32),
-                                             model=model)[0])(batch)
+def _means_batch(params, batch, *, model):
+  return posterior_mean_fn(model)(params, batch)
 
 
 def posterior_means(params, data, *, model, batch_size: int = 1000, mesh=None) -> np.ndarray:
   """E_q[z|x] for every example: [N, D]."""
-  out = [parallel.to_host(_means(params, parallel.shard_host_batch(b, mesh), model=model))[:v]
-         for _, b, v in batches(np.asarray(data), batch_size, mesh)]
-  return np.concatenate(out)
+  return map_batches(functools.partial(_means_batch, model=model), params, data,
+                     batch_size=batch_size, mesh=mesh, reduce="concat")
 
 
 def active_units(params, data, *, model, threshold: float = 0.01,
@@ -229,7 +286,7 @@ def kl_per_dimension(params, data, key, *, model, batch_size: int = 1000) -> lis
 
 
 @functools.partial(jax.jit, static_argnames=("model", "estimator"))
-def _decomposition_batch(params, batch, key, dataset_size, *, model, estimator):
+def _decomposition_batch(params, batch, key, *, dataset_size, model, estimator):
   return batch_decomposition(params, batch.astype(jnp.float32), key, model=model,
                              dataset_size=dataset_size, estimator=estimator)
 
@@ -261,15 +318,16 @@ def kl_decomposition(params, data, key, *, model, dataset_size: int,
   m = min(int(batch_size), data.shape[0])
   if mesh is not None and mesh.size > 1:
     m = max(m // mesh.size, 1) * mesh.size
-  out: dict[str, list[float]] = {}
+  out: dict[str, float] = {}
   for est in ("mws", "mss"):
-    for i in range(data.shape[0] // m):
-      b = parallel.shard_host_batch(data[i * m:(i + 1) * m], mesh)
-      r = _decomposition_batch(params, b, jax.random.fold_in(key, i),
-                               float(dataset_size), model=model, estimator=est)
-      for k, v in r.items():
-        out.setdefault(f"{k}_{est}", []).append(float(parallel.to_host(v)))
-  return {k: float(np.mean(v)) for k, v in out.items()}
+    per_batch = map_batches(
+        functools.partial(_decomposition_batch, dataset_size=float(dataset_size), model=model,
+                          estimator=est),
+        params, data, batch_size=m, key=key, mesh=mesh, reduce="per_batch",
+        drop_remainder=True)
+    out.update({f"{k}_{est}": float(np.mean(v.astype(np.float64)))
+                for k, v in per_batch.items()})
+  return out
 
 
 def diagnostics(params, data, key, *, model, dataset_size: int,
@@ -298,6 +356,20 @@ def _diagnostics_from(params, data, key, elbo_result, num_active, *, model, data
                               dataset_size=dataset_size, batch_size=batch_size,
                               mesh=mesh))
   return out
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _reconstruction_batch(params, batch, *, model):
+  return jax.vmap(lambda x: reconstruction_log_likelihood(
+      params, x.astype(jnp.float32), model=model))(batch)
+
+
+def dataset_reconstruction(params, data, *, model, batch_size: int = 1000, mesh=None) -> float:
+  """Mean log p(x | decode(mean of q(z|x))) over ``data`` (the autoencoders'
+  measure: no sampling)."""
+  lls = map_batches(functools.partial(_reconstruction_batch, model=model), params, data,
+                    batch_size=batch_size, mesh=mesh, reduce="concat")
+  return float(np.mean(lls))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +424,41 @@ class EvalSpec:
                        "(the metrics to score), got none")
 
 
+def _evaluate(params, data, keys, *, model, probabilistic: bool, spec: EvalSpec,
+              dataset_size: int | None, mesh=None, progress: bool = False) -> dict[str, Any]:
+  """What the final and the periodic evaluations compute, assembled once.
+
+  Probabilistic models: ``elbo`` (``dataset_elbo`` with ``keys["elbo"]``),
+  ``iwae`` (only if ``keys`` has "iwae"), ``active_units`` (with
+  ``spec.elbo_batch_size``, the batch of the ELBO pass) and, with
+  ``dataset_size``, ``diagnostics`` (``keys["diagnostics"]``, batches of
+  ``spec.diagnostics_batch_size``). Autoencoders:
+  ``reconstruction_log_likelihood``. ``params`` are replicated on ``mesh``
+  (default: every device); ``progress``: bars for the ELBO and IWAE passes.
+  """
+  mesh = mesh if mesh is not None else parallel.make_mesh()
+  params = parallel.replicate(params, mesh)
+  if not probabilistic:
+    return {"reconstruction_log_likelihood": dataset_reconstruction(
+        params, data, model=model, batch_size=spec.elbo_batch_size, mesh=mesh)}
+  out: dict[str, Any] = {"elbo": dataset_elbo(
+      params, data, keys["elbo"], model=model, batch_size=spec.elbo_batch_size, mesh=mesh,
+      progress=progress)}
+  if "iwae" in keys:
+    out["iwae"] = iwae_log_likelihood(
+        params, data, keys["iwae"], model=model, num_samples=spec.num_importance_samples,
+        batch_size=spec.iwae_batch_size, chunk_size=spec.chunk_size, mesh=mesh,
+        progress=progress)
+  out["active_units"] = active_units(params, data, model=model,
+                                     batch_size=spec.elbo_batch_size, mesh=mesh)
+  if dataset_size:
+    out["diagnostics"] = _diagnostics_from(
+        params, data, keys["diagnostics"], out["elbo"], out["active_units"]["active_units"],
+        model=model, dataset_size=dataset_size, batch_size=spec.diagnostics_batch_size,
+        mesh=mesh)
+  return out
+
+
 def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec: EvalSpec,
                     dataset_size: int | None = None, mesh=None,
                     progress: bool = False) -> dict[str, Any]:
@@ -363,38 +470,22 @@ def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec:
   reconstruction log-likelihood. ``progress``: bars for the ELBO and the
   IWAE passes (the k = 5000 one runs for minutes).
   """
-  mesh = mesh if mesh is not None else parallel.make_mesh()
-  params = parallel.replicate(params, mesh)
+  keys = {"elbo": jax.random.fold_in(key, 0), "iwae": jax.random.fold_in(key, 1),
+          "diagnostics": jax.random.fold_in(key, 3)}
   results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
-  if probabilistic:
-    results["elbo"] = dataset_elbo(params, eval_data, jax.random.fold_in(key, 0), model=model,
-                                   batch_size=spec.elbo_batch_size, mesh=mesh,
-                                   progress=progress)
-    results["iwae"] = iwae_log_likelihood(
-        params, eval_data, jax.random.fold_in(key, 1), model=model,
-        num_samples=spec.num_importance_samples, batch_size=spec.iwae_batch_size,
-        chunk_size=spec.chunk_size, mesh=mesh, progress=progress)
-    results["active_units"] = active_units(params, eval_data, model=model,
-                                           batch_size=spec.elbo_batch_size, mesh=mesh)
-    if dataset_size:
-      results["diagnostics"] = _diagnostics_from(
-          params, eval_data, jax.random.fold_in(key, 3), results["elbo"],
-          results["active_units"]["active_units"], model=model, dataset_size=dataset_size,
-          batch_size=spec.diagnostics_batch_size, mesh=mesh)
-  else:
-    results["reconstruction_log_likelihood"] = dataset_reconstruction(
-        params, eval_data, model=model, batch_size=spec.elbo_batch_size, mesh=mesh)
+  results.update(_evaluate(params, eval_data, keys, model=model, probabilistic=probabilistic,
+                           spec=spec, dataset_size=dataset_size, mesh=mesh, progress=progress))
   return results
 
 
-def dataset_reconstruction(params, data, *, model, batch_size: int = 1000, mesh=None) -> float:
-  """Mean log p(x | decode(mean of q(z|x))) over ``data`` (the autoencoders'
-  measure: no sampling)."""
-  fn = jax.jit(jax.vmap(lambda x: reconstruction_log_likelihood(
-      params, x.astype(jnp.float32), model=model)))
-  lls = np.concatenate([parallel.to_host(fn(parallel.shard_host_batch(b, mesh)))[:v]
-                        for _, b, v in batches(data, batch_size, mesh)])
-  return float(np.mean(lls))
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+  """The periodic log's record of ``_evaluate``'s result: the ELBO's three
+  terms, KL per dimension, active units and the KL decomposition."""
+  out = {k: result["elbo"][k] for k in ("elbo", "log_likelihood", "kl")}
+  out.update(result.get("diagnostics") or {
+      "kl_per_dim": result["elbo"]["kl_per_dim"],
+      "active_units": result["active_units"]["active_units"]})
+  return out
 
 
 def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size: int,
@@ -402,7 +493,8 @@ def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size
   """``(params, step) -> dict``: what ``train`` logs every ``eval_every``
   steps: the held-out ELBO, KL per dimension, active units and the KL
   decomposition (probabilistic models), or the held-out reconstruction
-  log-likelihood (autoencoders). At steps that are multiples of
+  log-likelihood (autoencoders), as the final evaluation computes them
+  (without the IWAE pass). At steps that are multiples of
   ``spec.score_every``, also ``disentanglement``: ``spec.score_metrics`` on
   ``ground_truth`` (a ``GroundTruthData``) with ``score_key``, the same key at
   every step, so the curve moves with the model, not with the sample."""
@@ -410,27 +502,15 @@ def periodic_eval_fn(eval_data, eval_key, *, model, spec: EvalSpec, dataset_size
     raise ValueError("eval.score_every needs a ground-truth data set and a scoring key")
 
   def eval_fn(params, step):
-    out = _periodic(params, step)
+    key = jax.random.fold_in(eval_key, step)
+    r = _evaluate(params, eval_data, {"elbo": key, "diagnostics": jax.random.fold_in(key, 1)},
+                  model=model, probabilistic=probabilistic, spec=spec,
+                  dataset_size=dataset_size, mesh=mesh)
+    out = _flat(r) if probabilistic else r
     if spec.score_every and step % int(spec.score_every) == 0:
       from vae import metrics as metrics_lib     # metrics import this module's neighbours
       out["disentanglement"] = metrics_lib.score_disentanglement(
           params, ground_truth, score_key, model=model, names=list(spec.score_metrics),
           scale=spec.metric_scale, dci_importance=spec.dci_importance)
-    return out
-
-  def _periodic(params, step):
-    m = mesh if mesh is not None else parallel.make_mesh()
-    if not probabilistic:
-      return {"reconstruction_log_likelihood": dataset_reconstruction(
-          params, eval_data, model=model, batch_size=spec.elbo_batch_size, mesh=m)}
-    key = jax.random.fold_in(eval_key, step)
-    r = dataset_elbo(params, eval_data, key, model=model, batch_size=spec.elbo_batch_size,
-                     mesh=m)
-    units = active_units(params, eval_data, model=model, batch_size=spec.diagnostics_batch_size,
-                         mesh=m)["active_units"]
-    out = {k: r[k] for k in ("elbo", "log_likelihood", "kl")}
-    out.update(_diagnostics_from(params, eval_data, jax.random.fold_in(key, 1), r, units,
-                                 model=model, dataset_size=dataset_size,
-                                 batch_size=spec.diagnostics_batch_size, mesh=m))
     return out
   return eval_fn
