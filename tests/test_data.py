@@ -34,8 +34,8 @@ def test_non_binary_file_is_rejected(tmp_path):
 
 
 def test_a_damaged_npz_names_the_file_and_what_is_wrong(tmp_path):
-  # Issue 14, item 7: np.load answered these with BadZipFile or a message about
-  # pickles, naming no file.
+  # np.load answers these with BadZipFile or a message about pickles, naming
+  # no file.
   np.savez(tmp_path / "good.npz", image=np.zeros((3, 28, 28), np.uint8))
   good = (tmp_path / "good.npz").read_bytes()
   cases = {
@@ -85,6 +85,23 @@ def test_import_vae_does_not_load_tensorflow():
   assert out.stdout.strip() == "[]"
 
 
+def test_import_vae_changes_nothing_process_wide():
+  """The malloc tuning is opt-in: importing every package of the library
+  leaves the allocator alone; ``vae.allocator.tune()`` applies it."""
+  import platform
+  import subprocess
+  import sys
+  code = ("import vae, vae.train, vae.data, vae.metrics, vae.evaluate, vae.plots; "
+          "from vae import allocator; print(allocator.applied()); "
+          "print(allocator.tune())")
+  env = {k: v for k, v in os.environ.items() if k != "VAE_TUNE_MALLOC"}
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, env=env).stdout.split()
+  assert out[0] == "False"
+  glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+  assert out[1] == str(glibc)
+
+
 def test_sklearn_digits_are_a_small_binary_image_set():
   pytest.importorskip("sklearn")
   from vae.data import digits
@@ -100,7 +117,7 @@ class _ReachedDownload(Exception):
 
 
 def test_the_real_tfds_load_path_reaches_the_download(tmp_path, monkeypatch):
-  # Issue 14, item 12: tensorflow-datasets 4.9.10 imports importlib_resources on
+  # tensorflow-datasets 4.9.10 imports importlib_resources on
   # this path without declaring it; tfds.testing.mock_data never gets here.
   tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -111,3 +128,21 @@ def test_the_real_tfds_load_path_reaches_the_download(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds.download.DownloadManager, name, no_network)
   with pytest.raises(_ReachedDownload):
     binarized_mnist.load("train", None, str(tmp_path / "tfds"))
+
+
+def test_the_registry_holds_every_data_set_as_a_record(npz_dir):
+  import vae.data as data_lib
+  assert {"binarized_mnist", "images", "dsprites", "gratings", "tfds:dsprites",
+          "tfds:shapes3d", "tfds:smallnorb"} <= set(data_lib.REGISTRY)
+  for name, record in data_lib.REGISTRY.items():
+    assert record.name == name
+    assert record.has_factors == (record.splits is None), name   # sampled, or stored splits
+    assert record.has_factors or record.load_split is not None, name
+  with pytest.raises(ValueError, match="dataset must be one of .*'binarized_mnist'"):
+    data_lib.get("mnist")
+  opened = data_lib.open_dataset(data_lib.DataSettings(
+      "binarized_mnist", data_dir=npz_dir, source="memory", eval_examples=7))
+  assert opened.fingerprint == {"source": "memory", "num_train": len(opened.train)}
+  assert opened.eval.shape == (7, 28, 28, 1) and opened.ground_truth is None
+  with pytest.raises(ValueError, match="data_source must be one of"):
+    data_lib.open_dataset(data_lib.DataSettings("binarized_mnist", source="disk"))

@@ -152,7 +152,7 @@ def test_an_npz_of_images_loads_and_a_bad_one_says_what_it_holds(tmp_path):
 
 def test_images_config_without_a_folder_says_so(tmp_path):
   c = image_config("", (16, 16, 3))
-  with pytest.raises(ValueError, match="dataset='images' needs config.data_dir"):
+  with pytest.raises(ValueError, match="dataset=.images. needs data_dir"):
     job_lib.check_config(c)
   c = image_config(tmp_path, (16, 16, 2))
   with pytest.raises(ValueError, match=r"\(H, W, 1\) for grayscale or \(H, W, 3\)"):

@@ -36,7 +36,7 @@ def test_streamed_batches_are_the_in_memory_batches_across_epochs():
 
 def _train(workdir, source, steps, loop="scan"):
   return train_lib.train(workdir, model=_model(), objective=objectives.get_objective("vae"),
-                         optimizer=optim.make_optimizer({"learning_rate": 1e-3}), source=source,
+                         optimizer=optim.make_optimizer(1e-3), source=source,
                          schedule=train_lib.Schedule(num_steps=steps, log_every=5,
                                                      checkpoint_every=5, loop=loop),
                          progress=False)
@@ -74,19 +74,21 @@ def test_the_job_streams_big_arrays_and_keeps_tfds_tfrecord_sets_in_memory(smoke
                                                                             monkeypatch):
   from experiments import job as job_lib
   monkeypatch.setattr(streaming, "memory_budget_bytes", lambda device=None: 4 * 600 * 784 - 4)
-  data = job_lib.load_data(smoke_config, job_lib.eval_spec(smoke_config), jax.random.key(0))
+  data = job_lib.open_data(smoke_config)
   assert data.source == "stream" and isinstance(data.train, streaming.ArrayReader)
   monkeypatch.setattr(streaming, "memory_budget_bytes", lambda device=None: 4 * 600 * 784)
-  data = job_lib.load_data(smoke_config, job_lib.eval_spec(smoke_config), jax.random.key(0))
+  data = job_lib.open_data(smoke_config)
   assert data.source == "memory" and isinstance(data.train, np.ndarray)
   assert data.fingerprint == {"source": "memory", "num_train": 600}
   # A tfds set that is not prepared for random access is never auto-streamed.
+  from vae.data import DataSettings, tfds_ground_truth
   monkeypatch.setattr(streaming, "memory_budget_bytes", lambda device=None: 1)
-  smoke_config.dataset = "tfds:shapes3d"
+  monkeypatch.setattr(tfds_ground_truth, "stored_bytes", lambda name, data_dir: 10 ** 9)
+  settings = DataSettings("tfds:shapes3d")
   monkeypatch.setattr(streaming, "is_random_access", lambda name, data_dir: False)
-  assert job_lib.data_source_kind(smoke_config, 10 ** 9) == "memory"
+  assert tfds_ground_truth.choose_source("shapes3d", settings) == "memory"
   monkeypatch.setattr(streaming, "is_random_access", lambda name, data_dir: True)
-  assert job_lib.data_source_kind(smoke_config, 10 ** 9) == "stream"
+  assert tfds_ground_truth.choose_source("shapes3d", settings) == "stream"
 
 
 class _FailingReader(streaming.ArrayReader):
@@ -136,7 +138,9 @@ def test_procedural_dsprites_cannot_be_streamed(smoke_config):
   from experiments import job as job_lib
   smoke_config.dataset, smoke_config.data_source = "dsprites", "stream"
   with pytest.raises(ValueError, match="procedural dsprites is rendered on the device"):
-    job_lib.data_source_kind(smoke_config, None)
+    job_lib.check_config(smoke_config)
+  with pytest.raises(ValueError, match="procedural dsprites is rendered on the device"):
+    job_lib.open_data(smoke_config)
 
 
 def test_a_streamed_reader_is_checked_against_the_likelihood():

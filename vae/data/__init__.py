@@ -1,14 +1,66 @@
-"""Data sets by name: ``load_dataset(name, split)`` returns a host array,
-``load_ground_truth(name)`` a data set with known factors; your own images
-(a folder or an ``.npz``) are read by ``vae.data.images``; training sources
-are in ``vae.data.sources`` (on the device) and ``vae.data.streaming`` (read
-on the host, for data larger than memory)."""
+"""Data sets by name: each data-set module declares a ``DataSet`` record
+(``vae/data/base.py``) in its ``DATASETS``; the registry below collects them
+from every module of this package, so adding a data set is one new module
+(plus a config if it deserves one).
+
+* ``open_dataset(DataSettings(...))``: training data, evaluation data and a
+  fingerprint (``Opened``), from plain settings.
+* ``load_dataset(name, split)``: a host array of a set of stored splits.
+* ``load_ground_truth(name)``: a data set with known generative factors.
+
+Training sources are in ``vae.data.sources`` (on the device) and
+``vae.data.streaming`` (read on the host, for data larger than memory).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vae.data import binarized_mnist
+from vae import registry
+from vae.data import base, binarized_mnist
+from vae.data.base import DataSet, DataSettings, Opened
+
+
+REGISTRY: dict[str, DataSet] = registry.collect(__name__, __path__, "DATASETS", "data set")
+GROUND_TRUTH = tuple(name for name, record in REGISTRY.items() if record.has_factors)
+
+
+def get(name: str) -> DataSet:
+  """The record of data set ``name``.
+
+  Raises:
+    ValueError: for an unknown name, listing the known ones.
+  """
+  return registry.lookup(REGISTRY, name, "dataset")
+
+
+def check_settings(settings: DataSettings) -> None:
+  """Raises ValueError where ``settings`` cannot open their data set (an
+  unknown name, a missing folder, a source it cannot use), before anything
+  is read."""
+  record = get(settings.name)
+  if settings.source not in base.SOURCES:
+    raise ValueError(f"data_source must be one of {base.SOURCES}, got {settings.source!r}")
+  if record.check is not None:
+    record.check(settings)
+
+
+def open_dataset(settings: DataSettings) -> Opened:
+  """The training data, evaluation data and fingerprint of a data set
+  (``Opened``), from plain settings (checked first: ``check_settings``)."""
+  check_settings(settings)
+  return get(settings.name).open(settings)
+
+
+def is_ground_truth(name: str) -> bool:
+  """The data set has known generative factors (disentanglement metrics)."""
+  return name in REGISTRY and REGISTRY[name].has_factors
+
+
+def splits(name: str) -> tuple[str, ...] | None:
+  """The split names of a set of stored splits; None for ground-truth sets
+  (their evaluation data is a held-out sample of renders, whatever the split)."""
+  return get(name).splits
 
 
 def load_dataset(name: str, split: str, data_dir: str | None = None,
@@ -16,54 +68,34 @@ def load_dataset(name: str, split: str, data_dir: str | None = None,
   """Loads a split of a named array data set as a host array [N, *shape].
 
   Args:
-    name: "binarized_mnist".
-    split: "train", "validation" or "test".
+    name: a set of stored splits with a fixed shape ("binarized_mnist").
+    split: one of its ``splits``.
     data_dir: optional local folder (see the data set's module).
     tfds_data_dir: optional tfds data_dir.
   """
-  if name == "binarized_mnist":
-    return binarized_mnist.load(split, data_dir or None, tfds_data_dir or None)
-  raise ValueError(f"array dataset must be 'binarized_mnist' or 'images' (your own: "
-                   f"vae.data.images; ground-truth sets: {GROUND_TRUTH}), got {name!r}")
-
-
-DATA_SHAPES = {"binarized_mnist": binarized_mnist.DATA_SHAPE, "dsprites": (64, 64, 1)}
-
-GROUND_TRUTH = ("dsprites", "tfds:dsprites", "tfds:shapes3d", "tfds:smallnorb")
-
-
-def is_ground_truth(name: str) -> bool:
-  return name in GROUND_TRUTH
-
-
-def splits(name: str) -> tuple[str, ...] | None:
-  """The split names of an array data set; None for ground-truth sets (their
-  evaluation data is a held-out sample of renders, whatever the split)."""
-  if name == "binarized_mnist":
-    return binarized_mnist.SPLITS
-  if name == "images":
-    from vae.data import images
-    return images.SPLITS
-  return None
+  record = get(name)
+  if record.load_split is None or record.data_shape is None:
+    raise ValueError(f"load_dataset reads sets of stored splits with a fixed shape "
+                     f"({[n for n, r in REGISTRY.items() if r.load_split and r.data_shape]}); "
+                     f"{name!r} is not one (your own images: vae.data.images; ground-truth "
+                     f"sets: load_ground_truth)")
+  return record.load_split(split, DataSettings(name, data_dir, tfds_data_dir))
 
 
 def load_ground_truth(name: str, tfds_data_dir: str | None = None, split: str | None = None):
   """A ground-truth-factor data set by name.
 
   Args:
-    name: "dsprites" (procedural, rendered on the device, no download) or
-      "tfds:dsprites" / "tfds:shapes3d" / "tfds:smallnorb" (tensorflow-datasets).
+    name: "dsprites" (procedural, rendered on the device, no download),
+      "tfds:dsprites" / "tfds:shapes3d" / "tfds:smallnorb" (tensorflow-datasets),
+      or any other registered set with factors (``GROUND_TRUTH``).
     tfds_data_dir: tfds data_dir for the tfds sets.
     split: tfds split; None: the set's default ("train"; "train+test" for
       smallnorb, as disentanglement_lib).
   """
-  if name == "dsprites":
-    from vae.data.dsprites import DSprites
-    return DSprites()
-  if name.startswith("tfds:") and name in GROUND_TRUTH:
-    from vae.data.tfds_ground_truth import TfdsGroundTruth
-    return TfdsGroundTruth(name[5:], split=split, data_dir=tfds_data_dir)
-  raise ValueError(f"ground-truth dataset must be one of {GROUND_TRUTH}, got {name!r}")
+  if not is_ground_truth(name):
+    raise ValueError(f"ground-truth dataset must be one of {GROUND_TRUTH}, got {name!r}")
+  return REGISTRY[name].ground_truth(tfds_data_dir=tfds_data_dir, split=split)
 
 
 def load_demo_images(data_dir: str | None = None):

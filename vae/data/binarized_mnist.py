@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from vae import checks
+from vae.data import base
 
 DATA_SHAPE = (28, 28, 1)
 SPLITS = ("train", "validation", "test")
@@ -75,3 +76,14 @@ def load(split: str = "train", data_dir: str | None = None,
   checks.check_data(images, data_shape=DATA_SHAPE, likelihood="bernoulli",
                     name=f"binarized_mnist[{split}]")
   return images.astype(np.uint8)
+
+
+def _load_split(split: str, settings: base.DataSettings, max_examples: int = 0) -> np.ndarray:
+  images = load(split, settings.data_dir or None, settings.tfds_data_dir or None)
+  return images[:max_examples] if max_examples else images
+
+
+DATASETS = (base.DataSet(
+    "binarized_mnist", lambda settings: base.open_arrays(settings, _load_split),
+    "statically binarized MNIST (Larochelle & Murray 2011): .npz folder (data_dir) or tfds",
+    data_shape=DATA_SHAPE, splits=SPLITS, can_stream=True, load_split=_load_split),)

@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae.data import base
 from vae.data.ground_truth import GroundTruthData
 
 SHAPES = ("square", "ellipse", "heart")
@@ -159,6 +160,11 @@ class DSprites(GroundTruthData):
     """int32 [n, 5] factor indices -> float32 [n, 64, 64, 1] binary images
     (the factors fix the image: ``key`` is not used)."""
     return jax.vmap(lambda *v: render(*v))(*self.factor_values(factors))
+
+
+DATASETS = (base.procedural(
+    "dsprites", DSprites, "procedural dSprites (Matthey et al. 2017), rendered on the device",
+    DSprites.observation_shape),)
 
 
 def contact_sheet(path: str, num_scales: int = 3, num_orientations: int = 8) -> str:

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from vae import checks
+from vae.data import base
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "validation", "all")
@@ -326,3 +327,50 @@ class ArrayFileReader:
     if out.shape[1:] != self.example_shape:
       out = np.stack([_convert(a, self.example_shape) for a in out])
     return out.astype(self.dtype, copy=False)
+
+
+def _check(settings: base.DataSettings) -> None:
+  if not settings.data_dir:
+    raise ValueError("dataset='images' needs data_dir: a folder of image files (searched "
+                     "recursively) or an .npz holding 'images'")
+  if not 0.0 <= float(settings.validation_fraction) < 1.0:
+    raise ValueError(f"validation_fraction must be in [0, 1), got "
+                     f"{settings.validation_fraction}")
+  shape = tuple(settings.data_shape or ())
+  if len(shape) != 3 or shape[-1] not in (1, 3):
+    raise ValueError("dataset='images' needs model.data_shape (H, W, 1) for grayscale or "
+                     f"(H, W, 3) for RGB, got {shape}")
+
+
+def _load_split(split: str, settings: base.DataSettings, max_examples: int = 0) -> np.ndarray:
+  """A split as float32 in [0, 1] (images past ``max_examples`` are not read)."""
+  return Images.from_reader(image_reader(
+      settings.data_dir or "", tuple(settings.data_shape), split,
+      validation_fraction=float(settings.validation_fraction),
+      max_examples=max_examples)).as_float()
+
+
+def _open(settings: base.DataSettings) -> base.Opened:
+  """Your own images: the training split held on the device (uint8,
+  ``Images``) or streamed from the files; the fingerprint adds an MD5 of
+  the training files' list (added or removed files change every epoch)."""
+  valid = (_load_split(settings.eval_split, settings, settings.eval_examples)
+           if settings.with_eval else None)
+  if not settings.with_train:
+    return base.Opened(None, valid)
+  train = image_reader(settings.data_dir, tuple(settings.data_shape), "train",
+                       validation_fraction=float(settings.validation_fraction),
+                       max_examples=settings.max_train_examples)
+  from vae.data import streaming
+  source = base.choose_source(settings, streaming.reader_bytes(train))
+  fingerprint = {"source": source, "num_train": train.num_examples,
+                 "files_md5": hashlib.md5("\n".join(train.names).encode()).hexdigest()}
+  if source == "memory":
+    train = Images.from_reader(train)
+  return base.Opened(train, valid, None, fingerprint)
+
+
+DATASETS = (base.DataSet(
+    "images", _open, "your own images: a folder of image files, or an .npz/.npy (data_dir)",
+    splits=SPLITS, stored_scale=1.0 / 255.0, can_stream=True, load_split=_load_split,
+    check=_check),)

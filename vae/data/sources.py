@@ -36,6 +36,7 @@ class ArraySource:
   ``scale`` (1/255: uint8 pixels held as they are, 4x less memory than
   floats).
   """
+  host_fed = False     # its batches are drawn on the device, inside the loop
 
   def __init__(self, data, batch_size: int, data_key: jax.Array, scale: float = 1.0):
     self.scale = float(scale)
@@ -88,6 +89,7 @@ class GroundTruthSource:
   drawn on the device each step: the batch of step ``s`` is
   ``dataset.sample(fold_in(data_key, s), batch_size)``, so no host I/O occurs
   inside the scanned loop and a resumed run sees the same images."""
+  host_fed = False
 
   def __init__(self, dataset, batch_size: int, data_key: jax.Array):
     if int(batch_size) < 1:

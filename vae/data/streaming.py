@@ -81,6 +81,7 @@ class TfdsReader:
     data_dir: tfds data_dir.
     image: the image feature.
     resize: square side to resize to (None: keep), with PIL's Lanczos.
+    scale: a stored pixel times this is in [0, 1].
 
   Raises:
     ValueError: the set is not prepared in the ``array_record`` format (the
@@ -88,7 +89,7 @@ class TfdsReader:
   """
 
   def __init__(self, name: str, split: str = "train", data_dir: str | None = None,
-               image: str = "image", resize: int | None = None):
+               image: str = "image", resize: int | None = None, scale: float = 1.0 / 255.0):
     import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
     try:
       self.source = tfds.data_source(name, split=split, data_dir=data_dir)
@@ -102,7 +103,7 @@ class TfdsReader:
     shape = tuple(tfds.builder(name, data_dir=data_dir).info.features[image].shape)
     self.example_shape = (resize, resize) + shape[2:] if resize else shape
     self.dtype = np.dtype(np.uint8)
-    self.scale = 1.0 / 255.0 if name != "dsprites" else 1.0  # dsprites is stored 0/1
+    self.scale = float(scale)
 
   def read(self, rows) -> np.ndarray:
     rows = [int(r) for r in np.asarray(rows)]

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae.data import base
 from vae.data.ground_truth import GroundTruthData
 
 
@@ -48,17 +49,20 @@ class TfdsSpec:
     split: the default split.
     resize: square side to resize images to (None: keep).
     image: the image feature.
+    stored_scale: a stored pixel times this is in [0, 1] (dsprites is
+      stored as 0/1, the others as 0..255).
   """
   factors: tuple[str, ...]
   nuisance: tuple[str, ...] = ()
   split: str = "train"
   resize: int | None = None
   image: str = "image"
+  stored_scale: float = 1.0 / 255.0
 
 
 TFDS_SPECS = {
     "dsprites": TfdsSpec(("label_shape", "label_scale", "label_orientation",
-                          "label_x_position", "label_y_position")),
+                          "label_x_position", "label_y_position"), stored_scale=1.0),
     "shapes3d": TfdsSpec(("label_floor_hue", "label_wall_hue", "label_object_hue",
                           "label_scale", "label_shape", "label_orientation")),
     "smallnorb": TfdsSpec(("label_category", "label_elevation", "label_azimuth",
@@ -190,7 +194,8 @@ class StreamedTfdsGroundTruth(TfdsGroundTruth):
     import tensorflow_datasets as tfds  # lazy: `import vae` never loads TF
     from vae.data import streaming
     spec, split = self._describe(name, split, data_dir)
-    self.reader = streaming.TfdsReader(name, split, data_dir, spec.image, spec.resize)
+    self.reader = streaming.TfdsReader(name, split, data_dir, spec.image, spec.resize,
+                                       spec.stored_scale)
     self._scale = self.reader.scale
     # One pass over the labels, leaving the images encoded.
     labels_source = tfds.data_source(name, split=split, data_dir=data_dir,
@@ -213,3 +218,53 @@ class StreamedTfdsGroundTruth(TfdsGroundTruth):
       return self.reader.read(r.reshape(-1)).reshape(r.shape + tuple(self.observation_shape))
     return jax.pure_callback(read, jax.ShapeDtypeStruct(shape, jnp.uint8), rows,
                              vmap_method="expand_dims")
+
+
+def stored_bytes(name: str, data_dir: str | None) -> int:
+  """Bytes a prepared tfds set's training split takes as stored (0 if it is
+  not prepared yet)."""
+  import tensorflow_datasets as tfds
+  spec = TFDS_SPECS[name]
+  info = tfds.builder(name, data_dir=data_dir).info
+  if not info.splits:      # not prepared yet: its size is not known here
+    return 0
+  shape = (spec.resize, spec.resize) + tuple(info.features[spec.image].shape[2:]) \
+      if spec.resize else tuple(info.features[spec.image].shape)
+  return int(info.splits[spec.split].num_examples) * int(np.prod(shape))
+
+
+def choose_source(name: str, settings: base.DataSettings) -> str:
+  """"memory" or "stream" for tfds set ``name``: as ``base.choose_source``,
+  except that "auto" never streams a set that cannot be read by random
+  access (a tfrecord copy is read only in sequence)."""
+  from vae.data import streaming
+  tfds_dir = settings.tfds_data_dir or None
+  if settings.source == "auto" and not streaming.is_random_access(name, tfds_dir):
+    return "memory"
+  return base.choose_source(settings, lambda: stored_bytes(name, tfds_dir))
+
+
+def _record(name: str, spec: TfdsSpec) -> base.DataSet:
+  """The record of tfds set ``name``: held on the device, or streamed by
+  random access (uniform draws with replacement, as the on-device source
+  and disentanglement_lib) where it is prepared as array_record."""
+
+  def open_(settings: base.DataSettings) -> base.Opened:
+    tfds_dir = settings.tfds_data_dir or None
+    source = choose_source(name, settings)
+    if source == "stream":
+      gt = StreamedTfdsGroundTruth(name, data_dir=tfds_dir)
+      train = gt.reader
+      train.sampling = "uniform"
+    else:
+      gt = train = TfdsGroundTruth(name, data_dir=tfds_dir)
+    return base.open_ground_truth(settings, gt, train, source)
+
+  return base.DataSet(
+      f"tfds:{name}", open_, f"tensorflow-datasets {name} with its factor labels",
+      stored_scale=spec.stored_scale, can_stream=True,
+      ground_truth=lambda tfds_data_dir=None, split=None: TfdsGroundTruth(
+          name, split=split, data_dir=tfds_data_dir))
+
+
+DATASETS = tuple(_record(name, spec) for name, spec in TFDS_SPECS.items())

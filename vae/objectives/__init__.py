@@ -12,10 +12,9 @@ hyperparameters, the paper's defaults filled in.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
+from vae import registry
 from vae.objectives import base
 from vae.objectives.autoencoders import CORRUPTIONS, ae_loss, dae_loss
 from vae.objectives.base import BoundObjective, Objective
@@ -27,19 +26,7 @@ from vae.objectives.iwae import iwae_bound, iwae_loss, log_importance_weights
 from vae.objectives.tcvae import ESTIMATORS, batch_decomposition, decomposition, tc_vae_loss
 
 
-def _collect() -> dict[str, Objective]:
-  found: dict[str, Objective] = {}
-  for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-    module = importlib.import_module(f"{__name__}.{info.name}")
-    for record in getattr(module, "OBJECTIVES", ()):
-      if record.name in found:
-        raise ValueError(f"objective {record.name!r} is declared twice "
-                         f"(in {info.name} and before)")
-      found[record.name] = record
-  return dict(sorted(found.items()))
-
-
-REGISTRY: dict[str, Objective] = _collect()
+REGISTRY: dict[str, Objective] = registry.collect(__name__, __path__, "OBJECTIVES", "objective")
 
 
 def get(name: str) -> Objective:
@@ -48,9 +35,7 @@ def get(name: str) -> Objective:
   Raises:
     ValueError: for an unknown name, listing the known ones.
   """
-  if name not in REGISTRY:
-    raise ValueError(f"objective must be one of {sorted(REGISTRY)}, got {name!r}")
-  return REGISTRY[name]
+  return registry.lookup(REGISTRY, name, "objective")
 
 
 def get_objective(name: str, **hparams) -> BoundObjective:
