@@ -18,12 +18,12 @@ import json
 import os
 import sys
 
-import jax
 from absl import app, flags, logging
 
 from . import job as job_lib
+from . import record
+from vae import allocator
 from vae import data as data_lib
-from vae import evaluate as ev
 from vae import metrics as metrics_lib
 from vae.metrics import dci as dci_lib
 from vae import workdir as workdir_lib
@@ -73,10 +73,7 @@ def evaluation_config(workdir: str, *, split: str, num_samples: int, max_example
   if names == ["none"]:
     return config, []
   names = list(metrics_lib.METRICS) if names == ["all"] else names
-  unknown = [n for n in names if n not in metrics_lib.METRICS]
-  if unknown:
-    raise ValueError(f"--metrics must be among {sorted(metrics_lib.METRICS)}, 'all', 'none' "
-                     f"or 'auto', got {unknown}")
+  metrics_lib.check_names(names, "--metrics", also=("all", "none", "auto"))
   if not data_lib.is_ground_truth(config.dataset):
     raise ValueError(f"disentanglement metrics need a data set with known factors; "
                      f"this run trained on {config.dataset!r} (use --metrics none)")
@@ -95,27 +92,14 @@ def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: fl
   split, k = job.eval_spec.split, job.eval_spec.num_importance_samples
   with workdir_lib.lock(workdir):
     state = job_lib.restore_state(workdir, job)
-    keys, model = job.keys, job.model
-    results = ev.evaluate_params(state.params, job.eval_data, keys["eval"], model=model,
-                                 probabilistic=job.objective.record.probabilistic,
-                                 spec=job.eval_spec, progress=True)
-    results.update({"split": split, "step": int(state.step)})
     out = os.path.join(workdir, f"eval_{split}_k{k}.json")
-    bad = workdir_lib.write_json(out, results, indent=2)
-    print(f"wrote {out}")
-    if names:
-      scores = metrics_lib.score_disentanglement(
-          state.params, job.ground_truth_data,
-          jax.random.fold_in(keys["eval"], job_lib.SCORE_KEY), model=model,
-          names=names, scale=metric_scale, dci_importance=dci_importance, progress=True)
-      scores.update({"step": int(state.step), "metric_scale": metric_scale,
-                     "dci_importance": dci_importance})
-      mout = os.path.join(workdir, "eval_metrics.json")
-      bad += workdir_lib.write_json(mout, scores, indent=2)
-      results["disentanglement"] = scores
-      print(f"wrote {mout}")
+    mout = os.path.join(workdir, "eval_metrics.json")
+    results, bad = record.evaluate_and_record(
+        state.params, int(state.step), job, out, metrics=names, metric_scale=metric_scale,
+        dci_importance=dci_importance, metrics_path=mout, progress=True)
+    print(f"wrote {out}" + (f" and {mout}" if names else ""))
   if bad:
-    raise job_lib.NonFiniteEvaluationError(
+    raise record.NonFiniteEvaluationError(
         f"the evaluation of {workdir} at step {int(state.step)} is not finite "
         f"({', '.join(bad)}); the result files hold null there and list them under "
         "\"non_finite\"")
@@ -140,6 +124,7 @@ def summary_of(results: dict, names: list[str]) -> dict:
 
 
 def main(argv):
+  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   del argv
   logging.set_verbosity(logging.WARNING)
   try:

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
+from vae import allocator
 from vae import distributions as dist
 
 MODES = (-3.0, 3.0)
@@ -138,6 +139,7 @@ _STEPS = flags.DEFINE_integer("steps", 2000, "Adam steps per fit.")
 
 
 def main(argv):
+  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   del argv
   results = run_demo(steps=_STEPS.value)
   print(json.dumps(results, indent=2))

@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 from absl import app, flags, logging
 
+from vae import allocator
+
 from . import studies as studies_lib
 
 _WORKROOT = flags.DEFINE_string("workroot", "workdirs/studies",
@@ -197,7 +199,6 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
   Returns:
     The records written by this call.
   """
-  from . import job as job_lib
   from vae import workdir as workdir_lib
   os.makedirs(os.path.join(results_root, study.name), exist_ok=True)
   written = []
@@ -214,51 +215,67 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
           f"({previous.get('overrides')}); remove it and its workdir to train this run")
       continue
     workdir = os.path.join(workroot, study.name, run.name)
-    t0 = time.perf_counter()
     try:
-      with workdir_lib.lock(workdir):
-        previous = read_result(path)
-        if _done(previous, study, retry):       # finished by another process meanwhile
-          continue
-        log(f"{tag}: training to {study.num_steps} steps in {workdir}")
-        config = None
-        try:
-          config = run_config(study, run)
-          results = job_lib.train_and_evaluate(config, workdir, progress=progress)
-          status, error = FINISHED, None
-        except (KeyboardInterrupt, workdir_lib.WorkdirLockedError):
-          raise
-        except Exception as e:       # recorded; the study goes on
-          results, status, error = None, FAILED, e
-          if isinstance(e, job_lib.NonFiniteEvaluationError):
-            results = _read_eval(workdir, config)
-        record = build_record(study, run, config, workdir, status, results=results,
-                              error=error, wall=time.perf_counter() - t0)
-        if status == FAILED and previous is not None and previous.get("status") == FINISHED:
-          # Extending a finished run failed (e.g. a budget change that alters its
-          # config): its finished result stays; the failure is noted beside it.
-          previous["extension_failed"] = {"budget": study.num_steps, **record["error"]}
-          record = previous
-        workdir_lib.write_json(path, record, indent=1)
+      record = _train_run(study, run, workdir, path, retry, progress,
+                          lambda m, tag=tag: log(f"{tag}: {m}"))
     except workdir_lib.WorkdirLockedError:
       log(f"{tag}: another process holds {workdir}; skipped")
       continue
+    if record is None:
+      continue
     written.append(record)
-    if record.get("extension_failed"):
-      e = record["extension_failed"]
-      log(f"{tag}: extending to {study.num_steps} steps failed ({e['type']}: "
-          f"{e['message'][:300]}); the finished result at {record['steps']} steps is kept")
-    elif record["status"] == FINISHED:
-      head = {m: (None if s.get(_headline(m)) is None else round(s[_headline(m)], 3))
-              for m, s in record.get("scores", {}).items()}
-      log(f"{tag}: finished at step {record['steps']} "
-          f"({record['train_seconds'] / 60:.1f} min training) scores {head}")
-    else:
-      log(f"{tag}: failed at step {record['steps']}: {record['error']['type']}: "
-          f"{record['error']['message'][:300]}")
+    log(f"{tag}: {_outcome(record, study)}")
     if stop_after is not None and len(written) >= stop_after:
       break
   return written
+
+
+def _train_run(study, run, workdir: str, path: str, retry: bool, progress: bool, log):
+  """Trains and scores one run under its workdir's lock and writes its
+  record; None when another process finished it meanwhile."""
+  from . import job as job_lib
+  from vae import workdir as workdir_lib
+  t0 = time.perf_counter()
+  with workdir_lib.lock(workdir):
+    previous = read_result(path)
+    if _done(previous, study, retry):       # finished by another process meanwhile
+      return None
+    log(f"training to {study.num_steps} steps in {workdir}")
+    config = None
+    try:
+      config = run_config(study, run)
+      results = job_lib.train_and_evaluate(config, workdir, progress=progress)
+      status, error = FINISHED, None
+    except (KeyboardInterrupt, workdir_lib.WorkdirLockedError):
+      raise
+    except Exception as e:       # recorded; the study goes on
+      results, status, error = None, FAILED, e
+      if isinstance(e, job_lib.NonFiniteEvaluationError):
+        results = _read_eval(workdir, config)
+    record = build_record(study, run, config, workdir, status, results=results,
+                          error=error, wall=time.perf_counter() - t0)
+    if status == FAILED and previous is not None and previous.get("status") == FINISHED:
+      # Extending a finished run failed (e.g. a budget change that alters its
+      # config): its finished result stays; the failure is noted beside it.
+      previous["extension_failed"] = {"budget": study.num_steps, **record["error"]}
+      record = previous
+    workdir_lib.write_json(path, record, indent=1)
+  return record
+
+
+def _outcome(record: dict, study) -> str:
+  """One line: how a run ended."""
+  if record.get("extension_failed"):
+    e = record["extension_failed"]
+    return (f"extending to {study.num_steps} steps failed ({e['type']}: "
+            f"{e['message'][:300]}); the finished result at {record['steps']} steps is kept")
+  if record["status"] == FINISHED:
+    head = {m: (None if s.get(_headline(m)) is None else round(s[_headline(m)], 3))
+            for m, s in record.get("scores", {}).items()}
+    return (f"finished at step {record['steps']} "
+            f"({record['train_seconds'] / 60:.1f} min training) scores {head}")
+  return (f"failed at step {record['steps']}: {record['error']['type']}: "
+          f"{record['error']['message'][:300]}")
 
 
 def _headline(metric: str) -> str:
@@ -313,6 +330,7 @@ def _spawn_workers(argv_rest: list[str], n: int) -> int:
 
 
 def main(argv):
+  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   logging.set_verbosity(logging.WARNING)
   if len(argv) != 3 or argv[1] not in ("run", "status", "report", "gifs"):
     raise app.UsageError("usage: vae-study run|status|report|gifs <study>; studies: "

@@ -29,6 +29,8 @@ from typing import Any, Iterable, Sequence
 
 from absl import app, flags, logging
 
+from vae import allocator
+
 from . import configs
 
 _CONFIG = flags.DEFINE_string("config", None, "A config with get_config() and get_sweep(): "
@@ -185,6 +187,7 @@ def run_sweep(config_path: str, root: str, seeds: Sequence[int],
 
 
 def main(argv):
+  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   del argv
   logging.set_verbosity(logging.WARNING)
   if not _CONFIG.value or not _ROOT.value:

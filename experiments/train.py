@@ -22,8 +22,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from . import configs
+from . import build
 from . import job as job_lib
-from vae import parallel
+from vae import allocator
 
 __doc__ = (__doc__ or "") + "\nConfigs (--config NAME):\n" + configs.listing() + "\n"
 
@@ -57,9 +58,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv):
+  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  parallel.maybe_initialize_distributed(_CONFIG.value.get("distributed"))
+  build.initialize_distributed(_CONFIG.value)
   results = job_lib.exit_on_known_failure(job_lib.train_and_evaluate, _CONFIG.value,
                                           _WORKDIR.value)
   summary = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}

@@ -23,7 +23,7 @@ def sharded_vs_single(out):
   data = make_binary_images(256)
   m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
                            encoder_hidden=(32,), decoder_hidden=(32,))
-  opt = optim.make_optimizer({"learning_rate": 3e-3})
+  opt = optim.make_optimizer(3e-3)
   step = train_lib.make_train_step(objectives.get_objective("vae"), m, opt)
   src = sources.ArraySource(data, 32, jax.random.key(1))
   results = {}

@@ -40,8 +40,8 @@ def test_bad_data_raises_before_tracing(data, match, smoke_config, tmp_path, no_
     ("batch_size", 0, "batch_size must be >= 1, got 0"),
     ("optim.learning_rate", -1e-3, "learning_rate must be > 0"),
     ("checkpoint_every", 70, "checkpoint_every must be a positive multiple of log_every"),
-    # Issue 14, item 10: these were silent no-ops (no periodic evaluation at
-    # all; metrics quietly not scored).
+    # These must not be silent no-ops (no periodic evaluation at all; metrics
+    # quietly not scored).
     ("eval_every", 70, r"eval_every must be a multiple of log_every \(50\) or 0, got 70"),
     ("eval.metrics", ("mig",), "eval.metrics .* need a data set with known generative factors"),
     ("objective", "gan", "objective must be one of"),

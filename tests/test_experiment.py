@@ -45,8 +45,7 @@ def test_other_objectives_run_end_to_end(smoke_config, tmp_path, objective):
   else:
     assert res["reconstruction_log_likelihood"] < 0
     assert not os.path.exists(str(tmp_path / objective / "prior_samples.png"))
-  # eval_every is honoured for every objective (issue 14, item 10: the
-  # autoencoders' periodic evaluation was silently skipped).
+  # eval_every is honoured for every objective, the autoencoders included.
   rows = [json.loads(l) for l in open(tmp_path / objective / "metrics.jsonl")]
   evals = [r for r in rows if r["split"] == "eval"]
   assert [r["step"] for r in evals] == [100]
@@ -64,7 +63,7 @@ def test_every_config_is_valid(path):
   for v in variants:
     cfg = mod.get_config(v) if v else mod.get_config()
     if cfg.dataset == "images":      # the user's folder: required, and said so
-      with pytest.raises(ValueError, match="needs config.data_dir"):
+      with pytest.raises(ValueError, match="needs data_dir"):
         job_lib.check_config(cfg)
       cfg.data_dir = "/path/to/images"
     job_lib.check_config(cfg)
@@ -73,7 +72,7 @@ def test_every_config_is_valid(path):
 
 def test_cli_runs(npz_dir, tmp_path):
   out = subprocess.run(
-      # A config by its bare name (issue 15).
+      # A config by its bare name.
       [sys.executable, "-m", "experiments.train", "--config", "smoke",
        "--workdir", str(tmp_path / "cli"), f"--config.data_dir={npz_dir}",
        "--config.num_steps=100", "--config.max_train_examples=0"],

@@ -80,7 +80,7 @@ def test_a_learned_variance_trains_towards_the_noise_level(tmp_path):
                            obs_variance="shared")
   state = train_lib.train(
       str(tmp_path), model=m, objective=objectives.get_objective("vae"),
-      optimizer=optim.make_optimizer({"learning_rate": 1e-2}),
+      optimizer=optim.make_optimizer(1e-2),
       source=sources.make_source(data, 64, jax.random.key(1), model=m),
       schedule=train_lib.Schedule(num_steps=400, log_every=100, checkpoint_every=400),
       progress=False)

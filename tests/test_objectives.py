@@ -58,7 +58,7 @@ def trained_tiny(binary_images):
   """A small VAE trained for a few hundred steps on the bar/box images."""
   m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
                            encoder_hidden=(64,), decoder_hidden=(64,))
-  opt = optim.make_optimizer({"learning_rate": 3e-3})
+  opt = optim.make_optimizer(3e-3)
   state = train_lib.init_state(jax.random.key(0), m, opt)
   src = sources.ArraySource(binary_images, 64, jax.random.key(1))
   run = train_lib.make_scan_loop(

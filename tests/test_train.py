@@ -20,7 +20,7 @@ from vae.data import sources
 def _setup(binary_images, batch=32, lr=3e-3):
   m = model_lib.make_model(architecture="mlp", data_shape=(28, 28, 1), latent_dim=4,
                            encoder_hidden=(32,), decoder_hidden=(32,))
-  opt = optim.make_optimizer({"learning_rate": lr})
+  opt = optim.make_optimizer(lr)
   step = train_lib.make_train_step(objectives.get_objective("vae"), m, opt)
   src = sources.ArraySource(binary_images, batch, jax.random.key(1))
   return m, opt, step, src
@@ -99,7 +99,7 @@ def test_resumed_run_is_bit_identical(smoke_config, npz_dir, tmp_path):
   for a, b in zip(jax.tree.leaves((full.params, full.opt_state)),
                   jax.tree.leaves((resumed.params, resumed.opt_state))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  # The metrics file too, timings aside (tests/test_hardening.py resumes
+  # The metrics file too, timings aside (tests/test_workdir_faults.py resumes
   # after a kill that left rows past the checkpoint).
   def rows(wd):
     import json
@@ -142,19 +142,17 @@ def test_metrics_jsonl_is_written(smoke_config, tmp_path):
 
 
 def test_schedules_and_clipping():
-  cfg = {"learning_rate": 1e-3, "schedule": "exponential", "decay_steps": 100, "decay_rate": 0.1}
-  sched = optim.make_schedule(cfg)
+  sched = optim.make_schedule(1e-3, schedule="exponential", decay_steps=100, decay_rate=0.1)
   np.testing.assert_allclose(sched(0), 1e-3, rtol=1e-6)
   np.testing.assert_allclose(sched(100), 1e-4, rtol=1e-5)
-  cos = optim.make_schedule({"learning_rate": 1.0, "schedule": "cosine", "decay_steps": 10,
-                                 "warmup_steps": 5})
+  cos = optim.make_schedule(1.0, schedule="cosine", decay_steps=10, warmup_steps=5)
   np.testing.assert_allclose([cos(0), cos(5), cos(15)], [0.0, 1.0, 0.0], atol=1e-6)
-  opt = optim.make_optimizer({"learning_rate": 1.0, "optimizer": "sgd", "grad_clip_norm": 1.0})
+  opt = optim.make_optimizer(1.0, optimizer="sgd", grad_clip_norm=1.0)
   params = {"w": jnp.zeros(2)}
   updates, _ = opt.update({"w": jnp.array([30.0, 40.0])}, opt.init(params), params)
   np.testing.assert_allclose(optax.global_norm(updates), 1.0, rtol=1e-5)
-  with pytest.raises(ValueError, match="optim.schedule must be"):
-    optim.make_schedule({"learning_rate": 1.0, "schedule": "linear"})
+  with pytest.raises(ValueError, match="schedule must be"):
+    optim.make_schedule(1.0, schedule="linear")
 
 
 def test_per_step_loop_equals_scanned_loop_and_auto_choice(binary_images):

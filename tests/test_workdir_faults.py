@@ -1,4 +1,4 @@
-"""Faults and misuse of a workdir (issue 14): damaged checkpoints, a rerun with
+"""Faults and misuse of a workdir: damaged checkpoints, a rerun with
 another config, a diverged run, two processes on one workdir, metrics after a
 resume, paths from another directory, and experiments.evaluate's checks.
 

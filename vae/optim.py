@@ -1,61 +1,67 @@
-"""Optimizers and learning-rate schedules from plain settings (a config's
-``optim`` section, or a dict): one optax transformation (docs/design.md, contract 5).
+"""Optimizers and learning-rate schedules from plain arguments: one optax
+transformation (docs/design.md, contract 5). The experiment layer passes a
+config's ``optim`` section as keywords: ``make_optimizer(**config.optim)``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import optax
 
 
-def make_schedule(cfg: Mapping[str, Any]) -> optax.Schedule:
-  """Learning-rate schedule from ``config.optim``.
+def make_schedule(learning_rate: float, *, schedule: str = "constant", warmup_steps: int = 0,
+                  decay_steps: int = 1, decay_rate: float = 0.1,
+                  end_lr_factor: float = 0.0) -> optax.Schedule:
+  """A learning-rate schedule.
 
-  schedule: "constant"; "cosine" (to ``end_lr_factor * lr`` over
-  ``decay_steps``); "exponential" (``lr * decay_rate ** (step / decay_steps)``,
-  continuous, floored at ``end_lr_factor * lr``); each with optional linear
-  ``warmup_steps``.
+  Args:
+    learning_rate: the peak rate.
+    schedule: "constant"; "cosine" (to ``end_lr_factor * learning_rate`` over
+      ``decay_steps``); "exponential" (``lr * decay_rate ** (step /
+      decay_steps)``, continuous, floored at ``end_lr_factor * lr``).
+    warmup_steps: linear warmup from 0 first (0: none).
   """
-  lr = float(cfg["learning_rate"])
-  name = cfg.get("schedule", "constant")
-  warmup = int(cfg.get("warmup_steps", 0))
-  end = lr * float(cfg.get("end_lr_factor", 0.0))
-  decay_steps = max(int(cfg.get("decay_steps", 1)), 1)
-  if name == "constant":
+  lr = float(learning_rate)
+  end = lr * float(end_lr_factor)
+  decay_steps = max(int(decay_steps), 1)
+  if schedule == "constant":
     main = optax.constant_schedule(lr)
-  elif name == "cosine":
+  elif schedule == "cosine":
     main = optax.cosine_decay_schedule(lr, decay_steps, alpha=end / lr if lr else 0.0)
-  elif name == "exponential":
-    main = optax.exponential_decay(lr, decay_steps, float(cfg.get("decay_rate", 0.1)),
+  elif schedule == "exponential":
+    main = optax.exponential_decay(lr, decay_steps, float(decay_rate),
                                    end_value=end if end > 0 else None)
   else:
-    raise ValueError("optim.schedule must be 'constant', 'cosine' or "
-                     f"'exponential', got {name!r}")
+    raise ValueError("schedule must be 'constant', 'cosine' or 'exponential', got "
+                     f"{schedule!r}")
+  warmup = int(warmup_steps)
   if warmup > 0:
     return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
   return main
 
 
-def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-  """One optax transformation from ``config.optim`` (docs/design.md, contract 5).
+def make_optimizer(learning_rate: float, *, optimizer: str = "adam", b1: float = 0.9,
+                   b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-4,
+                   momentum: float = 0.0, grad_clip_norm: float = 0.0,
+                   **schedule) -> optax.GradientTransformation:
+  """One optax transformation (docs/design.md, contract 5).
 
-  Fields: optimizer ("adam" | "adamw" | "sgd"), learning_rate, schedule,
-  b1, b2, eps, weight_decay, grad_clip_norm (0 disables clipping).
+  Args:
+    learning_rate: the peak learning rate.
+    optimizer: "adam" | "adamw" (``weight_decay``) | "sgd" (``momentum``).
+    b1, b2, eps: Adam's moments and epsilon.
+    grad_clip_norm: clip the global gradient norm to this first (0: off).
+    **schedule: ``make_schedule``'s keywords (schedule, warmup_steps,
+      decay_steps, decay_rate, end_lr_factor).
   """
-  sched = make_schedule(cfg)
-  name = cfg.get("optimizer", "adam")
-  if name == "adam":
-    opt = optax.adam(sched, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
-                     eps=cfg.get("eps", 1e-8))
-  elif name == "adamw":
-    opt = optax.adamw(sched, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
-                      eps=cfg.get("eps", 1e-8),
-                      weight_decay=cfg.get("weight_decay", 1e-4))
-  elif name == "sgd":
-    opt = optax.sgd(sched, momentum=cfg.get("momentum", 0.0) or None)
+  sched = make_schedule(learning_rate, **schedule)
+  if optimizer == "adam":
+    opt = optax.adam(sched, b1=b1, b2=b2, eps=eps)
+  elif optimizer == "adamw":
+    opt = optax.adamw(sched, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+  elif optimizer == "sgd":
+    opt = optax.sgd(sched, momentum=momentum or None)
   else:
-    raise ValueError(f"optim.optimizer must be 'adam', 'adamw' or 'sgd', got {name!r}")
-  clip = float(cfg.get("grad_clip_norm", 0.0))
+    raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {optimizer!r}")
+  clip = float(grad_clip_norm)
   return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt

@@ -322,18 +322,18 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
     out = writers_lib.as_writer(writers_lib.default_writers(workdir, tensorboard=False)
                                 if own else writers)
     try:
-      return _train(workdir, model=model, objective=objective, optimizer=optimizer,
+      return _train_locked(workdir, model=model, objective=objective, optimizer=optimizer,
                     source=source, schedule=schedule, seed=seed, mesh=mesh, eval_fn=eval_fn,
                     progress=progress, out=out)
     finally:
       if own:
         out.close()
-      if getattr(source, "host_fed", False):
+      if source.host_fed:
         source.close()     # the prefetch thread
 
 
-def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh, eval_fn,
-           progress, out):
+def _train_locked(workdir, *, model, objective, optimizer, source, schedule, seed, mesh,
+                  eval_fn, progress, out):
   keys = named_keys(seed)
   os.makedirs(workdir, exist_ok=True)
   mesh = mesh if mesh is not None else parallel.make_mesh()
@@ -349,63 +349,83 @@ def _train(workdir, *, model, objective, optimizer, source, schedule, seed, mesh
   run = (make_scan_loop if schedule.loop == "scan" else make_step_loop)(train_step, source, mesh)
   # A host-fed (streaming) source gives the arrays of each chunk of steps;
   # the others hold theirs on the device for the whole run.
-  host_fed = getattr(source, "host_fed", False)
-  arrays = None if host_fed else parallel.replicate(source.arrays(), mesh)
+  arrays = None if source.host_fed else parallel.replicate(source.arrays(), mesh)
   train_key = parallel.replicate(keys["train"], mesh)
+  total = int(schedule.num_steps)
+  feeder = (_StreamFeeder(run, source, mesh, train_key, total, int(schedule.log_every))
+            if source.host_fed else None)
+
+  def run_chunk(state, step, n):
+    if feeder is not None:
+      return feeder.run(state, step, n)
+    state, metrics = run(state, arrays, train_key, n)
+    return state, jax.device_get(metrics)
+
+  bar = _progress_bar(progress, start, total)
+  state = _loop(workdir, state, start, restored, run_chunk, schedule, eval_fn, out, bar)
+  if bar is not None:
+    bar.close()
+  return state
+
+
+def _progress_bar(progress: bool, start: int, total: int):
+  if not progress or start >= total:
+    return None
+  bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+             mininterval=5.0, desc="compiling")
+  bar.refresh()
+  return bar
+
+
+def _check_finite(loss, step: int, last_ckpt, workdir: str) -> None:
+  if np.all(np.isfinite(loss)):
+    return
+  bad = step + int(np.argmin(np.isfinite(loss)))
+  where = (f"the last good checkpoint (step {last_ckpt}) is kept in "
+           f"{workdir}/checkpoints" if last_ckpt is not None
+           else "no checkpoint had been written yet")
+  raise NonFiniteLossError(
+      f"non-finite loss ({loss[bad - step]}) at step {bad}; training "
+      f"stopped; {where}. Lower the learning rate or clip the gradient norm.")
+
+
+def _periodic_eval(eval_fn, params, step: int, out) -> None:
+  row = _plain(eval_fn(params, step))
+  out.write_scalars(step, "eval", row)
+  bad = workdir_lib.without_non_finite(row)[1]
+  if bad:
+    warnings.warn(f"evaluation at step {step} is not finite in {bad}; logged as null "
+                  "(the run goes on; a non-finite final evaluation fails it)",
+                  NonFiniteEvaluationWarning, stacklevel=3)
+
+
+def _loop(workdir, state, start, last_ckpt, run_chunk, schedule, eval_fn, out, bar):
+  """Runs chunks of ``log_every`` steps from ``start``: logs each chunk's
+  means, evaluates every ``eval_every`` steps and checkpoints every
+  ``checkpoint_every`` steps and at the end."""
   log_every, ckpt_every = int(schedule.log_every), int(schedule.checkpoint_every)
   eval_every, total = int(schedule.eval_every), int(schedule.num_steps)
-  feeder = _StreamFeeder(run, source, mesh, train_key, total, log_every) if host_fed else None
-  last_ckpt = restored
-
-  bar = None
-  if progress and start < total:
-    bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-               mininterval=5.0, desc="compiling")
-    bar.refresh()
   t_last = time.perf_counter()
   step = start
   while step < total:
     n = _log_period(step, log_every, total)
-    if host_fed:
-      state, metrics = feeder.run(state, step, n)
-    else:
-      state, metrics = run(state, arrays, train_key, n)
-      metrics = jax.device_get(metrics)
-    loss = np.asarray(metrics["loss"])
-    if not np.all(np.isfinite(loss)):
-      bad = step + int(np.argmin(np.isfinite(loss)))
-      where = (f"the last good checkpoint (step {last_ckpt}) is kept in "
-               f"{workdir}/checkpoints" if last_ckpt is not None
-               else "no checkpoint had been written yet")
-      raise NonFiniteLossError(
-          f"non-finite loss ({loss[bad - step]}) at step {bad}; training "
-          f"stopped; {where}. Lower optim.learning_rate or set "
-          "optim.grad_clip_norm.")
+    state, metrics = run_chunk(state, step, n)
+    _check_finite(np.asarray(metrics["loss"]), step, last_ckpt, workdir)
     step += n
     now = time.perf_counter()
-    record = {"step": step, "split": "train",
-              "steps_per_sec": n / max(now - t_last, 1e-9)}
-    record.update({k: float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) == 1})
+    row = {"steps_per_sec": n / max(now - t_last, 1e-9)}
+    row.update({k: float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) == 1})
     t_last = now
-    out.write_scalars(step, "train", {k: v for k, v in record.items()
-                                      if k not in ("step", "split")})
+    out.write_scalars(step, "train", row)
     if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
-      ev = _plain(eval_fn(state.params, step))
-      out.write_scalars(step, "eval", ev)
-      bad = workdir_lib.without_non_finite(ev)[1]
-      if bad:
-        warnings.warn(f"evaluation at step {step} is not finite in {bad}; logged as null "
-                      "(the run goes on; a non-finite final evaluation fails it)",
-                      NonFiniteEvaluationWarning, stacklevel=2)
+      _periodic_eval(eval_fn, state.params, step, out)
       t_last = time.perf_counter()
     if bar is not None:
       if bar.desc.startswith("compiling"):
         bar.set_description("training", refresh=False)
       bar.update(n)
-      bar.set_postfix(loss=f"{record['loss']:.2f}")
+      bar.set_postfix(loss=f"{row['loss']:.2f}")
     if step % ckpt_every == 0 or step == total:
       ckpt_lib.save(workdir, step, state)
       last_ckpt = step
-  if bar is not None:
-    bar.close()
   return state

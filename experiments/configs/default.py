@@ -67,6 +67,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.decoder_hidden = (200, 200)
   c.model.activation = "tanh"
   c.model.compute_dtype = "float32"   # "bfloat16": mixed precision (params stay f32)
+  # The conv networks' convolutions: "gemm" (vae/conv.py, fast on XLA:CPU),
+  # "xla" (XLA's own: cuDNN on GPU, TPU) or "auto" (GEMM on a CPU only). Same
+  # parameters, so a rerun may change it.
+  c.model.conv_impl = "auto"
 
   # Objective name (vae/objectives registry) and its hyperparameters, one
   # section per objective with the paper's defaults (from each objective's

@@ -9,7 +9,7 @@ Command (k selects the variant; default k5):
   python -m experiments.train --config experiments/configs/iwae_binarized_mnist.py:k50 \
       --workdir /tmp/iwae50 --config.data_dir=../shared/data/binarized_mnist
 Expected: at the same number of epochs, a higher k = 5000 log-likelihood
-estimate than the VAE (issue 2 closing note has the measured pair).
+estimate than the VAE (README.md has the measured pair).
 """
 
 from vae_experiments.configs import vae_binarized_mnist

@@ -13,7 +13,7 @@ Command:
   python -m experiments.train --config experiments/configs/vae_binarized_mnist.py \
       --workdir /tmp/vae_bmnist --config.data_dir=../shared/data/binarized_mnist
 Expected: validation NLL (k = 5000) within 1.5 nats of 88.71; the measured
-figure and wall time are in the closing note of issue 2 and in README.md.
+figure and wall time are in README.md.
 """
 
 from vae_experiments.configs import default

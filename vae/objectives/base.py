@@ -44,9 +44,10 @@ class Objective:
     takes_step: the loss reads the training step (AnnealedVAE's capacity).
     extra_params: ``(key, model) -> {name: params}`` trained beside the
       encoder and decoder, or None.
-    extra_optimizers: config sections that name optimizers for those extra
-      parameters (e.g. "discriminator_optim").
-    combine_optimizers: ``(vae_optimizer, {section: optimizer}) -> optimizer``
+    extra_optimizers: the extra parameter groups that take their own
+      optimizer (e.g. "discriminator"; the experiment layer reads each from
+      its config section ``<name>_optim``).
+    combine_optimizers: ``(vae_optimizer, {group: optimizer}) -> optimizer``
       joining them into one optax transformation, or None.
   """
   name: str
@@ -116,7 +117,8 @@ class BoundObjective:
                      extra: Mapping[str, optax.GradientTransformation] | None = None
                      ) -> optax.GradientTransformation:
     """One optax transformation for all parameters: ``vae_optimizer``, joined
-    with the objective's own optimizers (``extra``, by config section)."""
+    with the objective's own optimizers (``extra``: {group: optimizer}, the
+    groups of ``record.extra_optimizers``)."""
     if self.record.combine_optimizers is None:
       return vae_optimizer
     missing = [s for s in self.record.extra_optimizers if s not in (extra or {})]
