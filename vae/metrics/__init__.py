@@ -17,7 +17,6 @@ classifiers too (only DCI's gradient-boosted trees use scikit-learn).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import time
 from typing import Any, Callable, Sequence
@@ -25,7 +24,8 @@ from typing import Any, Callable, Sequence
 import jax
 from tqdm import tqdm
 
-from vae import model as model_lib
+from vae import evaluate
+from vae.metrics import beta_vae, dci, factor_vae, mig, modularity, sap
 from vae.metrics import utils as metric_utils
 from vae.metrics.beta_vae import beta_vae_from_features, compute_beta_vae
 from vae.metrics.dci import compute_dci, dci_from_codes
@@ -34,25 +34,14 @@ from vae.metrics.mig import compute_mig, mig_from_codes, mig_scores
 from vae.metrics.modularity import compute_modularity_explicitness, modularity_from_codes
 from vae.metrics.sap import compute_sap, sap_from_codes
 
-METRICS: dict[str, Callable[..., dict]] = {
-    "beta_vae": compute_beta_vae,
-    "factor_vae": compute_factor_vae,
-    "mig": compute_mig,
-    "dci": compute_dci,
-    "sap": compute_sap,
-    "modularity": compute_modularity_explicitness,
-}
-
+# Each metric module declares its ``METRIC`` record (``utils.Metric``). The
+# order is part of the results: metric i draws its samples with
+# ``fold_in(key, i)`` (``metric_key``), so a new metric is appended.
+RECORDS: dict[str, metric_utils.Metric] = {
+    m.METRIC.name: m.METRIC for m in (beta_vae, factor_vae, mig, dci, sap, modularity)}
+METRICS: dict[str, Callable[..., dict]] = {n: r.compute for n, r in RECORDS.items()}
 # The headline number of each metric's dict.
-SCORE_KEYS = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy", "mig": "mig",
-              "dci": "disentanglement", "sap": "sap", "modularity": "modularity"}
-
-
-@functools.lru_cache(maxsize=None)
-def _posterior_means(model):
-  def means(params, x):
-    return model_lib.encode_batch(params, x.astype("float32"), model=model)[0]
-  return means
+SCORE_KEYS = {n: r.score_key for n, r in RECORDS.items()}
 
 
 def forward_model(model, conv_impl: str = "xla"):
@@ -74,7 +63,18 @@ def representation_from_params(params, model, conv_impl: str = "xla"
   A ``jax.tree_util.Partial`` binding ``params``: the metrics compile once per
   model shape, and scoring other parameters of the same model reuses that.
   ``conv_impl``: the encoder's forward path (``forward_model``)."""
-  return jax.tree_util.Partial(_posterior_means(forward_model(model, conv_impl)), params)
+  means = evaluate.posterior_mean_fn(forward_model(model, conv_impl))
+  return jax.tree_util.Partial(means, params)
+
+
+def check_names(names: Sequence[str], what: str = "metrics", also: Sequence[str] = ()) -> None:
+  """Raises ValueError naming ``what`` (e.g. "eval.metrics") when a name in
+  ``names`` is not a metric of ``METRICS`` (``also``: other words the caller
+  accepts, named in the message)."""
+  unknown = [n for n in names if n not in METRICS]
+  if unknown:
+    other = f" (or {', '.join(repr(a) for a in also)})" if also else ""
+    raise ValueError(f"{what} must be among {sorted(METRICS)}{other}, got {unknown}")
 
 
 def compute_all(ground_truth, representation_fn, key, names: Sequence[str] | None = None,
@@ -90,9 +90,7 @@ def compute_all(ground_truth, representation_fn, key, names: Sequence[str] | Non
     {metric name: its dict of scores}.
   """
   names = list(METRICS) if names is None else list(names)
-  unknown = [n for n in names if n not in METRICS]
-  if unknown:
-    raise ValueError(f"unknown metrics {unknown}; choose from {sorted(METRICS)}")
+  check_names(names)
   out = {}
   for i, name in enumerate(names):
     out[name] = METRICS[name](ground_truth, representation_fn, jax.random.fold_in(key, i),
@@ -192,20 +190,11 @@ def metric_key(key, name: str):
 def images_encoded(name: str, settings: dict[str, Any]) -> int:
   """Observations a metric renders and encodes under ``settings`` (its
   ``protocol``): what scoring costs, before any classifier."""
-  s = settings
-  if name == "mig":
-    return int(s["num_train"])
-  if name in ("dci", "sap", "modularity"):
-    return int(s["num_train"]) + int(s["num_test"])
-  if name == "factor_vae":
-    return int(s["num_variance_estimate"]) + (int(s["num_train"]) + int(s["num_eval"])) * int(
-        s["batch_size"])
-  if name == "beta_vae":
-    return (int(s["num_train"]) + int(s["num_eval"])) * 2 * int(s["batch_size"])
-  raise ValueError(f"unknown metric {name!r}")
+  check_names([name])
+  return RECORDS[name].images_encoded(settings)
 
 
-__all__ = ["METRICS", "SCORE_KEYS", "compute_all", "protocol", "metric_key", "images_encoded", "scale_protocol", "score_disentanglement", "representation_from_params",
+__all__ = ["METRICS", "RECORDS", "SCORE_KEYS", "check_names", "compute_all", "protocol", "metric_key", "images_encoded", "scale_protocol", "score_disentanglement", "representation_from_params",
            "forward_model",
            "compute_beta_vae", "beta_vae_from_features", "compute_factor_vae",
            "compute_mig", "mig_from_codes", "mig_scores", "compute_dci", "dci_from_codes",

@@ -85,3 +85,10 @@ def compute_beta_vae(ground_truth, representation_fn, key, *, num_train: int = 1
   xte, yte = beta_vae_features(ground_truth, representation_fn, k_te, int(num_eval),
                                int(batch_size))
   return beta_vae_from_features(xtr, ytr, xte, yte, ground_truth.num_factors)
+
+
+def _images_encoded(s) -> int:
+  return (int(s["num_train"]) + int(s["num_eval"])) * 2 * int(s["batch_size"])   # pairs
+
+
+METRIC = utils.Metric("beta_vae", compute_beta_vae, "eval_accuracy", _images_encoded)

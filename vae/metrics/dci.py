@@ -196,3 +196,7 @@ def compute_dci(ground_truth, representation_fn, key, *, num_train: int = 10_000
                                                      num_train, num_test, batch_size)
   return dci_from_codes(xtr, ytr, xte, yte, factor_sizes=ground_truth.factor_sizes,
                         importance=importance)
+
+
+METRIC = utils.Metric("dci", compute_dci, "disentanglement",
+                      lambda s: int(s["num_train"]) + int(s["num_test"]))

@@ -80,3 +80,11 @@ def compute_factor_vae(ground_truth, representation_fn, key, *, num_train: int =
   eval_acc = jnp.sum(jnp.take_along_axis(vte, classifier[:, None], 1)) / jnp.sum(vte)
   return utils.to_float_dict({"train_accuracy": train_acc, "eval_accuracy": eval_acc,
                               "num_active_dims": jnp.sum(active)})
+
+
+def _images_encoded(s) -> int:
+  return int(s["num_variance_estimate"]) + (int(s["num_train"]) + int(s["num_eval"])) * int(
+      s["batch_size"])
+
+
+METRIC = utils.Metric("factor_vae", compute_factor_vae, "eval_accuracy", _images_encoded)

@@ -60,3 +60,7 @@ def compute_mig(ground_truth, representation_fn, key, *, num_train: int = 10_000
   codes, factors = utils.sample_codes(ground_truth, representation_fn, key,
                                       int(num_train), int(batch_size))
   return mig_scores(codes, factors, factor_sizes=ground_truth.factor_sizes, num_bins=num_bins)
+
+
+METRIC = utils.Metric("mig", compute_mig, "mig",
+                      lambda s: int(s["num_train"]))

@@ -78,3 +78,7 @@ def compute_modularity_explicitness(ground_truth, representation_fn, key, *,
                                                      num_train, num_test, batch_size)
   return modularity_from_codes(xtr, ytr, xte, yte, factor_sizes=ground_truth.factor_sizes,
                                num_bins=num_bins)
+
+
+METRIC = utils.Metric("modularity", compute_modularity_explicitness, "modularity",
+                      lambda s: int(s["num_train"]) + int(s["num_test"]))

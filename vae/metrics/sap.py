@@ -55,3 +55,7 @@ def compute_sap(ground_truth, representation_fn, key, *, num_train: int = 10_000
   xtr, ytr, xte, yte = utils.sample_train_test_codes(ground_truth, representation_fn, key,
                                                      num_train, num_test, batch_size)
   return sap_from_codes(xtr, ytr, xte, yte, factor_sizes=ground_truth.factor_sizes, C=C)
+
+
+METRIC = utils.Metric("sap", compute_sap, "sap",
+                      lambda s: int(s["num_train"]) + int(s["num_test"]))

@@ -20,6 +20,8 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 from typing import Callable
 
@@ -414,3 +416,20 @@ def to_float_dict(d) -> dict:
     v = np.asarray(v)
     out[k] = float(v) if v.ndim == 0 else v.tolist()
   return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """One disentanglement metric, as its module declares it (``METRIC``).
+
+  Attributes:
+    name: registry name ("mig").
+    compute: ``(ground_truth, representation_fn, key, **protocol) -> dict``.
+    score_key: the headline number of that dict.
+    images_encoded: ``(protocol settings) -> int``: observations the metric
+      renders and encodes (what scoring costs, before any classifier).
+  """
+  name: str
+  compute: Callable[..., dict]
+  score_key: str
+  images_encoded: Callable[[dict], int]
