@@ -3,12 +3,16 @@ needed), and the offline binarized MNIST when ../shared/data has it."""
 
 import os
 
-import jax
-import numpy as np
-import pytest
+from vae import allocator
 
-from experiments.configs import smoke
-from vae import model as model_lib
+allocator.tune()   # as the console scripts do: the tests train at their speed
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from experiments.configs import smoke  # noqa: E402
+from vae import model as model_lib  # noqa: E402
 
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                             "data", "binarized_mnist")

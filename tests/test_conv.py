@@ -144,15 +144,16 @@ class _FlaxDecoder(nn.Module):
 TOL_NETWORK = 1e-5
 
 
-@pytest.mark.parametrize("lead", [(3,), (2, 2), ()])
-def test_conv_networks_equal_flax_networks_with_gradients(lead):
-  """The encoder and decoder run their conv stacks channel-major inside: the
-  same parameter tree as the flax network, and the same outputs and parameter
-  gradients, for any leading axes."""
+@pytest.mark.parametrize("lead,impl", [((3,), "gemm"), ((2, 2), "gemm"), ((), "gemm"),
+                                       ((3,), "xla"), ((2, 2), "xla")])
+def test_conv_networks_equal_flax_networks_with_gradients(lead, impl):
+  """Both conv implementations (the GEMM form, channel-major inside, and
+  XLA's own convolutions): the same parameter tree as the flax network, and
+  the same outputs and parameter gradients, for any leading axes."""
   x = (jax.random.uniform(jax.random.key(0), lead + (64, 64, 1)) > 0.7).astype(jnp.float32)
   z = jax.random.normal(jax.random.key(1), lead + (10,))
-  for ours, ref, inp in ((networks.ConvEncoder(10), _FlaxEncoder(), x),
-                         (networks.ConvDecoder((64, 64, 1)), _FlaxDecoder(), z)):
+  for ours, ref, inp in ((networks.ConvEncoder(10, conv_impl=impl), _FlaxEncoder(), x),
+                         (networks.ConvDecoder((64, 64, 1), conv_impl=impl), _FlaxDecoder(), z)):
     params = ref.init(jax.random.key(2), inp)["params"]
     assert (jax.tree.map(jnp.shape, ours.init(jax.random.key(2), inp)["params"])
             == jax.tree.map(jnp.shape, params))
@@ -207,3 +208,17 @@ def test_gradients_come_back_in_the_input_dtypes(op, c, f):
 def test_channel_major_module_rejects_an_image_batch():
   with pytest.raises(ValueError, match=r"takes x \[C, H, W, N\].*got shape \(2, 8, 8, 3, 1\)"):
     networks.Conv4x4(4, channel_major=True).init(jax.random.key(0), jnp.zeros((2, 8, 8, 3, 1)))
+
+
+def test_conv_impl_switch_defaults_to_gemm_on_cpu_only(monkeypatch):
+  from vae import model as model_lib
+  make = lambda impl: model_lib.make_model(architecture="conv", data_shape=(64, 64, 1),
+                                           latent_dim=4, conv_impl=impl)
+  assert jax.default_backend() == "cpu"
+  assert (make("auto").encoder.conv_impl, make("auto").decoder.conv_impl) == ("gemm", "gemm")
+  assert make("xla").decoder.conv_impl == "xla"
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert networks.resolve_conv_impl("auto") == "xla"
+  assert networks.resolve_conv_impl("gemm") == "gemm"
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    make("cudnn")

@@ -4,18 +4,19 @@ XLA:CPU allocates each program's temporary buffers (and its results) with
 ``malloc`` on its worker threads. glibc serves a request above its mmap
 threshold (at most 32 MiB), and any request above 64 MiB made from a thread
 other than the main one, with a fresh ``mmap``, and returns it with ``munmap``
-when freed. Such a buffer is then faulted in page by page on every call: a
-conv VAE training step at batch 64 touches an 85 MiB temporary, 20,737 page
-faults and ~35 ms of system time per call on this project's 2-core machine,
-more than its arithmetic (measured with ``getrusage`` and ``strace`` in the
-closing note of the conv-speed issue). The settings below keep freed memory in
-the process for reuse: one arena for all threads (``M_ARENA_MAX = 1``), no
+when freed. Such a buffer is then faulted in page by page on every call: the
+conv VAE's training step spends more time in those page faults than in its
+arithmetic (README, "Why the CPU path looks as it does"). The settings below
+keep freed memory in the process for reuse: one arena for all threads (``M_ARENA_MAX = 1``), no
 ``mmap`` for large blocks (``M_MMAP_MAX = 0``), and no trimming of the heap.
 The price: the process keeps its peak heap size until it exits.
 
-``tune()`` is called by ``import vae`` (before JAX starts its threads, which
-is when it takes full effect); set ``VAE_TUNE_MALLOC=0`` to leave the
-allocator alone. It does nothing outside glibc (macOS, musl, Windows).
+``import vae`` does not touch the allocator. ``tune()`` is opt-in: the
+console scripts (``vae-train``, ``vae-evaluate``, ``vae-benchmark``,
+``vae-sweep``, ``vae-study``) call it first; in your own script or notebook
+call ``vae.allocator.tune()`` before the first JAX computation (it takes full
+effect before JAX starts its CPU threads). ``VAE_TUNE_MALLOC=0`` makes it a
+no-op. It does nothing outside glibc (macOS, musl, Windows).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ import platform
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 _applied = False
+
+
+def applied() -> bool:
+  """Whether ``tune()`` has changed this process's allocator."""
+  return _applied
 
 
 def tune() -> bool:

@@ -19,19 +19,15 @@ the module's internal channel-major layout [C, H, W, N] (``to_channel_major``
 Why: on XLA:CPU the convolutions' backward passes (a stride-2 conv's input
 gradient is a transposed conv, its kernel gradient a dilated conv) run one to
 two orders of magnitude below the machine's matmul speed, and so does the
-transposed conv itself; XLA's GEMMs reach 200-250 GFLOP/s on one core of this
-machine (measured layer by layer, forward and backward, batch 64, one core).
+transposed conv itself (README, "Why the CPU path looks as it does", has
+the figures).
 
 Why channel-major: every activation operand then has the long (H, W, N)
 axis minor. Forward and input-gradient products are ``W @ X``; the kernel
 gradients are ``dZ @ X^T``, which XLA:CPU runs on its fast GEMM path. With
 channels minor ([N, H, W, C]) a kernel gradient contracts the major axis of
 both operands: XLA:CPU runs that through Eigen at 60-70% of the GEMM speed,
-or after a transposing copy of a 9.5 MB activation (1.3-1.7 ms each at batch
-64 on one core). The whole conv VAE step (batch 64, Adam), channel-major with
-the fused space-to-depth against the channels-minor code before it: 50.1-50.4
--> 48.6-48.7 ms on one core, 32.1-32.3 -> 30.0-30.3 ms on two (alternating
-processes).
+or after a transposing copy of a large activation.
 
 How (``s`` = space-to-depth of the padded input, 2x2 blocks into channels;
 written here per pixel, with channels as the row of each matrix):
@@ -97,7 +93,7 @@ def _gram(a: jax.Array, b: jax.Array) -> jax.Array:
   return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T
 
 
-def _t(w: jax.Array) -> jax.Array:
+def _transposed(w: jax.Array) -> jax.Array:
   """A small weight matrix transposed and materialised. XLA:CPU would fold a
   plain transpose into the product and run that through Eigen, off its fast
   GEMM path; GPU and TPU GEMMs take transposed operands natively, so the copy
@@ -149,8 +145,7 @@ def _s2d_input(x):
   # (right) by one when a = 0 (b = 0). Written as pads of strided slices,
   # XLA fuses the padding, the space-to-depth and the producer of x (the
   # previous layer's bias and ReLU) into one pass; as the space-to-depth of
-  # pad(x) it made two (the conv VAE step: 52 -> 50 ms on one core, 32 -> 31
-  # ms on two, batch 64).
+  # pad(x) it made two.
   h, w = -(-x.shape[1] // 2), -(-x.shape[2] // 2)
   parts = []
   for a in (0, 1):
@@ -170,23 +165,23 @@ def _input_grad(ds, x_shape):
 # operand of their forward GEMM (the arrangement is plain jnp, differentiated
 # by JAX on the kernel), and return the weight gradient straight from a GEMM.
 @jax.custom_vjp
-def _conv_im2col(x, w16t):
-  return _conv_im2col_fwd(x, w16t)[0]
+def _conv_im2col(x, wt_im2col):
+  return _conv_im2col_fwd(x, wt_im2col)[0]
 
 
-def _conv_im2col_fwd(x, w16t):
-  """w16t = W^T [F, 16C]; patches [(p, q, a, b, c), h, w, N]."""
+def _conv_im2col_fwd(x, wt_im2col):
+  """wt_im2col = W^T [F, 16C]; patches [(p, q, a, b, c), h, w, N]."""
   s, h, w = _s2d_input(x)
   patches = jnp.concatenate([s[:, p:p + h, q:q + w, :] for p in (0, 1) for q in (0, 1)], axis=0)
-  return _matmul(w16t, patches), (patches, w16t, x.shape)
+  return _matmul(wt_im2col, patches), (patches, wt_im2col, x.shape)
 
 
 def _conv_im2col_bwd(res, dy):
-  patches, w16t, x_shape = res
-  dpatches = _matmul(_t(w16t), dy)
+  patches, wt_im2col, x_shape = res
+  dpatches = _matmul(_transposed(wt_im2col), dy)
   dpatches = dpatches.reshape((4, dpatches.shape[0] // 4) + dpatches.shape[1:])
   ds = sum(_pad_hw(dpatches[2 * p + q], (p, 1 - p), (q, 1 - q)) for p in (0, 1) for q in (0, 1))
-  return _input_grad(ds, x_shape).astype(patches.dtype), _gram(dy, patches).astype(w16t.dtype)
+  return _input_grad(ds, x_shape).astype(patches.dtype), _gram(dy, patches).astype(wt_im2col.dtype)
 
 
 _conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
@@ -226,7 +221,7 @@ def _conv_shift_input_grad(dz, w, x_shape):
 def _conv_shift_bwd(res, dy):
   s, wt, x_shape = res
   dz = _shifted_stack(dy)                           # [4F, h+1, w+1, N]
-  return (_conv_shift_input_grad(dz, _t(wt), x_shape).astype(s.dtype),
+  return (_conv_shift_input_grad(dz, _transposed(wt), x_shape).astype(s.dtype),
           _gram(dz, s).astype(wt.dtype))
 
 
@@ -254,8 +249,8 @@ def conv4x4_s2_cm(x: jax.Array, kernel: jax.Array, _name: str = "conv4x4_s2_cm")
   _check(_name, x, kernel)
   c, f = kernel.shape[2:]
   if 16 * c <= 4 * f:        # few input channels (the first layer): im2col is smaller
-    return _conv_im2col(x, _t(_im2col_weights(kernel)))
-  return _conv_shift(x, _t(_conv_weights(kernel)))
+    return _conv_im2col(x, _transposed(_im2col_weights(kernel)))
+  return _conv_shift(x, _transposed(_conv_weights(kernel)))
 
 
 def conv4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -290,20 +285,20 @@ def _shift2(a, di, dj):
 
 # Transposed conv. Output row 2i + r takes K[2e + r]^T x[:, i + e + r - 1],
 # e in {0, 1} (and so in columns).
-def _deconv_fwd(x, kt):
-  """kt [(kr, kc, f), c] = K[kr, kc, c, f]."""
-  f = kt.shape[0] // 16
+def _deconv_fwd(x, kernel_t):
+  """kernel_t [(kr, kc, f), c] = K[kr, kc, c, f]."""
+  f = kernel_t.shape[0] // 16
   # Y = K^T x (all 16 taps stacked, no padding: a padded x would make the
   # GEMM 2.25x larger at 4x4); phase (r, s) at (i, j) sums the 4 taps
   # y[(2e + r, 2g + s), i + e + r - 1, j + g + s - 1], zero outside x.
-  y = _matmul(kt, x).reshape((4, 4, f) + x.shape[1:])
+  y = _matmul(kernel_t, x).reshape((4, 4, f) + x.shape[1:])
   phases = [sum(_shift2(y[2 * e + r, 2 * g + s], e + r - 1, g + s - 1)
                 for e in (0, 1) for g in (0, 1))
             for r in (0, 1) for s in (0, 1)]
-  return _depth_to_space(jnp.concatenate(phases, axis=0)), (x, kt)
+  return _depth_to_space(jnp.concatenate(phases, axis=0)), (x, kernel_t)
 
 
-def _deconv_bwd_adjoint(x, kt, dout):
+def _deconv_bwd_adjoint(x, kernel_t, dout):
   """The backward pass as the adjoint stride-2 conv, for few output channels
   (the last layer, F = 1), where the 16 shifted copies of a 1-channel
   cotangent are slow to build: output row ``o = 2m + 2 - kr`` takes
@@ -311,10 +306,10 @@ def _deconv_bwd_adjoint(x, kt, dout):
   'SAME' stride-2 conv of dout with ``K' = flip(K)`` (inputs and outputs
   swapped), and ``dK[kr] = dK'[3 - kr]``, the kernel gradient of that conv met
   with x. Both come from the im2col conv's forward pass and one GEMM."""
-  f, c = kt.shape[0] // 16, kt.shape[1]
-  kernel = kt.reshape(4, 4, f, c).transpose(0, 1, 3, 2)             # [4, 4, C, F]
+  f, c = kernel_t.shape[0] // 16, kernel_t.shape[1]
+  kernel = kernel_t.reshape(4, 4, f, c).transpose(0, 1, 3, 2)             # [4, 4, C, F]
   w16 = _im2col_weights(_adjoint_kernel(kernel))                     # [16F, C]
-  dx, (patches, _, _) = _conv_im2col_fwd(dout, _t(w16))              # [C, H, W, N]
+  dx, (patches, _, _) = _conv_im2col_fwd(dout, _transposed(w16))              # [C, H, W, N]
   dw16 = _gram(patches, x)                                           # [(p, q, a, b, f), C]
   dkp = dw16.reshape(2, 2, 2, 2, f, c).transpose(0, 2, 1, 3, 4, 5).reshape(4, 4, f, c)
   dk = jnp.flip(dkp, (0, 1))                                         # [4, 4, F, C] = dK^T
@@ -322,12 +317,12 @@ def _deconv_bwd_adjoint(x, kt, dout):
 
 
 def _deconv_bwd(res, dout):
-  x, kt = res
-  f = kt.shape[0] // 16
+  x, kernel_t = res
+  f = kernel_t.shape[0] // 16
   hh, ww = x.shape[1:3]
   if 4 * f <= x.shape[0]:        # few output channels: the adjoint conv is cheaper
-    dx, dk = _deconv_bwd_adjoint(x, kt, dout)
-    return dx.astype(x.dtype), dk.astype(kt.dtype)
+    dx, dk = _deconv_bwd_adjoint(x, kernel_t, dout)
+    return dx.astype(x.dtype), dk.astype(kernel_t.dtype)
   grid = dout.reshape(f, hh, 2, ww, 2, dout.shape[-1])
   # The transpose of the forward's shifted taps:
   # dY[(2e + r, 2g + s), i, j] = d_rs[i + 1 - e - r, j + 1 - g - s], 16 shifted copies.
@@ -338,7 +333,7 @@ def _deconv_bwd(res, dout):
       g, s = divmod(kc, 2)
       taps.append(_shift2(grid[:, :, r, :, s, :], 1 - e - r, 1 - g - s))
   dy = jnp.concatenate(taps, axis=0)                # [16F, H, W, N]
-  return _matmul(_t(kt), dy).astype(x.dtype), _gram(dy, x).astype(kt.dtype)
+  return _matmul(_transposed(kernel_t), dy).astype(x.dtype), _gram(dy, x).astype(kernel_t.dtype)
 
 
 # Transposed conv as the adjoint of a stride-2 conv: ``conv_transpose(x, K)``
@@ -363,7 +358,7 @@ def _deconv_shift_fwd(x, w):
 
 def _deconv_shift_bwd(res, dout):
   st, w = res
-  dx, (s, _, _) = _conv_shift_fwd(dout, _t(w))
+  dx, (s, _, _) = _conv_shift_fwd(dout, _transposed(w))
   return dx.astype(st.dtype), _gram(s, st).astype(w.dtype)
 
 
@@ -371,8 +366,8 @@ _deconv_shift.defvjp(_deconv_shift_fwd, _deconv_shift_bwd)
 
 
 @jax.custom_vjp
-def _deconv(x, kt):
-  return _deconv_fwd(x, kt)[0]
+def _deconv(x, kernel_t):
+  return _deconv_fwd(x, kernel_t)[0]
 
 
 _deconv.defvjp(_deconv_fwd, _deconv_bwd)
@@ -403,7 +398,7 @@ def conv_transpose4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 # Up to this many input channels a transposed conv runs as the adjoint of a
-# stride-2 conv (``_deconv_shift``): measured on the model's layers (batch 64,
-# one and two cores), 16x16x32 -> 32x32x32 goes from 11.6 to 9.5 ms forward
-# and backward on one core, while 8x8x64 -> 16x16x32 is faster as 16 taps.
+# stride-2 conv (``_deconv_shift``): measured on the model's layers, that is
+# faster for 16x16x32 -> 32x32x32, while 8x8x64 -> 16x16x32 is faster as 16
+# taps (README, "Why the CPU path looks as it does").
 DECONV_SHIFT_MAX_C = 32

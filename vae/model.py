@@ -79,39 +79,9 @@ class Model:
     return tuple(self.data_shape) + ((2,) if self.learned_variance else ())
 
 
-def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
-               likelihood: str = "bernoulli", posterior: str = "diagonal",
-               encoder_hidden: Sequence[int] = (200, 200),
-               decoder_hidden: Sequence[int] = (200, 200),
-               activation: str = "tanh", obs_logvar: float = 0.0,
-               obs_variance: str = "fixed", min_obs_logvar: float = MIN_OBS_LOGVAR,
-               compute_dtype: str = "float32") -> Model:
-  """Builds a ``Model`` from plain values (as found in a config).
-
-  Args:
-    architecture: "mlp" or "conv" (the latter needs 64x64xC data).
-    data_shape: shape of one example.
-    latent_dim: number of latent dimensions D (>= 1).
-    likelihood: "bernoulli" (binary data), "cross_entropy" ([0, 1] data, as
-      disentanglement_lib trains every data set) or "gaussian".
-    posterior: "diagonal" or "isotropic" (one shared variance per example).
-    encoder_hidden, decoder_hidden, activation: MLP settings.
-    obs_logvar: observation log-variance for the Gaussian likelihood (the
-      initial value when it is learned).
-    obs_variance: "fixed", "shared" or "per_pixel" (Gaussian only; see
-      ``Model``).
-    min_obs_logvar: floor of a learned log-variance.
-    compute_dtype: "float32", or "bfloat16" for mixed precision on GPU/TPU
-      (matmuls and convs in bf16; parameters, the likelihood and the KL stay
-      float32).
-
-  Returns:
-    A ``Model``.
-
-  Raises:
-    ValueError: for any value outside its domain, naming it.
-  """
-  data_shape = tuple(int(s) for s in data_shape)
+def _check_values(latent_dim, likelihood, obs_variance, obs_logvar, min_obs_logvar,
+                  posterior, compute_dtype) -> None:
+  """``make_model``'s checks of values outside their domains (ValueError)."""
   if int(latent_dim) < 1:
     raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
   if likelihood not in dist.LIKELIHOODS:
@@ -130,6 +100,48 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
         f"posterior must be 'diagonal' or 'isotropic', got {posterior!r}")
   if compute_dtype not in ("float32", "bfloat16"):
     raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
+
+
+def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
+               likelihood: str = "bernoulli", posterior: str = "diagonal",
+               encoder_hidden: Sequence[int] = (200, 200),
+               decoder_hidden: Sequence[int] = (200, 200),
+               activation: str = "tanh", obs_logvar: float = 0.0,
+               obs_variance: str = "fixed", min_obs_logvar: float = MIN_OBS_LOGVAR,
+               compute_dtype: str = "float32", conv_impl: str = "auto") -> Model:
+  """Builds a ``Model`` from plain values (as found in a config).
+
+  Args:
+    architecture: "mlp" or "conv" (the latter needs 64x64xC data).
+    data_shape: shape of one example.
+    latent_dim: number of latent dimensions D (>= 1).
+    likelihood: "bernoulli" (binary data), "cross_entropy" ([0, 1] data, as
+      disentanglement_lib trains every data set) or "gaussian".
+    posterior: "diagonal" or "isotropic" (one shared variance per example).
+    encoder_hidden, decoder_hidden, activation: MLP settings.
+    obs_logvar: observation log-variance for the Gaussian likelihood (the
+      initial value when it is learned).
+    obs_variance: "fixed", "shared" or "per_pixel" (Gaussian only; see
+      ``Model``).
+    min_obs_logvar: floor of a learned log-variance.
+    compute_dtype: "float32", or "bfloat16" for mixed precision on GPU/TPU
+      (matmuls and convs in bf16; parameters, the likelihood and the KL stay
+      float32).
+    conv_impl: the conv architecture's convolutions: "gemm" (``vae.conv``'s
+      GEMM forms, fast forward and backward on XLA:CPU), "xla" (XLA's own
+      convolution: cuDNN on GPU, the TPU's) or "auto" (GEMM on a CPU, XLA
+      elsewhere). The parameters are the same, so a checkpoint trained with
+      one runs with the other.
+
+  Returns:
+    A ``Model``.
+
+  Raises:
+    ValueError: for any value outside its domain, naming it.
+  """
+  data_shape = tuple(int(s) for s in data_shape)
+  _check_values(latent_dim, likelihood, obs_variance, obs_logvar, min_obs_logvar, posterior,
+                compute_dtype)
   dt = compute_dtype
   if architecture == "mlp":
     networks.get_activation(activation)
@@ -143,8 +155,9 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
     if len(data_shape) != 3 or data_shape[:2] != (64, 64):
       raise ValueError("the conv architecture expects data_shape (64, 64, C), "
                        f"got {data_shape}")
-    enc = networks.ConvEncoder(int(latent_dim), posterior, dt)
-    dec = networks.ConvDecoder(data_shape, dt)
+    impl = networks.resolve_conv_impl(conv_impl)
+    enc = networks.ConvEncoder(int(latent_dim), posterior, dt, impl)
+    dec = networks.ConvDecoder(data_shape, dt, impl)
   else:
     raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
   return Model(enc, dec, data_shape, int(latent_dim), likelihood,

@@ -90,32 +90,43 @@ class MLPDecoder(nn.Module):
     return out.reshape(out.shape[:-1] + tuple(self.data_shape))
 
 
+CONV_IMPLS = ("auto", "gemm", "xla")
+
+
+def resolve_conv_impl(conv_impl: str) -> str:
+  """"gemm" or "xla" for ``conv_impl``: "auto" takes the GEMM form of
+  ``vae.conv`` on a CPU (XLA:CPU's conv backward is slow) and XLA's own
+  convolution elsewhere (cuDNN on a GPU, the TPU's convolution units)."""
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+  if conv_impl == "auto":
+    return "gemm" if jax.default_backend() == "cpu" else "xla"
+  return conv_impl
+
+
 class Conv4x4(nn.Module):
   """4x4, stride 2, 'SAME' conv (or transposed conv) with bias: the parameters,
   initialisation and output of ``nn.Conv`` (``nn.ConvTranspose``) with those
-  settings, computed by ``vae.conv`` as GEMMs (fast forward and backward on
-  CPU; see that module).
+  settings, computed by ``vae.conv`` as GEMMs (``impl="gemm"``: fast forward
+  and backward on CPU; see that module) or by XLA's own convolution
+  (``impl="xla"``: the natural choice on GPU and TPU).
 
-  With ``channel_major`` the input and output are in ``vae.conv``'s internal
-  layout [C, H, W, N] (``conv.to_channel_major``), so that a stack of these
-  layers converts its activations once, not at every layer; the parameters
-  are the same either way."""
+  With ``channel_major`` (GEMM only) the input and output are in
+  ``vae.conv``'s internal layout [C, H, W, N] (``conv.to_channel_major``), so
+  that a stack of these layers converts its activations once, not at every
+  layer; the parameters are the same either way."""
   features: int
   transpose: bool = False
   dtype: str = "float32"
   channel_major: bool = False
-  # "gemm": vae.conv's GEMM forms (fast forward and backward on XLA:CPU);
-  # "xla": XLA's own convolution (NHWC only; on a CPU the faster of the two
-  # when there is no backward pass, e.g. encoding images for a metric).
   impl: str = "gemm"
 
   @nn.compact
   def __call__(self, x):
     if self.impl not in ("gemm", "xla"):
       raise ValueError(f"Conv4x4.impl must be 'gemm' or 'xla', got {self.impl!r}")
-    if self.impl == "xla" and (self.channel_major or self.transpose):
-      raise ValueError("Conv4x4(impl='xla') is the NHWC forward conv only (no channel_major, "
-                       "no transpose)")
+    if self.impl == "xla" and self.channel_major:
+      raise ValueError("Conv4x4(impl='xla') takes NHWC inputs (no channel_major)")
     if self.channel_major and x.ndim != 4:
       raise ValueError(f"Conv4x4(channel_major=True) takes x [C, H, W, N] "
                        f"(conv.to_channel_major), got shape {x.shape}")
@@ -125,17 +136,26 @@ class Conv4x4(nn.Module):
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
     x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
     if self.impl == "xla":
-      lead = x.shape[:-3]
-      y = jax.lax.conv_general_dilated(
-          x.reshape((-1,) + x.shape[-3:]), kernel, (2, 2), "SAME",
-          dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      return y.reshape(lead + y.shape[1:]) + bias
+      return _xla_conv(x, kernel, self.transpose) + bias
     if self.channel_major:
       op = conv.conv_transpose4x4_s2_cm if self.transpose else conv.conv4x4_s2_cm
       bias = bias[:, None, None, None]
     else:
       op = conv.conv_transpose4x4_s2 if self.transpose else conv.conv4x4_s2
     return op(x, kernel) + bias
+
+
+def _xla_conv(x, kernel, transpose: bool):
+  """XLA's stride-2 'SAME' conv (``lax.conv_transpose``, kernel not flipped,
+  as ``nn.ConvTranspose``) on x [..., H, W, C]."""
+  lead = x.shape[:-3]
+  x = x.reshape((-1,) + x.shape[-3:])
+  dims = ("NHWC", "HWIO", "NHWC")
+  if transpose:
+    y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=dims)
+  else:
+    y = jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=dims)
+  return y.reshape(lead + y.shape[1:])
 
 
 class ConvEncoder(nn.Module):
@@ -147,8 +167,9 @@ class ConvEncoder(nn.Module):
   latent_dim: int
   posterior: str = "diagonal"
   dtype: str = "float32"
-  # "gemm" (training: vae.conv, channel-major inside) or "xla" (XLA's conv,
-  # NHWC: the fast forward-only path that scoring uses). Same parameters.
+  # "gemm" (vae.conv, channel-major inside: the CPU's training path) or "xla"
+  # (XLA's conv, NHWC: GPU/TPU, and the fast forward-only path that scoring
+  # uses on a CPU). Same parameters. ``make_model`` resolves "auto".
   conv_impl: str = "gemm"
 
   @nn.compact
@@ -172,19 +193,24 @@ class ConvDecoder(nn.Module):
   transposed convs 64, 32, 32, C (4x4, stride 2) to 64x64xC."""
   data_shape: Sequence[int] = (64, 64, 1)
   dtype: str = "float32"
+  conv_impl: str = "gemm"     # as ConvEncoder's
 
   @nn.compact
   def __call__(self, z):
+    xla = self.conv_impl == "xla"
+    if self.conv_impl not in ("gemm", "xla"):
+      raise ValueError(f"ConvDecoder.conv_impl must be 'gemm' or 'xla', got {self.conv_impl!r}")
     h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc_0")(z))
     h = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc_1")(h))
     lead = h.shape[:-1]
-    h = conv.to_channel_major(h.reshape(lead + (4, 4, 64)))   # the conv stack runs channel-major
+    h = h.reshape(lead + (4, 4, 64))
+    h = h if xla else conv.to_channel_major(h)   # the GEMM stack runs channel-major
+    layer = lambda f, name: Conv4x4(f, transpose=True, dtype=self.dtype, channel_major=not xla,
+                                    impl=self.conv_impl, name=name)
     for i, feats in enumerate((64, 32, 32)):
-      h = nn.relu(Conv4x4(feats, transpose=True, dtype=self.dtype, channel_major=True,
-                          name=f"deconv_{i}")(h))
-    h = Conv4x4(self.data_shape[-1], transpose=True, dtype=self.dtype, channel_major=True,
-                name="deconv_3")(h)
-    return conv.from_channel_major(h, lead)
+      h = nn.relu(layer(feats, f"deconv_{i}")(h))
+    h = layer(self.data_shape[-1], "deconv_3")(h)
+    return h if xla else conv.from_channel_major(h, lead)
 
 
 class Discriminator(nn.Module):
