@@ -68,7 +68,7 @@ def test_method_trains_on_dsprites_and_writes_traversals(name, tmp_path, capfd):
   assert np.isfinite(res["elbo"]["elbo"]) and "diagnostics" in res
   assert 0.0 <= res["disentanglement"]["mig"]["mig"] <= 1.0
   if name == "beta_vae":
-    # Scoring shows its progress (issue 15, item 3) ...
+    # Scoring shows its progress ...
     err = capfd.readouterr().err
     assert "scoring mig" in err and "1/1" in err, err[-2000:]
     # ... and the disentanglement scores reach TensorBoard too.

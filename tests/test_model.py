@@ -113,7 +113,7 @@ def test_bfloat16_compute_keeps_float32_params_and_close_values(arch, shape):
     model_lib.make_model(compute_dtype="float16", **kw)
 
 
-# ---------------------------------------------------- issue 14, item 1: shapes
+# ------------------------------------------------------ shapes named in errors
 def _raises_naming(fn, *shapes):
   with pytest.raises(ValueError) as e:
     fn()

@@ -1,4 +1,4 @@
-"""Packaging (issue 15, item 5): a publishable distribution name, console
+"""Packaging: a publishable distribution name, console
 scripts that work from any directory with the configs reachable by name, no
 generic top-level package in site-packages; the configs are discoverable."""
 

@@ -25,8 +25,8 @@ def test_pngs_are_written(tiny_model, tiny_params, binary_images, tmp_path):
 
 def test_traversal_rows_name_the_latent_and_its_kl_and_columns_the_value(
     tiny_model, tiny_params, tmp_path, monkeypatch):
-  # Issue 15, item 4: rows were unlabelled; readers could not tell which latent
-  # or how informative it is, nor what value each column sets.
+  # Rows are labelled: which latent, how informative it is, and what value
+  # each column sets.
   from vae import plots
   seen = {}
   real = plots.save_grid

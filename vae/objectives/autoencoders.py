@@ -74,8 +74,24 @@ def ae_loss(params, batch, key, *, model):
   return -ll, {"loss": -ll, "log_likelihood": ll}
 
 
-def dae_loss(params, batch, key, *, model, corruption: str = "masking",
-             noise_level: float = 0.25):
+@dataclasses.dataclass(frozen=True)
+class DAEHparams:
+  """Masking noise with probability 0.25 (Vincent et al. 2008, Sec. 2.3 and
+  their 25% destruction level)."""
+  corruption: str = "masking"
+  noise_level: float = 0.25
+
+  def __post_init__(self):
+    base.check_choice("corruption", self.corruption, CORRUPTIONS)
+    p = float(self.noise_level)
+    bad = (p < 0 or p >= 1) if self.corruption == "masking" else p < 0
+    if bad:
+      raise ValueError("noise_level must be in [0, 1) for masking and >= 0 for "
+                       f"gaussian corruption, got {p}")
+
+
+def dae_loss(params, batch, key, *, model, corruption: str = DAEHparams.corruption,
+             noise_level: float = DAEHparams.noise_level):
   """Denoising autoencoder loss: reconstruct the clean x from a corrupted x.
 
   ``loss = mean_b[-log p(x_b | decode(encode(corrupt(x_b))))]``
@@ -108,22 +124,6 @@ def dae_loss(params, batch, key, *, model, corruption: str = "masking",
       lambda x: reconstruction_log_likelihood(params, x, model=model))(batch))
   return -ll, {"loss": -ll, "log_likelihood": ll,
                "clean_log_likelihood": jax.lax.stop_gradient(clean)}
-
-
-@dataclasses.dataclass(frozen=True)
-class DAEHparams:
-  """Masking noise with probability 0.25 (Vincent et al. 2008, Sec. 2.3 and
-  their 25% destruction level)."""
-  corruption: str = "masking"
-  noise_level: float = 0.25
-
-  def __post_init__(self):
-    base.check_choice("corruption", self.corruption, CORRUPTIONS)
-    p = float(self.noise_level)
-    bad = (p < 0 or p >= 1) if self.corruption == "masking" else p < 0
-    if bad:
-      raise ValueError("noise_level must be in [0, 1) for masking and >= 0 for "
-                       f"gaussian corruption, got {p}")
 
 
 OBJECTIVES = (

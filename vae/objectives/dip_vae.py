@@ -48,8 +48,26 @@ def dip_penalty(cov, lambda_od, lambda_d):
   return lambda_od * jnp.sum(off ** 2) + lambda_d * jnp.sum((diag - 1.0) ** 2)
 
 
-def dip_vae_loss(params, batch, key, *, model, lambda_od: float = 10.0,
-                 lambda_d: float = 100.0, dip_type: str = "i"):
+@dataclasses.dataclass(frozen=True)
+class DIPVAEIHparams:
+  """Kumar et al. (2018), Sec. 4: lambda_d = 10 lambda_od for DIP-VAE-I."""
+  lambda_od: float = 10.0
+  lambda_d: float = 100.0
+
+  def __post_init__(self):
+    base.check_nonnegative("lambda_od", self.lambda_od)
+    base.check_nonnegative("lambda_d", self.lambda_d)
+
+
+@dataclasses.dataclass(frozen=True)
+class DIPVAEIIHparams(DIPVAEIHparams):
+  """Kumar et al. (2018), Sec. 4: lambda_d = lambda_od for DIP-VAE-II."""
+  lambda_d: float = 10.0
+
+
+def dip_vae_loss(params, batch, key, *, model,
+                 lambda_od: float = DIPVAEIHparams.lambda_od,
+                 lambda_d: float = DIPVAEIHparams.lambda_d, dip_type: str = "i"):
   """Negative ELBO plus the DIP penalty (Kumar et al. 2018, Eq. 6 and 7).
 
   With ``lambda_od = lambda_d = 0`` it is exactly ``vae_loss`` (beta = 1).
@@ -74,35 +92,20 @@ def dip_vae_loss(params, batch, key, *, model, lambda_od: float = 10.0,
   return family_loss(params, batch, key, model=model, regularizer=regularizer)
 
 
-def dip_vae_i_loss(params, batch, key, *, model, lambda_od: float = 10.0,
-                   lambda_d: float = 100.0):
+def dip_vae_i_loss(params, batch, key, *, model,
+                   lambda_od: float = DIPVAEIHparams.lambda_od,
+                   lambda_d: float = DIPVAEIHparams.lambda_d):
   """DIP-VAE-I (Kumar et al. 2018, Eq. 6); see ``dip_vae_loss``."""
   return dip_vae_loss(params, batch, key, model=model, lambda_od=lambda_od,
                       lambda_d=lambda_d, dip_type="i")
 
 
-def dip_vae_ii_loss(params, batch, key, *, model, lambda_od: float = 10.0,
-                    lambda_d: float = 10.0):
+def dip_vae_ii_loss(params, batch, key, *, model,
+                    lambda_od: float = DIPVAEIIHparams.lambda_od,
+                    lambda_d: float = DIPVAEIIHparams.lambda_d):
   """DIP-VAE-II (Kumar et al. 2018, Eq. 7); see ``dip_vae_loss``."""
   return dip_vae_loss(params, batch, key, model=model, lambda_od=lambda_od,
                       lambda_d=lambda_d, dip_type="ii")
-
-
-@dataclasses.dataclass(frozen=True)
-class DIPVAEIHparams:
-  """Kumar et al. (2018), Sec. 4: lambda_d = 10 lambda_od for DIP-VAE-I."""
-  lambda_od: float = 10.0
-  lambda_d: float = 100.0
-
-  def __post_init__(self):
-    base.check_nonnegative("lambda_od", self.lambda_od)
-    base.check_nonnegative("lambda_d", self.lambda_d)
-
-
-@dataclasses.dataclass(frozen=True)
-class DIPVAEIIHparams(DIPVAEIHparams):
-  """Kumar et al. (2018), Sec. 4: lambda_d = lambda_od for DIP-VAE-II."""
-  lambda_d: float = 10.0
 
 
 OBJECTIVES = (

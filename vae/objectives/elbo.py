@@ -43,7 +43,38 @@ def family_loss(params, batch, key, *, model, regularizer):
   return loss, {"loss": loss, "elbo": ll - kl, "log_likelihood": ll, "kl": kl, **extra}
 
 
-def vae_loss(params, batch, key, *, model, beta: float = 1.0):
+@dataclasses.dataclass(frozen=True)
+class VAEHparams:
+  """beta: the KL weight (1: the ELBO; Kingma & Welling 2014)."""
+  beta: float = 1.0
+
+  def __post_init__(self):
+    base.check_nonnegative("beta", self.beta)
+
+
+@dataclasses.dataclass(frozen=True)
+class BetaVAEHparams(VAEHparams):
+  """beta = 4: Higgins et al. (2017), their dSprites model (Sec. 4, Fig. 7)."""
+  beta: float = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnealedVAEHparams:
+  """Burgess et al. (2018) on dSprites (Sec. 5 / App.): gamma = 1000, C rising
+  to 25 nats over 100,000 steps (the disentanglement_lib study's setting)."""
+  gamma: float = 1000.0
+  c_max: float = 25.0
+  iteration_threshold: int = 100_000
+
+  def __post_init__(self):
+    base.check_nonnegative("gamma", self.gamma)
+    base.check_nonnegative("c_max", self.c_max)
+    base.set_field(self, "iteration_threshold", base.check_int_at_least(
+        "iteration_threshold", self.iteration_threshold, 1,
+        " (steps until the capacity reaches c_max)"))
+
+
+def vae_loss(params, batch, key, *, model, beta: float = VAEHparams.beta):
   """Negative (beta-)ELBO averaged over the batch axis.
 
   ``loss = mean_b[ -E_q log p(x_b|z) + beta * KL(q(z|x_b) || p(z)) ]``
@@ -75,8 +106,9 @@ def capacity(step, c_max, iteration_threshold):
   return jnp.minimum(c_max * frac, c_max)
 
 
-def annealed_vae_loss(params, batch, key, *, model, gamma: float = 1000.0,
-                      c_max: float = 25.0, iteration_threshold: int = 100_000,
+def annealed_vae_loss(params, batch, key, *, model, gamma: float = AnnealedVAEHparams.gamma,
+                      c_max: float = AnnealedVAEHparams.c_max,
+                      iteration_threshold: int = AnnealedVAEHparams.iteration_threshold,
                       step=None):
   """AnnealedVAE: ``-E_q log p(x|z) + gamma * |KL(q(z|x) || p(z)) - C(step)|``.
 
@@ -98,37 +130,6 @@ def annealed_vae_loss(params, batch, key, *, model, gamma: float = 1000.0,
     c = capacity(step, c_max, iteration_threshold)
     return None, gamma * jnp.abs(kl - c), {"capacity": c}
   return family_loss(params, batch, key, model=model, regularizer=regularizer)
-
-
-@dataclasses.dataclass(frozen=True)
-class VAEHparams:
-  """beta: the KL weight (1: the ELBO; Kingma & Welling 2014)."""
-  beta: float = 1.0
-
-  def __post_init__(self):
-    base.check_nonnegative("beta", self.beta)
-
-
-@dataclasses.dataclass(frozen=True)
-class BetaVAEHparams(VAEHparams):
-  """beta = 4: Higgins et al. (2017), their dSprites model (Sec. 4, Fig. 7)."""
-  beta: float = 4.0
-
-
-@dataclasses.dataclass(frozen=True)
-class AnnealedVAEHparams:
-  """Burgess et al. (2018) on dSprites (Sec. 5 / App.): gamma = 1000, C rising
-  to 25 nats over 100,000 steps (the disentanglement_lib study's setting)."""
-  gamma: float = 1000.0
-  c_max: float = 25.0
-  iteration_threshold: int = 100_000
-
-  def __post_init__(self):
-    base.check_nonnegative("gamma", self.gamma)
-    base.check_nonnegative("c_max", self.c_max)
-    base.set_field(self, "iteration_threshold", base.check_int_at_least(
-        "iteration_threshold", self.iteration_threshold, 1,
-        " (steps until the capacity reaches c_max)"))
 
 
 OBJECTIVES = (

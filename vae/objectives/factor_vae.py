@@ -86,7 +86,16 @@ def _terms(params, batch, key, model, gamma):
   return vae, aux["discriminator_loss"], aux
 
 
-def factor_vae_loss(params, batch, key, *, model, gamma: float = 35.0):
+@dataclasses.dataclass(frozen=True)
+class FactorVAEHparams:
+  """gamma = 35: Kim & Mnih (2018), their dSprites setting (Sec. 5)."""
+  gamma: float = 35.0
+
+  def __post_init__(self):
+    base.check_nonnegative("gamma", self.gamma)
+
+
+def factor_vae_loss(params, batch, key, *, model, gamma: float = FactorVAEHparams.gamma):
   """The VAE player's loss: ``-ELBO + gamma * TC_D`` (Kim & Mnih 2018, Eq. 2).
 
   Args:
@@ -105,7 +114,8 @@ def factor_vae_loss(params, batch, key, *, model, gamma: float = 35.0):
   return vae, aux
 
 
-def factor_vae_train_loss(params, batch, key, *, model, gamma: float = 35.0):
+def factor_vae_train_loss(params, batch, key, *, model,
+                          gamma: float = FactorVAEHparams.gamma):
   """VAE loss + discriminator loss, isolated from each other by
   ``stop_gradient`` (see the module docstring): what the shared train step
   differentiates. ``aux["loss"]`` is the VAE loss alone."""
@@ -130,22 +140,13 @@ def make_optimizer(vae_optimizer: optax.GradientTransformation,
       param_labels)
 
 
-@dataclasses.dataclass(frozen=True)
-class FactorVAEHparams:
-  """gamma = 35: Kim & Mnih (2018), their dSprites setting (Sec. 5)."""
-  gamma: float = 35.0
-
-  def __post_init__(self):
-    base.check_nonnegative("gamma", self.gamma)
-
-
 def _combine_optimizers(vae_optimizer, extra):
-  return make_optimizer(vae_optimizer, extra["discriminator_optim"])
+  return make_optimizer(vae_optimizer, extra["discriminator"])
 
 
 OBJECTIVES = (base.Objective(
     "factor_vae", factor_vae_train_loss, FactorVAEHparams,
     "Kim & Mnih (2018), Eq. 2 and Algorithm 1",
     extra_params=lambda key, model: {"discriminator": init_discriminator(key, model.latent_dim)},
-    extra_optimizers=("discriminator_optim",),
+    extra_optimizers=("discriminator",),
     combine_optimizers=_combine_optimizers),)

@@ -56,7 +56,17 @@ def iwae_bound(params, x, key, *, model, num_samples: int):
   return jax.nn.logsumexp(lw) - math.log(num_samples)
 
 
-def iwae_loss(params, batch, key, *, model, num_samples: int = 5):
+@dataclasses.dataclass(frozen=True)
+class IWAEHparams:
+  """k = 5: Burda et al. (2016) train with k in {1, 5, 50} (Table 1)."""
+  num_samples: int = 5
+
+  def __post_init__(self):
+    base.set_field(self, "num_samples", base.check_int_at_least("num_samples (k)",
+                                                                self.num_samples, 1))
+
+
+def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_samples):
   """Negative IWAE bound averaged over the batch (Burda et al. 2016, Eq. 8).
 
   Its gradient is the importance-weighted average of the per-sample ELBO
@@ -89,16 +99,6 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = 5):
          "log_likelihood": jax.lax.stop_gradient(ll),
          "kl": jax.lax.stop_gradient(kl)}
   return -bound, aux
-
-
-@dataclasses.dataclass(frozen=True)
-class IWAEHparams:
-  """k = 5: Burda et al. (2016) train with k in {1, 5, 50} (Table 1)."""
-  num_samples: int = 5
-
-  def __post_init__(self):
-    base.set_field(self, "num_samples", base.check_int_at_least("num_samples (k)",
-                                                                self.num_samples, 1))
 
 
 OBJECTIVES = (base.Objective("iwae", iwae_loss, IWAEHparams,

@@ -128,9 +128,30 @@ def decomposition(z, mean, logvar, dataset_size, estimator: str = "mss"):
           "kl_mc": jnp.mean(log_qzx - log_pz)}
 
 
-def tc_vae_loss(params, batch, key, *, model, alpha: float = 1.0,
-                beta: float = 6.0, gamma: float = 1.0, dataset_size=None,
-                estimator: str = "mss"):
+@dataclasses.dataclass(frozen=True)
+class TCVAEHparams:
+  """Chen et al. (2018): alpha = gamma = 1 and beta = 6, their dSprites
+  setting (Sec. 6); the MSS estimator (App. C.2). ``dataset_size`` N: 0
+  means "the training set's size", filled in from the data."""
+  alpha: float = 1.0
+  beta: float = 6.0
+  gamma: float = 1.0
+  dataset_size: int = 0
+  estimator: str = "mss"
+
+  def __post_init__(self):
+    for name in ("alpha", "beta", "gamma"):
+      base.check_nonnegative(name, getattr(self, name))
+    base.set_field(self, "dataset_size", base.check_int_at_least(
+        "dataset_size", self.dataset_size, 0,
+        " (the number of training examples N; 0: from the data)"))
+    base.check_choice("estimator", self.estimator, ESTIMATORS)
+
+
+def tc_vae_loss(params, batch, key, *, model, alpha: float = TCVAEHparams.alpha,
+                beta: float = TCVAEHparams.beta, gamma: float = TCVAEHparams.gamma,
+                dataset_size=None,
+                estimator: str = TCVAEHparams.estimator):
   """beta-TCVAE: ``-E log p(x|z) + alpha I + beta TC + gamma dimKL``
   (Chen et al. 2018, Eq. 4).
 
@@ -163,26 +184,6 @@ def batch_decomposition(params, batch, key, *, model, dataset_size,
   """``decomposition`` for any VAE-family model on one batch (a diagnostic)."""
   t = batch_elbo_terms(params, batch, key, model=model)
   return decomposition(t["z"], t["mean"], t["logvar"], dataset_size, estimator)
-
-
-@dataclasses.dataclass(frozen=True)
-class TCVAEHparams:
-  """Chen et al. (2018): alpha = gamma = 1 and beta = 6, their dSprites
-  setting (Sec. 6); the MSS estimator (App. C.2). ``dataset_size`` N: 0
-  means "the training set's size", filled in from the data."""
-  alpha: float = 1.0
-  beta: float = 6.0
-  gamma: float = 1.0
-  dataset_size: int = 0
-  estimator: str = "mss"
-
-  def __post_init__(self):
-    for name in ("alpha", "beta", "gamma"):
-      base.check_nonnegative(name, getattr(self, name))
-    base.set_field(self, "dataset_size", base.check_int_at_least(
-        "dataset_size", self.dataset_size, 0,
-        " (the number of training examples N; 0: from the data)"))
-    base.check_choice("estimator", self.estimator, ESTIMATORS)
 
 
 def _tc_vae_loss(params, batch, key, *, model, dataset_size=0, **hparams):
