@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from vae import objectives
 from vae import train as train_lib
@@ -86,6 +87,7 @@ def test_train_step_applies_each_players_gradient_with_its_own_optimizer(tiny_mo
   np.testing.assert_allclose(metrics["loss"], vae_loss, rtol=1e-5)
 
 
+@pytest.mark.slow   # trains the 6 x 1000 discriminator: ~10 s
 def test_discriminator_learns_to_separate_correlated_codes():
   # q(z): every dimension equal; product of marginals: independent. A trained
   # discriminator tells them apart and its TC estimate becomes large.

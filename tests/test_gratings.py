@@ -66,6 +66,7 @@ def test_it_cannot_be_streamed():
     data_lib.open_dataset(data_lib.DataSettings("gratings", source="stream"))
 
 
+@pytest.mark.slow   # a whole job on 64x64 images with metrics: ~15 s on 2 cores
 def test_the_job_trains_and_scores_it(tmp_path):
   c = smoke.get_config()
   c.dataset, c.model.data_shape = "gratings", (64, 64, 1)

@@ -185,6 +185,7 @@ def test_two_processes_stream_their_own_rows_and_resume_exactly(tmp_path, npz_di
   single.close()
 
 
+@pytest.mark.slow   # a whole streamed tfds job with metrics: ~25 s on 2 cores
 def test_shapes3d_streams_from_tfds_with_the_cross_entropy_likelihood(tmp_path):
   """Shapes3D through the streaming source (tfds random access, mocked):
   labels in memory, images read on demand for training, the held-out sample
