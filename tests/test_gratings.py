@@ -1,7 +1,6 @@
 """Procedural gratings: a data set added as one module (vae/data/gratings.py),
 found by the registry, trained and scored by the job with nothing else edited."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
