@@ -64,11 +64,9 @@ def check_config(config) -> None:
   _need(int(config.batch_size) >= 1, f"batch_size must be >= 1, got {config.batch_size}")
   build.schedule(config)
   _check_metrics(config)
-  _need(config.get("data_source", "auto") in data_lib.base.SOURCES,
-        f"data_source must be 'auto', 'memory' or 'stream', got {config.get('data_source')!r}")
   _need(int(config.get("prefetch_batches", 8)) >= 1,
         f"prefetch_batches must be >= 1, got {config.get('prefetch_batches')}")
-  data_lib.check_settings(build.data_settings(config))
+  data_lib.check_settings(build.data_settings(config))   # data_source, the set's own checks
   _need(config.get("train_loop", "auto") in build.TRAIN_LOOPS,
         f"train_loop must be one of {build.TRAIN_LOOPS}, got {config.get('train_loop')!r}")
   _check_optimizers(config, record)
