@@ -40,6 +40,7 @@ from typing import Any, Callable
 from absl import app, flags, logging
 
 from vae import allocator
+from vae import workdir as workdir_lib
 
 from . import studies as studies_lib
 
@@ -99,8 +100,7 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return workdir_lib.read_jsonl(path)
 
 
 def train_seconds(rows: list[dict[str, Any]]) -> float:

@@ -30,6 +30,7 @@ import optax
 from tqdm import tqdm
 
 from vae import checkpoint as ckpt_lib
+from vae import interrupt
 from vae import model as model_lib
 from vae import objectives
 from vae import parallel
@@ -309,13 +310,21 @@ def train(workdir: str, *, model: model_lib.Model, objective, optimizer, source,
   Returns:
     The final ``TrainState``.
 
+  Signals: SIGTERM and SIGINT (``vae.interrupt``) end the run cleanly: the
+  steps under way finish, a checkpoint is written, the lock is released and
+  ``Interrupted`` is raised (a second signal stops at once, keeping the last
+  checkpoint). An error in a periodic evaluation also checkpoints the steps
+  trained before it is raised.
+
   Raises:
-    NonFiniteLossError: a step's loss was NaN or inf; the last good
-      checkpoint is left in place.
+    NonFiniteLossError: a step's loss, or its gradient norm, was NaN or inf;
+      the last good checkpoint is left in place.
+    vae.interrupt.Interrupted: SIGTERM or SIGINT; a checkpoint of the last
+      finished steps is written first.
     vae.workdir.WorkdirLockedError: another process is using ``workdir``.
     vae.checkpoint.CheckpointError: checkpoints exist but none can be read.
   """
-  with workdir_lib.lock(workdir):
+  with interrupt.handle_signals(), workdir_lib.lock(workdir):
     # Writers made here are closed here; the caller's stay open (the job
     # writes its final evaluation to them).
     own = writers is None
@@ -362,10 +371,11 @@ def _train_locked(workdir, *, model, objective, optimizer, source, schedule, see
     return state, jax.device_get(metrics)
 
   bar = _progress_bar(progress, start, total)
-  state = _loop(workdir, state, start, restored, run_chunk, schedule, eval_fn, out, bar)
-  if bar is not None:
-    bar.close()
-  return state
+  try:
+    return _loop(workdir, state, start, restored, run_chunk, schedule, eval_fn, out, bar)
+  finally:
+    if bar is not None:
+      bar.close()
 
 
 def _progress_bar(progress: bool, start: int, total: int):
@@ -377,15 +387,21 @@ def _progress_bar(progress: bool, start: int, total: int):
   return bar
 
 
-def _check_finite(loss, step: int, last_ckpt, workdir: str) -> None:
-  if np.all(np.isfinite(loss)):
+def _check_finite(metrics, step: int, last_ckpt, workdir: str) -> None:
+  """Divergence: a non-finite loss, or a non-finite gradient norm (a loss can
+  stay finite, near 1e30, while the gradients' norm overflows)."""
+  names = [n for n in ("loss", "grad_norm") if n in metrics]
+  finite = [np.isfinite(np.asarray(metrics[n], np.float64)) for n in names]
+  if all(f.all() for f in finite):
     return
-  bad = step + int(np.argmin(np.isfinite(loss)))
+  i = min(int(np.argmin(f)) for f in finite if not f.all())
+  name = next(n for n, f in zip(names, finite) if not f[i])
   where = (f"the last good checkpoint (step {last_ckpt}) is kept in "
            f"{workdir}/checkpoints" if last_ckpt is not None
            else "no checkpoint had been written yet")
+  what = "loss" if name == "loss" else "gradient norm"
   raise NonFiniteLossError(
-      f"non-finite loss ({loss[bad - step]}) at step {bad}; training "
+      f"non-finite {what} ({np.asarray(metrics[name])[i]}) at step {step + i}; training "
       f"stopped; {where}. Lower the learning rate or clip the gradient norm.")
 
 
@@ -405,12 +421,19 @@ def _loop(workdir, state, start, last_ckpt, run_chunk, schedule, eval_fn, out, b
   ``checkpoint_every`` steps and at the end."""
   log_every, ckpt_every = int(schedule.log_every), int(schedule.checkpoint_every)
   eval_every, total = int(schedule.eval_every), int(schedule.num_steps)
+  with interrupt.deferred():
+    return _chunks(workdir, state, start, last_ckpt, run_chunk, log_every, ckpt_every,
+                   eval_every, total, eval_fn, out, bar)
+
+
+def _chunks(workdir, state, start, last_ckpt, run_chunk, log_every, ckpt_every, eval_every,
+            total, eval_fn, out, bar):
   t_last = time.perf_counter()
   step = start
   while step < total:
     n = _log_period(step, log_every, total)
     state, metrics = run_chunk(state, step, n)
-    _check_finite(np.asarray(metrics["loss"]), step, last_ckpt, workdir)
+    _check_finite(metrics, step, last_ckpt, workdir)
     step += n
     now = time.perf_counter()
     row = {"steps_per_sec": n / max(now - t_last, 1e-9)}
@@ -418,14 +441,26 @@ def _loop(workdir, state, start, last_ckpt, run_chunk, schedule, eval_fn, out, b
     t_last = now
     out.write_scalars(step, "train", row)
     if eval_fn is not None and eval_every and (step % eval_every == 0 or step == total):
-      _periodic_eval(eval_fn, state.params, step, out)
+      try:
+        _periodic_eval(eval_fn, state.params, step, out)
+      except BaseException:
+        if last_ckpt != step:      # the trained steps are kept whatever failed
+          ckpt_lib.save(workdir, step, state)
+        raise
       t_last = time.perf_counter()
     if bar is not None:
       if bar.desc.startswith("compiling"):
         bar.set_description("training", refresh=False)
       bar.update(n)
       bar.set_postfix(loss=f"{row['loss']:.2f}")
-    if step % ckpt_every == 0 or step == total:
-      ckpt_lib.save(workdir, step, state)
+    signum = interrupt.pending()
+    if step % ckpt_every == 0 or step == total or signum is not None:
+      if last_ckpt != step:
+        ckpt_lib.save(workdir, step, state)
       last_ckpt = step
+    if signum is not None:
+      raise interrupt.Interrupted(
+          signum, f"stopped by {interrupt.signal_name(signum)} at step {step} of {total}; "
+          f"checkpoint written in {workdir}/checkpoints; run the same command again to "
+          "resume")
   return state

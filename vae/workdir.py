@@ -127,6 +127,19 @@ def lock(workdir: str):
     os.close(fd)   # releases the flock
 
 
+def read_jsonl(path: str) -> list[dict]:
+  """The rows of a jsonl file (``metrics.jsonl``), leaving out a last line cut
+  short by a kill."""
+  rows = []
+  with open(path) as f:
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except ValueError:
+        continue
+  return rows
+
+
 def truncate_metrics(path: str, step: int) -> int:
   """Drops the rows of the jsonl file ``path`` whose ``step`` is after
   ``step`` (and any partly written last line); returns how many were

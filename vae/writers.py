@@ -19,10 +19,16 @@ free of both. (``flax.metrics.tensorboard`` and ``clu`` write through
 TensorFlow's summary ops; ``torch.utils.tensorboard`` needs torch.)
 
 Resuming: ``resume(step)`` is called once before a run writes, with the step
-it restarts from. The jsonl writer drops the rows after it; the TensorBoard
-writer opens its file with ``purge_step = step + 1``, which tells TensorBoard
-to discard the events after ``step`` of earlier files, so a resumed run's
-curves hold each step once.
+it restarts from. The jsonl writer drops the rows after it. The TensorBoard
+writer of a workdir (``default_writers``) is a copy of ``metrics.jsonl``: on
+``resume`` it deletes its event files and writes the rows of
+``metrics.jsonl`` up to ``step`` again, so whatever was killed when (during
+training, the final evaluation or a re-evaluation), TensorBoard holds each
+row of ``metrics.jsonl`` once, and the ``final/`` scalars and the figures of
+the last evaluation once. It flushes after every call, so a row in one is in
+the other. (A TensorBoard writer without a jsonl file to copy opens its file
+with ``purge_step = step + 1``: TensorBoard then discards the events after
+``step`` of earlier files.)
 """
 
 from __future__ import annotations
@@ -122,10 +128,18 @@ def _summary_writer_class():
 
 
 class TensorBoardWriter:
-  """TensorBoard event files under ``logdir`` (see the module docstring)."""
+  """TensorBoard event files under ``logdir`` (see the module docstring).
 
-  def __init__(self, logdir: str):
-    self.logdir = logdir
+  Args:
+    logdir: the folder of the event files.
+    replay_from: a ``metrics.jsonl`` this writer copies: on ``resume(step)``
+      the event files are rewritten from its rows up to ``step``.
+  """
+
+  EVENT_PREFIX = "events.out.tfevents."
+
+  def __init__(self, logdir: str, replay_from: str | None = None):
+    self.logdir, self.replay_from = logdir, replay_from
     self._writer = None
     self._purge_step = None
 
@@ -140,17 +154,39 @@ class TensorBoardWriter:
     return self._writer
 
   def resume(self, step: int) -> None:
-    if self._writer is None:
+    if self._writer is not None:
+      return
+    if self.replay_from is None:
       # step + 1 also at 0: a run restarted from scratch drops its old events.
       self._purge_step = int(step) + 1
+      return
+    import jax
+    if jax.process_index() != 0:
+      return
+    if os.path.isdir(self.logdir):
+      for name in os.listdir(self.logdir):
+        if name.startswith(self.EVENT_PREFIX):
+          os.remove(os.path.join(self.logdir, name))
+    rows = workdir_lib.read_jsonl(self.replay_from) if os.path.exists(self.replay_from) else []
+    for row in rows:
+      if int(row.get("step", 0)) <= int(step):
+        self._add_scalars(int(row["step"]), row.get("split", "train"),
+                          {k: v for k, v in row.items() if k not in ("step", "split")})
+    if self._writer is not None:
+      self._writer.flush()
 
-  def write_scalars(self, step, split, scalars):
+  def _add_scalars(self, step, split, scalars):
     w = self._get()
     if w is None:
       return
     for tag, value in flatten(scalars, f"{split}/").items():
       if math.isfinite(value):
         w.add_scalar(tag, value, int(step))
+
+  def write_scalars(self, step, split, scalars):
+    self._add_scalars(step, split, scalars)
+    if self._writer is not None:
+      self._writer.flush()       # a row in metrics.jsonl is in TensorBoard too
 
   def write_images(self, step, images):
     w = self._get()
@@ -165,6 +201,7 @@ class TensorBoardWriter:
       if img.dtype != np.uint8:
         img = (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
       w.add_image(name, img, int(step), dataformats="HWC")
+    w.flush()
 
   def close(self):
     if self._writer is not None:
@@ -204,11 +241,11 @@ def as_writer(writers) -> MetricWriter:
 
 def default_writers(workdir: str, tensorboard: bool = True) -> list[MetricWriter]:
   """``metrics.jsonl`` (train and eval rows) and, with ``tensorboard``, event
-  files in ``workdir/tensorboard``."""
-  out: list[MetricWriter] = [JsonlWriter(os.path.join(workdir, "metrics.jsonl"),
-                                         splits=("train", "eval"))]
-  if tensorboard:
-    out.append(TensorBoardWriter(os.path.join(workdir, "tensorboard")))
+  files in ``workdir/tensorboard`` that copy it (see the module docstring)."""
+  jsonl = os.path.join(workdir, "metrics.jsonl")
+  out: list[MetricWriter] = [JsonlWriter(jsonl, splits=("train", "eval"))]
+  if tensorboard:    # after the jsonl writer: it copies the rows that one kept
+    out.append(TensorBoardWriter(os.path.join(workdir, "tensorboard"), replay_from=jsonl))
   return out
 
 
