@@ -145,7 +145,7 @@ def test_procedural_dsprites_cannot_be_streamed(smoke_config):
 
 def test_a_streamed_reader_is_checked_against_the_likelihood():
   x = np.full((20, 28, 28, 1), 0.5, np.float32)
-  with pytest.raises(ValueError, match=r"first streamed batch.*'cross_entropy'"):
+  with pytest.raises(ValueError, match=r"training data \(streamed\).*'cross_entropy'"):
     sources.make_source(streaming.ArrayReader(x), 8, jax.random.key(0), model=_model())
   with pytest.raises(ValueError, match=r"model.data_shape is \(28, 28, 1\).*\(14, 14, 1\)"):
     sources.make_source(streaming.ArrayReader(x[:, :14, :14]), 8, jax.random.key(0),

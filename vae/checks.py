@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 
 def check_data(x, *, data_shape: Sequence[int] | None = None,
                likelihood: str | None = None, name: str = "data",
-               scale: float = 1.0) -> None:
+               scale: float = 1.0, where: Callable[[int], str] | None = None) -> None:
   """Validates a batch or data set of shape [N, *data_shape].
 
   Args:
@@ -29,6 +29,9 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
     name: what to call the array in messages.
     scale: the values the model sees are ``x * scale`` (1/255 for uint8
       pixels that a source scales on the device).
+    where: names example ``i`` of ``x`` as its source knows it (a file, the
+      row of a file: ``reader.where``); a bad value is then reported there,
+      not at its index in ``x``.
 
   Raises:
     ValueError: wrong rank/shape, NaN or inf, or values the likelihood
@@ -49,9 +52,9 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
   if np.issubdtype(arr.dtype, np.floating):
     finite = np.isfinite(arr)
     if not finite.all():
-      bad = np.argwhere(~finite)[0]
+      bad = tuple(int(i) for i in np.argwhere(~finite)[0])
       raise ValueError(f"{name} contains NaN or inf ({(~finite).sum()} values; "
-                       f"first at index {tuple(int(i) for i in bad)})")
+                       f"first at {_at(bad, where)})")
   if likelihood not in ("bernoulli", "cross_entropy"):
     return
   lo, hi = float(arr.min()) * scale, float(arr.max()) * scale
@@ -68,13 +71,21 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
       bad = tuple(int(i) for i in np.argwhere(~binary)[0])
       raise ValueError(
           f"{name} must be binary (0 or 1){scaled} under likelihood='bernoulli', got "
-          f"value {arr[bad]!r} at index {bad} (range [{lo:g}, {hi:g}]); {fits}; or "
+          f"value {arr[bad].item()!r} at {_at(bad, where)} (range [{lo:g}, {hi:g}]); {fits}; or "
           "binarize the data")
   elif not in_unit:
     bad = tuple(int(i) for i in np.argwhere((arr * scale < 0) | (arr * scale > 1))[0])
     raise ValueError(
         f"{name} must lie in [0, 1]{scaled} under likelihood={likelihood!r}, got value "
-        f"{arr[bad]!r} at index {bad} (range [{lo:g}, {hi:g}]); {fits}")
+        f"{arr[bad].item()!r} at {_at(bad, where)} (range [{lo:g}, {hi:g}]); {fits}")
+
+
+def _at(index: tuple[int, ...], where: Callable[[int], str] | None) -> str:
+  """Where a bad value is: its index, or its example as the source names it
+  (``where``) and its index within that example."""
+  if where is None or not index:
+    return f"index {index}"
+  return f"{where(index[0])}, element {index[1:]}"
 
 
 def load_npz_array(path: str, key: str) -> np.ndarray:

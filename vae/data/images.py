@@ -25,7 +25,7 @@ import dataclasses
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -67,12 +67,15 @@ class Images:
     labels: int32 [N] or None.
     names: a name per image (relative path, or "row i" of an ``.npz``).
     class_names: the label names (folders), if any.
+    where: ``where(i)`` names image ``i`` as its source knows it (its file,
+      or its row of the file), for error messages; None: its index.
   """
   pixels: np.ndarray
   scale: float
   labels: np.ndarray | None = None
   names: tuple[str, ...] = ()
   class_names: tuple[str, ...] = ()
+  where: Callable[[int], str] | None = dataclasses.field(default=None, compare=False)
 
   def __len__(self) -> int:
     return int(self.pixels.shape[0])
@@ -85,7 +88,7 @@ class Images:
   def from_reader(cls, reader) -> "Images":
     """Every example of a reader (``image_reader``), read into memory."""
     return cls(reader.read(np.arange(reader.num_examples)), reader.scale, None,
-               tuple(reader.names))
+               tuple(reader.names), where=reader.where)
 
   def as_float(self, max_examples: int = 0) -> np.ndarray:
     """float32 [N, H, W, C] in the model's units (the first ``max_examples``)."""
@@ -230,7 +233,7 @@ def load_images(path: str, data_shape: Sequence[int], split: str = "all", *,
   pixels = reader.read(np.arange(len(files)))
   return Images(pixels, 1.0 / 255.0,
                 None if listing.labels is None else listing.labels[rows],
-                tuple(files), listing.class_names)
+                tuple(files), listing.class_names, where=reader.where)
 
 
 def _convert(img: np.ndarray, data_shape) -> np.ndarray:
@@ -270,6 +273,9 @@ class ImageFileReader:
       f.result()
     return out
 
+  def where(self, row: int) -> str:
+    return os.path.join(self.root, self.files[int(row)])
+
 
 def image_reader(path: str, data_shape: Sequence[int], split: str = "train", *,
                  validation_fraction: float = 0.1, max_examples: int = 0,
@@ -286,6 +292,15 @@ def image_reader(path: str, data_shape: Sequence[int], split: str = "train", *,
   if max_examples:
     rows = rows[:max_examples]
   return ImageFileReader(path, [listing.files[i] for i in rows], data_shape, num_threads)
+
+
+def sample_max(arr, rows: int = 256) -> int:
+  """The largest value among at most ``rows`` rows of ``arr`` spread evenly
+  over it (a memory-mapped file pages in only those)."""
+  if not len(arr):
+    return 0
+  picks = np.unique(np.linspace(0, len(arr) - 1, min(rows, len(arr))).astype(np.int64))
+  return int(max(int(np.max(arr[i])) for i in picks))
 
 
 class ArrayFileReader:
@@ -313,10 +328,11 @@ class ArrayFileReader:
     self.rows = rows[:max_examples] if max_examples else rows
     self.names = tuple(names[i] for i in self.rows)
     self.array, self.path = arr, path
-    # 0/1 uint8 (binary images) keep scale 1; the maximum is taken in blocks,
-    # so a memory-mapped file is scanned, not loaded.
-    binary = arr.dtype == np.uint8 and max(
-        (int(arr[i:i + 4096].max()) for i in range(0, len(arr), 4096)), default=0) <= 1
+    # 0/1 uint8 (binary images) keep scale 1. Decided from a sample of rows
+    # spread over the file, so that opening it does not read it whole: a row
+    # the sample missed that is not 0/1 is caught when it is read (every
+    # batch is checked), naming this file and the row.
+    binary = arr.dtype == np.uint8 and sample_max(arr) <= 1
     self.scale = 1.0 / 255.0 if arr.dtype == np.uint8 and not binary else 1.0
     self.dtype = np.dtype(np.uint8) if arr.dtype == np.uint8 else np.dtype(np.float32)
     self.num_examples = len(self.rows)
@@ -327,6 +343,9 @@ class ArrayFileReader:
     if out.shape[1:] != self.example_shape:
       out = np.stack([_convert(a, self.example_shape) for a in out])
     return out.astype(self.dtype, copy=False)
+
+  def where(self, row: int) -> str:
+    return f"row {int(self.rows[int(row)])} of {self.path}"
 
 
 def _check(settings: base.DataSettings) -> None:

@@ -143,19 +143,33 @@ def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
     if tuple(train_data.example_shape) != model.data_shape:
       raise ValueError(f"model.data_shape is {model.data_shape} but the streamed data set "
                        f"holds examples of shape {tuple(train_data.example_shape)}")
-    # A first batch is checked here; the rest are read while training.
-    first = train_data.read(np.arange(min(int(batch_size), train_data.num_examples)))
-    checks.check_data(first, data_shape=model.data_shape, likelihood=model.likelihood,
-                      name="training data (first streamed batch)", scale=train_data.scale)
+    check = _batch_check(train_data, model)
+    # A first batch is checked here, before anything compiles; every batch
+    # is checked again as the source reads it while training.
+    first = np.arange(min(int(batch_size), train_data.num_examples))
+    check(train_data.read(first), first)
     # A reader may ask for uniform draws (a streamed ground-truth set).
     return streaming.StreamingSource(train_data, batch_size, data_key, prefetch,
-                                     getattr(train_data, "sampling", "epochs"))
-  scale = 1.0
+                                     getattr(train_data, "sampling", "epochs"), check=check)
+  scale, where = 1.0, None
   if isinstance(train_data, images.Images):
-    train_data, scale = train_data.pixels, train_data.scale
+    train_data, scale, where = train_data.pixels, train_data.scale, train_data.where
   checks.check_data(train_data, data_shape=model.data_shape,
-                    likelihood=model.likelihood, name="training data", scale=scale)
+                    likelihood=model.likelihood, name="training data", scale=scale, where=where)
   return ArraySource(train_data, batch_size, data_key, scale)
+
+
+def _batch_check(reader, model):
+  """``check(batch, rows)`` of a streamed batch: ``check_data`` with the
+  model's shape and likelihood, a bad value named by the reader's file and
+  row (``reader.where``)."""
+  where = getattr(reader, "where", lambda row: f"row {int(row)}")
+
+  def check(batch, rows):
+    checks.check_data(batch, data_shape=model.data_shape, likelihood=model.likelihood,
+                      name="training data (streamed)", scale=reader.scale,
+                      where=lambda i: where(rows[i]))
+  return check
 
 
 def ground_truth_eval_sample(ground_truth, num: int, eval_key) -> np.ndarray:

@@ -15,7 +15,15 @@ the device:
   format).
 
 A reader has ``num_examples``, ``example_shape``, ``dtype``, ``scale`` (the
-model sees ``values * scale``) and ``read(rows) -> [k, *example_shape]``.
+model sees ``values * scale``), ``read(rows) -> [k, *example_shape]`` and
+``where(row)``, which names a row as its source knows it (a file, a row of a
+file) for error messages.
+
+Every batch is checked as it is read, on the host, with the checks data in
+memory gets (``vae.checks.check_data``: shape, finite values, what the
+likelihood can score), and a bad value is reported at the file and row it
+came from (``StreamingSource(check=...)``; ``vae.data.sources.make_source``
+passes the model's).
 
 Several processes (``jax.distributed``): each reads only the rows of the
 global batch that its own devices hold (``shard_rows``), and the training
@@ -52,14 +60,17 @@ class ArrayReader:
   """Random access to a host array [N, *shape] (e.g. ``np.load(path,
   mmap_mode="r")`` of an ``.npy``, which pages in only what is read)."""
 
-  def __init__(self, array, scale: float = 1.0):
-    self.array = array
+  def __init__(self, array, scale: float = 1.0, origin: str = ""):
+    self.array, self.origin = array, origin
     self.num_examples = int(array.shape[0])
     self.example_shape = tuple(int(s) for s in array.shape[1:])
     self.dtype, self.scale = np.dtype(array.dtype), float(scale)
 
   def read(self, rows) -> np.ndarray:
     return read_rows(self.array, rows)
+
+  def where(self, row: int) -> str:
+    return f"row {int(row)}" + (f" of {self.origin}" if self.origin else "")
 
 
 def read_rows(array, rows) -> np.ndarray:
@@ -97,7 +108,7 @@ class TfdsReader:
       raise ValueError(f"tfds {name}[{split}] cannot be read by random access "
                        f"({type(e).__name__}: {e}); {random_access_hint(name, data_dir)}") \
           from None
-    self.name, self.image, self.resize = name, image, resize
+    self.name, self.split, self.image, self.resize = name, split, image, resize
     self._pool = ThreadPoolExecutor(os.cpu_count() or 1)
     self.num_examples = len(self.source)
     shape = tuple(tfds.builder(name, data_dir=data_dir).info.features[image].shape)
@@ -113,6 +124,9 @@ class TfdsReader:
       from vae.data.tfds_ground_truth import resize_images
       images = resize_images(images, self.resize)
     return images.astype(np.uint8).reshape((len(rows),) + self.example_shape)
+
+  def where(self, row: int) -> str:
+    return f"example {int(row)} of tfds {self.name}[{self.split}]"
 
 
 def read_examples(source, rows, pool=None) -> list:
@@ -210,12 +224,16 @@ class StreamingSource:
       every batch drawn uniformly with replacement, rows
       ``randint(fold_in(data_key, step), B, 0, N)``, as disentanglement_lib
       samples ground-truth sets (and ``GroundTruthSource`` does on the device).
+    check: ``check(batch, rows)``, called on every batch as it is read (its
+      rows: the reader's), raises on bad data; the error reaches the training
+      loop at that batch's step.
   """
 
   host_fed = True
 
   def __init__(self, reader, batch_size: int, data_key: jax.Array, prefetch: int = 8,
-               sampling: str = "epochs"):
+               sampling: str = "epochs", check=None):
+    self.check = check
     if sampling not in ("epochs", "uniform"):
       raise ValueError(f"sampling must be 'epochs' or 'uniform', got {sampling!r}")
     self.sampling = sampling
@@ -266,7 +284,11 @@ class StreamingSource:
     """Rows ``[start, stop)`` (default: all) of the batch of ``step``, as
     stored ([k, *example_shape], the reader's dtype)."""
     lo, hi = rows or (0, self.batch_size)
-    return self.reader.read(self.batch_rows(step)[lo:hi])
+    rows = self.batch_rows(step)[lo:hi]
+    batch = self.reader.read(rows)
+    if self.check is not None:
+      self.check(batch, rows)
+    return batch
 
   def _produce(self, start: int, q: queue.Queue, stop: threading.Event, rows):
     def put(item) -> bool:
