@@ -18,8 +18,9 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from . import cli
 from . import job as job_lib
 from . import record
 from vae import allocator
@@ -142,9 +143,7 @@ def main(argv):
 
 def run():
   """The ``vae-evaluate`` console script."""
-  import sys
-  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
-  app.run(main)
+  cli.run(main, doc=__doc__, module=__name__)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import sys
 
+import errno
+import re
+
 from vae import checkpoint as ckpt_lib
+from vae import checks
 from vae import interrupt
 from vae import train as train_lib
 from vae import workdir as workdir_lib
@@ -15,8 +19,15 @@ from vae import workdir as workdir_lib
 from .record import NonFiniteEvaluationError
 from .rerun import ConfigChangedError
 
+
+class DiskFullError(OSError):
+  """The disk (or a quota) is full: an ``OSError`` ENOSPC/EDQUOT, wherever
+  in a chain of exceptions it was raised (orbax and tensorstore wrap it)."""
+
+
 # (failure, exit code, what the experiment layer adds to the library's message)
 _TABLE = (
+    (checks.InputError, 2, ""),                  # config or data refused before training
     (train_lib.NonFiniteLossError, 3,            # training diverged; last good checkpoint kept
      " (config: optim.learning_rate, optim.grad_clip_norm)"),
     (NonFiniteEvaluationError, 4, ""),           # final evaluation not finite; nulls written
@@ -26,6 +37,7 @@ _TABLE = (
     # SIGTERM / SIGINT: 128 + the signal's number (143, 130), as a shell reports
     # a process killed by it; the steps trained were checkpointed first.
     (interrupt.Interrupted, None, ""),
+    (DiskFullError, 8, ""),                      # no space left; last good checkpoint kept
 )
 
 EXIT_CODES = {cls.__name__: code for cls, code, _ in _TABLE if code is not None}
@@ -38,7 +50,15 @@ def exit_on_known_failure(fn, *args, **kwargs):
   and exits with its code."""
   try:
     with interrupt.handle_signals():
-      return fn(*args, **kwargs)
+      try:
+        return fn(*args, **kwargs)
+      except Exception as e:  # pylint: disable=broad-except  (re-raised unless disk full)
+        full = disk_full(e)
+        if full is None:
+          raise
+        raise DiskFullError(f"no space left on the device{_writing(full)}; the last good "
+                            "checkpoint is kept: free space (or choose another --workdir) "
+                            "and rerun the same command to resume") from None
   except tuple(cls for cls, _, _ in _TABLE) as e:
     code, hint = next((code, hint) for cls, code, hint in _TABLE if isinstance(e, cls))
     _close_progress_bars()    # so that the message is the last line
@@ -50,3 +70,26 @@ def _close_progress_bars() -> None:
   from tqdm import tqdm
   for bar in list(getattr(tqdm, "_instances", ())):
     bar.close()
+
+
+def disk_full(error: BaseException) -> BaseException | None:
+  """The exception in ``error``'s chain that says the disk is full (an
+  ``OSError`` ENOSPC or EDQUOT, or tensorstore's "No space left on device"),
+  or None."""
+  seen = []
+  while error is not None and error not in seen:
+    seen.append(error)
+    if ((isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT))
+        or "No space left on device" in str(error)):
+      return error
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _writing(error: BaseException) -> str:
+  """" while writing <file>" for a disk-full error, where it names one."""
+  path = getattr(error, "filename", None)
+  if not path:
+    found = re.findall(r'(?:Failed writing|local file): "([^"]+)"', str(error))
+    path = found[0] if found else None
+  return f" while writing {path}" if path else ""

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
+from vae import checks
 from vae import evaluate as ev
 from vae import train as train_lib
 from vae import workdir as workdir_lib
@@ -36,8 +38,8 @@ from .exits import EXIT_CODES, exit_on_known_failure
 from .record import (SCORE_KEY, NonFiniteEvaluationError, evaluate_and_record, score_key,
                      write_figures)
 from .rerun import (RERUN_MAY_CHANGE, ConfigChangedError, absolute_paths, check_rerun,
-                    check_rerun_data, config_changes, load_run_config, upgrade_config,
-                    with_defaults)
+                    check_rerun_data, check_unrecorded_checkpoints, config_changes,
+                    load_run_config, upgrade_config, with_defaults)
 from .resolve import Job, load_split, open_data, resolve, restore_params, restore_state
 
 # The experiment layer's names, for scripts and notebooks that import the job.
@@ -92,6 +94,8 @@ def train_and_evaluate(config, workdir: str, writers=(), progress: bool = True) 
     The evaluation dict written to ``eval_<split>.json``.
 
   Raises:
+    vae.checks.InputError: the config or its data were refused before
+      anything ran (the message says what was expected and what came).
     ConfigChangedError: the workdir was trained with another config.
     vae.workdir.WorkdirLockedError: another process is using the workdir.
     vae.train.NonFiniteLossError: training diverged (last good checkpoint kept).
@@ -99,10 +103,17 @@ def train_and_evaluate(config, workdir: str, writers=(), progress: bool = True) 
       with nulls and a ``non_finite`` list first).
   """
   config = absolute_paths(config)
-  job = resolve(config)
+  try:
+    job = resolve(config)
+  except (ValueError, TypeError, FileNotFoundError) as e:
+    # Refused before anything ran: the config's or the data's to fix (exit 2).
+    raise checks.InputError(str(e)) from e
   with workdir_lib.lock(workdir):
     check_rerun(config, workdir)
     check_rerun_data(job, workdir)
+    if check_unrecorded_checkpoints(job, workdir):
+      print(f"{workdir} had checkpoints but no config.json; they fit this config, so "
+            "config.json is written again from it", file=sys.stderr, flush=True)
     stored = json.loads(config.to_json_best_effort())
     stored["effective"] = job.effective_config()
     workdir_lib.write_json(os.path.join(workdir, "config.json"), stored, indent=2)

@@ -155,6 +155,37 @@ def check_rerun_data(job, workdir: str) -> None:
         "data_source explicitly where 'auto' chose differently on this machine).")
 
 
+def check_unrecorded_checkpoints(job, workdir: str) -> bool:
+  """A workdir with checkpoints but no config.json (deleted, or lost): the
+  config given may continue it only if the newest readable checkpoint
+  restores into its model and optimizer (every array's shape and dtype);
+  nothing is written before that is known. Returns whether that was the case
+  (the caller then writes config.json again).
+
+  Raises:
+    ConfigChangedError: the checkpoints do not fit the config, with what to do.
+  """
+  if os.path.exists(os.path.join(workdir, "config.json")) or not ckpt_lib.all_steps(workdir):
+    return False
+  import jax
+  from vae import train as train_lib
+  target = jax.eval_shape(lambda: train_lib.init_state(jax.random.key(0), job.model,
+                                                       job.optimizer, job.objective))
+  step = ckpt_lib.latest_step(workdir)
+  try:
+    differences = ckpt_lib.shape_mismatches(workdir, target, step)
+  except Exception as e:  # pylint: disable=broad-except  (unreadable metadata: training says which)
+    differences = [f"its metadata cannot be read ({type(e).__name__})"]
+  if differences:
+    shown = "\n  ".join(differences[:8]) + (f"\n  ... and {len(differences) - 8} more"
+                                            if len(differences) > 8 else "")
+    raise ConfigChangedError(
+        f"{workdir} holds checkpoints but no config.json, and checkpoint {step} does not "
+        f"fit this config:\n  {shown}\nNothing was written. Rerun with the config it was "
+        "trained with (its model, objective and optimizer), or use a new --workdir.")
+  return True
+
+
 def absolute_paths(config):
   """A copy of ``config`` whose data folders are absolute, so that the
   config.json it writes works from any current directory."""

@@ -99,8 +99,12 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
     data = open_data(config)
     train_data, eval_data, ground_truth = data.train, data.eval, data.ground_truth
     fingerprint = data.fingerprint
+    checks.check_model_fits(model.data_shape, np.shape(eval_data)[1:],
+                            f"the {config.dataset!r} evaluation data")
     checks.check_data(eval_data, data_shape=model.data_shape, likelihood=model.likelihood,
                       name="evaluation data")
+    ev.check_eval_size(len(eval_data), spec=build.eval_spec(config),
+                       probabilistic=objectives.get(config.objective).probabilistic)
   elif isinstance(train_data, GroundTruthData):
     ground_truth = train_data
   num_train = sources.num_examples(train_data) if train_data is not None else None

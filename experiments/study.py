@@ -37,11 +37,12 @@ import time
 import traceback
 from typing import Any, Callable
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from vae import allocator
 from vae import workdir as workdir_lib
 
+from . import cli
 from . import studies as studies_lib
 
 _WORKROOT = flags.DEFINE_string("workroot", "workdirs/studies",
@@ -333,13 +334,13 @@ def main(argv):
   allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   logging.set_verbosity(logging.WARNING)
   if len(argv) != 3 or argv[1] not in ("run", "status", "report", "gifs"):
-    raise app.UsageError("usage: vae-study run|status|report|gifs <study>; studies: "
-                         f"{sorted(studies_lib.REGISTRY)}")
+    cli.usage_error("usage: vae-study run|status|report|gifs <study>; studies: "
+                    f"{sorted(studies_lib.REGISTRY)}")
   command, name = argv[1], argv[2]
   try:
     study = studies_lib.get(name)
   except ValueError as e:
-    raise app.UsageError(str(e))
+    cli.usage_error(str(e))
   if command == "status":
     for run, what in status(study, _RESULTS.value):
       print(f"{run:32s} {what}")
@@ -369,8 +370,7 @@ def main(argv):
 
 def run():
   """The ``vae-study`` console script."""
-  sys.modules["__main__"].__doc__ = __doc__
-  app.run(main)
+  cli.run(main, doc=__doc__, module=__name__)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ import os
 import shlex
 from typing import Any, Iterable, Sequence
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from vae import allocator
 
+from . import cli
 from . import configs
 
 _CONFIG = flags.DEFINE_string("config", None, "A config with get_config() and get_sweep(): "
@@ -191,16 +192,14 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   if not _CONFIG.value or not _ROOT.value:
-    raise app.UsageError("--config and --root are required")
+    cli.usage_error("--config and --root are required")
   run_sweep(_CONFIG.value, _ROOT.value, parse_seeds(_SEEDS.value), parse_sets(_SET.value),
             _RUN.value)
 
 
 def run():
   """The ``vae-sweep`` console script."""
-  import sys
-  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
-  app.run(main)
+  cli.run(main, doc=__doc__, module=__name__)
 
 
 if __name__ == "__main__":

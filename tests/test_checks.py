@@ -22,8 +22,9 @@ def _data(n=100):
 
 
 @pytest.mark.parametrize("data,match", [
-    (np.zeros((10, 28, 28), np.float32), r"must have shape \[N, 28, 28, 1\].*got shape \(10, 28, 28\)"),
-    (np.zeros((10, 32, 32, 1), np.float32), r"got shape \(10, 32, 32, 1\)"),
+    (np.zeros((10, 28, 28), np.float32),
+     r"model.data_shape is \(28, 28, 1\) but the training data holds examples of shape \(28, 28\)"),
+    (np.zeros((10, 32, 32, 1), np.float32), r"examples of shape \(32, 32, 1\)"),
     (np.full((10, 28, 28, 1), 0.5, np.float32), r"must be binary \(0 or 1\) under likelihood='bernoulli'"),
     (np.where(np.arange(10 * 784).reshape(10, 28, 28, 1) == 17, np.nan, 0.0).astype(np.float32),
      r"contains NaN or inf .*first at index \(0, 0, 17, 0\)"),

@@ -215,3 +215,177 @@ def test_a_nan_in_a_streamed_npy_is_reported_at_the_files_own_row(smoke_config, 
   with pytest.raises(ValueError, match=rf"NaN or inf .*first at row 1234 of {path}, "
                                        r"element \(5, 6, 0\)"):
     job_lib.train(c, str(tmp_path / "run"), progress=False)
+
+
+# ------------------------------ item 4: checkpoints without config.json
+@pytest.fixture(scope="module")
+def finished_run(npz_dir, tmp_path_factory):
+  """A finished smoke run (100 steps), trained by the job."""
+  from experiments.configs import smoke
+  c = smoke.get_config()
+  c.data_dir, c.max_train_examples, c.eval.max_examples, c.num_steps = npz_dir, 0, 0, 100
+  c.eval_every, c.eval.num_importance_samples = 0, 2
+  wd = str(tmp_path_factory.mktemp("finished") / "run")
+  job_lib.train_and_evaluate(c, wd, progress=False)
+  return wd, c
+
+
+def _copy_run(src, dst):
+  import shutil
+  shutil.copytree(src, dst)
+  return str(dst)
+
+
+def test_checkpoints_without_config_json_are_checked_against_the_config(finished_run,
+                                                                       tmp_path):
+  src, config = finished_run
+  wd = _copy_run(src, tmp_path / "run")
+  os.remove(os.path.join(wd, "config.json"))
+  other = config.copy_and_resolve_references()
+  other.model.latent_dim = 3
+  # Before: the changed config wrote its config.json, then failed (exit 7,
+  # shape mismatch), and the original config was refused from then on (exit 6).
+  with pytest.raises(job_lib.ConfigChangedError,
+                     match=r"(?s)no config.json.*params.decoder.dense_0.kernel: stored \(8, 64\) "
+                           r"float32, this config \(3, 64\)"):
+    job_lib.train_and_evaluate(other, wd, progress=False)
+  assert not os.path.exists(os.path.join(wd, "config.json"))       # nothing written
+  job_lib.train_and_evaluate(config, wd, progress=False)              # the original fits
+  assert json.load(open(os.path.join(wd, "config.json")))["model"]["latent_dim"] == 8
+
+
+# ------------------------------------------ item 5: a tiny validation split
+def test_a_validation_split_too_small_to_evaluate_is_refused_before_training(smoke_config,
+                                                                            tmp_path):
+  from PIL import Image
+  from vae import checks
+  folder = tmp_path / "three"
+  os.makedirs(folder)
+  for i in range(3):    # with validation_fraction 0.2, 0.png alone is in validation
+    img = (np.random.default_rng(i).random((28, 28)) > 0.5).astype(np.uint8) * 255
+    Image.fromarray(img).save(folder / f"{i}.png")
+  c = _images_config(smoke_config, folder, "memory", validation_fraction=0.2, batch_size=1)
+  wd = str(tmp_path / "run")
+  # Before: trained, then crashed in the KL diagnostics ("minibatch stratified
+  # sampling needs a batch of at least 2, got 1") with no checkpoint written.
+  with pytest.raises(checks.InputError, match=r"validation\) holds 1 example.*at least 2"):
+    job_lib.train_and_evaluate(c, wd, progress=False)
+  assert not os.path.exists(os.path.join(wd, "checkpoints"))
+
+
+def test_an_error_in_a_periodic_evaluation_keeps_the_steps_trained(smoke_config, tmp_path):
+  wd = str(tmp_path / "run")
+  calls = []
+
+  def failing_eval(params, step):
+    calls.append(step)
+    raise RuntimeError("evaluation failed")
+
+  smoke_config.checkpoint_every = 200        # the first checkpoint would be at 200
+  with pytest.raises(RuntimeError, match="evaluation failed"):
+    job_lib.train(smoke_config, wd, eval_fn=failing_eval, progress=False)
+  assert calls == [100] and ckpt_lib.all_steps(wd) == [100]
+
+
+# ------------------------------------- item 6: exit codes and one-line messages
+def _run_script(args, cwd=ROOT):
+  p = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                     timeout=600)
+  return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.slow   # ~60 s: a dozen real processes
+def test_bad_command_lines_get_one_line_and_exit_2_and_help_exits_0(finished_run, npz_dir):
+  wd, _ = finished_run
+  usage = [
+      # (command line, what the one error line says)
+      (["experiments.evaluate", "--workdir", wd, "--split", "nosuch"], "--split must be one of"),
+      (["experiments.evaluate", "--workdir", wd, "--nosuch"], "Unknown command line flag"),
+      (["experiments.evaluate"], "--workdir"),
+      (["experiments.train", "--config.model.latnet_dim=3"],
+       "--config.model.latnet_dim: the config has no field 'latnet_dim'; did you mean "
+       "'latent_dim'?"),
+      (["experiments.train", "--config.hparams.beta_vae.betta=3"], "did you mean 'beta'?"),
+      (["experiments.train", "--config", "smok"], "did you mean 'smoke'?"),
+      (["experiments.train", "--config", SMOKE, "--workdir", wd + "_shape",
+        f"--config.data_dir={npz_dir}", "--config.model.data_shape=(28,28)"],
+       "model.data_shape is (28, 28) but the 'binarized_mnist' evaluation data holds "
+       "examples of shape (28, 28, 1)"),
+  ]
+  for args, says in usage:
+    code, out, err = _run_script(args)
+    assert code == 2, (args, err[-3000:])
+    assert "Traceback" not in err, (args, err[-3000:])
+    assert says in err.strip().splitlines()[0], (args, err)
+  for script, own_flag in [("experiments.train", "--workdir"), ("experiments.evaluate",
+                                                                 "--num_samples"),
+                           ("experiments.sweep", "--root"), ("experiments.study", "--workroot"),
+                           ("experiments.benchmark", "--scoring")]:
+    code, out, err = _run_script([script, "--help"])
+    assert code == 0 and own_flag in out, (script, code, out[-2000:], err[-2000:])
+
+
+def test_a_damaged_checkpoint_is_named_by_its_file_not_a_bound_method(finished_run, tmp_path):
+  wd = _copy_run(finished_run[0], tmp_path / "run")
+  step_dir = ckpt_lib.step_dir(wd, 100)
+  files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(step_dir, "default", "d"))
+           for f in fs]
+  biggest = max(files, key=os.path.getsize)
+  with open(biggest, "r+b") as f:
+    f.truncate(os.path.getsize(biggest) // 2)
+  job = job_lib.resolve(job_lib.load_run_config(wd), with_data=False)
+  with pytest.raises(ckpt_lib.CheckpointError) as e:
+    job_lib.restore_state(wd, job)
+  # Before: "... See full TensorStore details: <bound method pybind11_detail...".
+  assert "bound method" not in str(e.value) and "TensorStore({" not in str(e.value)
+  assert f'at local file "{step_dir}/default/"' in str(e.value)
+
+
+@pytest.mark.slow   # ~15 s: a real run on a full file system
+def test_a_full_disk_is_said_in_one_line_with_the_last_checkpoint_kept(npz_dir, tmp_path):
+  tiny = tmp_path / "tiny"
+  os.makedirs(tiny)
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(tiny)],
+                    capture_output=True).returncode:
+    pytest.skip("mounting a small tmpfs needs root")
+  try:
+    wd = str(tiny / "run")
+    code, out, err = _run_script(_train_args(wd, npz_dir))
+    # Before: exit 1, the error the last line of a 253-line traceback.
+    assert code == 8, err[-3000:]
+    lines = [l for l in err.strip().splitlines() if "step/s" not in l]
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on the device while "
+                                                   f"writing {wd}/checkpoints/"), err[-3000:]
+  finally:
+    subprocess.run(["umount", str(tiny)])
+
+
+# ------------------------------------------- item 8: resume by workdir alone
+@pytest.mark.slow   # ~30 s: two real processes
+def test_a_workdir_is_resumed_and_re_evaluated_by_its_path_alone(npz_dir, tmp_path):
+  wd = str(tmp_path / "run")
+  code, out, err = _run_script(_train_args(wd, npz_dir, "--config.num_steps=100",
+                                           "--config.eval_every=0"))
+  assert code == 0, err[-3000:]
+  # Before: the default config was used and refused (exit 6).
+  code, out, err = _run_script(["experiments.train", "--workdir", wd, "--config.num_steps=150"])
+  assert code == 0, err[-3000:]
+  assert f"continuing {wd} with its config.json" in err
+  assert ckpt_lib.latest_step(wd) == 150 and _rows(wd)[-1]["step"] == 150
+  assert json.load(open(os.path.join(wd, "eval_validation.json")))["step"] == 150
+
+
+# ------------------------------------------------------- item 10: smaller ones
+def test_each_reconstruction_sits_under_its_original_for_any_count():
+  from vae import plots
+  for n in (20, 8, 3, 32):
+    pair = np.concatenate([np.full((n, 2, 2, 1), i, np.float32) for i in (0.0, 0.5)])
+    pair[:n, 0, 0, 0] = np.arange(n)            # original i is marked i,
+    pair[n:, 0, 0, 0] = np.arange(n)            # and so is its reconstruction
+    cells = plots.reconstruction_rows(pair, 8)
+    rows = len(cells) // 8
+    assert len(cells) % 8 == 0 and rows % 2 == 0
+    for i in range(n):      # before: with 20, reconstruction 0 sat in row 2, column 4
+      r, c = divmod(i, 8)
+      below = cells[(r + rows // 2) * 8 + c]
+      assert cells[r * 8 + c][0, 0, 0] == below[0, 0, 0] == i and below[1, 1, 0] == 0.5

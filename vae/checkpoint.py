@@ -16,10 +16,14 @@ again. Only when no checkpoint can be read is it an error
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
+import sys
+import tempfile
 import warnings
 from typing import Any
 
@@ -44,10 +48,53 @@ def _manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
 
 
 def save(workdir: str, step: int, state: Any, max_to_keep: int = 2) -> None:
-  """Writes ``state`` (any pytree of arrays) as checkpoint ``step``."""
-  with _manager(workdir, max_to_keep) as mngr:
-    mngr.save(int(step), args=ocp.args.StandardSave(state), force=True)
-    mngr.wait_until_finished()
+  """Writes ``state`` (any pytree of arrays) as checkpoint ``step``.
+
+  A failed write (a full disk) is raised here, once: what orbax and
+  tensorstore print about it meanwhile (a traceback from orbax's writer
+  thread, then one "Event loop is closed" traceback per pending write, about
+  180 lines) is held back; after a save that succeeds, anything printed is
+  passed on."""
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.CRITICAL)
+  try:
+    with _stderr_held() as held:
+      try:
+        with _manager(workdir, max_to_keep) as mngr:
+          mngr.save(int(step), args=ocp.args.StandardSave(state), force=True)
+          mngr.wait_until_finished()
+      except BaseException:
+        held.drop = True
+        raise
+  finally:
+    absl_logger.setLevel(level)
+
+
+class _Held:
+  drop = False
+
+
+@contextlib.contextmanager
+def _stderr_held():
+  """File descriptor 2 sent to a temporary file for the block (what C++ and
+  threads print too); written to stderr after it unless ``drop`` was set."""
+  held = _Held()
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as tmp:
+    os.dup2(tmp.fileno(), 2)
+    try:
+      yield held
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if not held.drop:
+        tmp.seek(0)
+        text = tmp.read()
+        if text:
+          os.write(2, text)
 
 
 def latest_step(workdir: str) -> int | None:
@@ -74,7 +121,7 @@ def damaged_file(directory: str, error: BaseException) -> str | None:
   """The file that ``error`` (raised while restoring from ``directory``) is
   about: the one tensorstore names, else the first JSON metadata file that
   does not parse; None when neither points at a file."""
-  named = re.findall(r'local file "([^"]+)"', str(error))
+  named = [n for e in _chain(error) for n in re.findall(r'local file "([^"]+)"', str(e))]
   if named:
     return named[-1]
   for root, _, files in sorted(os.walk(directory)):
@@ -91,9 +138,23 @@ def damaged_file(directory: str, error: BaseException) -> str | None:
   return None
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+  """``error`` and the exceptions it was raised from, outermost first."""
+  out = []
+  while error is not None and error not in out:
+    out.append(error)
+    error = error.__cause__ or error.__context__
+  return out
+
+
 def _describe(error: BaseException) -> str:
-  first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-  return f"{type(error).__name__}: {first[:300]}"
+  """One line on what went wrong: the innermost exception of the chain (orbax
+  wraps tensorstore's "Error reading <array> ... at local file <path>" in a
+  message that prints a bound method), without tensorstore's spec dump."""
+  inner = _chain(error)[-1]
+  text = re.split(r"\s*See full TensorStore details", str(inner).strip())[0]
+  first = text.splitlines()[0] if text else ""
+  return f"{type(inner).__name__}: {first[:300]}"
 
 
 def restore(workdir: str, target: Any, step: int | None = None) -> Any:
@@ -123,6 +184,41 @@ def restore(workdir: str, target: Any, step: int | None = None) -> Any:
   abstract = jax.tree.map(spec, target)
   with _manager(workdir) as mngr:
     return mngr.restore(int(step), args=ocp.args.StandardRestore(abstract))
+
+
+def _leaf_name(path) -> str:
+  parts = []
+  for k in path:
+    for attr in ("key", "idx", "name"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+  return ".".join(parts)
+
+
+def shape_mismatches(workdir: str, target: Any, step: int | None = None) -> list[str]:
+  """How checkpoint ``step`` (default: latest) differs from ``target`` in
+  its arrays' names, shapes and dtypes, read from the checkpoint's metadata
+  (no array is read): one line per difference, empty when they agree.
+
+  Raises:
+    FileNotFoundError: no checkpoint.
+  """
+  step = latest_step(workdir) if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+  with ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+                             item_handlers=ocp.StandardCheckpointHandler()) as mngr:
+    meta = mngr.item_metadata(int(step))
+  stored = {m.name: (tuple(m.shape), str(m.dtype)) for m in jax.tree.leaves(meta)}
+  wanted = {_leaf_name(p): (tuple(x.shape), str(x.dtype))
+            for p, x in jax.tree_util.tree_leaves_with_path(target)}
+  order = lambda names: sorted(names, key=lambda n: (not n.startswith("params."), n))
+  out = [f"{n}: stored {stored[n][0]} {stored[n][1]}, this config {wanted[n][0]} "
+         f"{wanted[n][1]}" for n in order(set(stored) & set(wanted)) if stored[n] != wanted[n]]
+  out += [f"{n}: stored, not in this config" for n in order(set(stored) - set(wanted))]
+  out += [f"{n}: in this config, not stored" for n in order(set(wanted) - set(stored))]
+  return out
 
 
 def restore_latest(workdir: str, target: Any) -> tuple[Any, int | None]:

@@ -15,6 +15,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 
+class InputError(ValueError):
+  """Data or settings that do not fit (a check of this module, or a config
+  refused before training): the message says what was expected and what came."""
+
+
 def check_data(x, *, data_shape: Sequence[int] | None = None,
                likelihood: str | None = None, name: str = "data",
                scale: float = 1.0, where: Callable[[int], str] | None = None) -> None:
@@ -44,16 +49,16 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
   if data_shape is not None:
     data_shape = tuple(int(s) for s in data_shape)
     if arr.ndim != len(data_shape) + 1 or tuple(arr.shape[1:]) != data_shape:
-      raise ValueError(
+      raise InputError(
           f"{name} must have shape [N, {', '.join(map(str, data_shape))}] "
           f"(N examples of shape {data_shape}), got shape {arr.shape}")
   if arr.shape and arr.shape[0] == 0:
-    raise ValueError(f"{name} is empty (shape {arr.shape})")
+    raise InputError(f"{name} is empty (shape {arr.shape})")
   if np.issubdtype(arr.dtype, np.floating):
     finite = np.isfinite(arr)
     if not finite.all():
       bad = tuple(int(i) for i in np.argwhere(~finite)[0])
-      raise ValueError(f"{name} contains NaN or inf ({(~finite).sum()} values; "
+      raise InputError(f"{name} contains NaN or inf ({(~finite).sum()} values; "
                        f"first at {_at(bad, where)})")
   if likelihood not in ("bernoulli", "cross_entropy"):
     return
@@ -69,13 +74,13 @@ def check_data(x, *, data_shape: Sequence[int] | None = None,
     binary = (arr == 0) | (arr == one)      # no float copy of the data
     if not binary.all():
       bad = tuple(int(i) for i in np.argwhere(~binary)[0])
-      raise ValueError(
+      raise InputError(
           f"{name} must be binary (0 or 1){scaled} under likelihood='bernoulli', got "
           f"value {arr[bad].item()!r} at {_at(bad, where)} (range [{lo:g}, {hi:g}]); {fits}; or "
           "binarize the data")
   elif not in_unit:
     bad = tuple(int(i) for i in np.argwhere((arr * scale < 0) | (arr * scale > 1))[0])
-    raise ValueError(
+    raise InputError(
         f"{name} must lie in [0, 1]{scaled} under likelihood={likelihood!r}, got value "
         f"{arr[bad].item()!r} at {_at(bad, where)} (range [{lo:g}, {hi:g}]); {fits}")
 
@@ -86,6 +91,23 @@ def _at(index: tuple[int, ...], where: Callable[[int], str] | None) -> str:
   if where is None or not index:
     return f"index {index}"
   return f"{where(index[0])}, element {index[1:]}"
+
+
+def check_model_fits(model_shape: Sequence[int], example_shape: Sequence[int],
+                     what: str = "the data") -> None:
+  """The model's ``data_shape`` (a config value) against the shape of the
+  examples the data hold: a mismatch is the config's to fix, and the message
+  says so (not "the data must have shape ...").
+
+  Raises:
+    ValueError: naming both shapes and the setting that would fit.
+  """
+  model_shape = tuple(int(s) for s in model_shape)
+  example_shape = tuple(int(s) for s in example_shape)
+  if model_shape != example_shape:
+    raise InputError(f"model.data_shape is {model_shape} but {what} holds examples of shape "
+                     f"{example_shape}: set model.data_shape to {example_shape} (e.g. "
+                     f"--config.model.data_shape=\"{example_shape}\")")
 
 
 def load_npz_array(path: str, key: str) -> np.ndarray:

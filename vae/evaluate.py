@@ -459,6 +459,26 @@ def _evaluate(params, data, keys, *, model, probabilistic: bool, spec: EvalSpec,
   return out
 
 
+def check_eval_size(num_examples: int, *, probabilistic: bool, spec: EvalSpec) -> None:
+  """Refuses, before training, evaluation data too small for the evaluation
+  (``num_examples`` after ``spec.max_examples``): the KL decomposition's
+  minibatch estimators (Chen et al. 2018, Sec. 3) draw pairs within a
+  batch, so a probabilistic model needs at least 2 examples.
+
+  Raises:
+    ValueError: naming the count and what would fit.
+  """
+  n = int(num_examples)
+  if n < 1:
+    raise ValueError("the evaluation data are empty: evaluation needs at least 1 example")
+  if probabilistic and n < 2:
+    raise ValueError(
+        f"the evaluation split ({spec.split}) holds {n} example; evaluating a probabilistic "
+        "model needs at least 2 (the KL decomposition's minibatch estimators draw pairs "
+        "within a batch): use more data or a larger validation_fraction (and "
+        "eval.max_examples 0 or at least 2)")
+
+
 def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec: EvalSpec,
                     dataset_size: int | None = None, mesh=None,
                     progress: bool = False) -> dict[str, Any]:

@@ -98,10 +98,20 @@ def prior_samples(params, key, num: int, *, model) -> np.ndarray:
 
 
 def save_reconstructions(path, params, data, *, model, num_cols: int = 8):
-  """PNG: top half originals, bottom half reconstructions (same order)."""
-  data = np.asarray(data)[:num_cols * 4]
-  return save_grid(path, reconstructions(params, data, model=model), num_cols,
-                   title="top: data, bottom: reconstructions")
+  """PNG: top half originals, bottom half reconstructions, each under its
+  original (a last row that is not full is left blank in both halves)."""
+  images = reconstruction_rows(reconstructions(params, np.asarray(data)[:num_cols * 4],
+                                               model=model), num_cols)
+  return save_grid(path, images, num_cols, title="top: data, bottom: reconstructions")
+
+
+def reconstruction_rows(pair: np.ndarray, num_cols: int) -> np.ndarray:
+  """``reconstructions``' [2N, ...] as grid cells: the originals, blanks to
+  the end of their last row, the reconstructions, blanks again; so in a grid
+  of ``num_cols`` columns each reconstruction is under its original."""
+  n = len(pair) // 2
+  blank = np.ones((-n % num_cols,) + pair.shape[1:], pair.dtype)
+  return np.concatenate([pair[:n], blank, pair[n:], blank])
 
 
 def save_prior_samples(path, params, key, *, model, num: int = 64):

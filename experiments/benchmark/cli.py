@@ -60,15 +60,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import sys
 
 import jax
-from absl import app, flags
+from absl import flags
 
 from vae import allocator
 
 from . import evaluation, generation, loops, methods, metrics, scaling, streaming, tables
 from . import vs_torch
+from .. import cli
 
 flags.DEFINE_string("data_dir", "", "binarized MNIST .npz folder; empty: random binary data")
 flags.DEFINE_integer("steps", 3000, "timed training steps per loop")
@@ -181,8 +181,8 @@ class Settings:
 def check(s: Settings) -> None:
   """Refuse, before any benchmark runs, what cannot run."""
   if s.dci_agreement and not s.workdirs:
-    raise app.UsageError("--dci_agreement needs --scoring_workdir: trained conv dSprites "
-                         "workdirs, comma-separated")
+    cli.usage_error("--dci_agreement needs --scoring_workdir: trained conv dSprites "
+                    "workdirs, comma-separated")
   if s.vs_torch and (problem := vs_torch.missing_requirements(s.cores)):
     raise SystemExit(problem)
   methods.resolve_methods(s.methods)
@@ -269,5 +269,4 @@ def main(argv):
 
 def run():
   """The ``vae-benchmark`` console script and ``python -m experiments.benchmark``."""
-  sys.modules["__main__"].__doc__ = __doc__     # what --help prints
-  app.run(main)
+  cli.run(main, doc=__doc__, module=__name__)

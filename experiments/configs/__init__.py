@@ -10,6 +10,7 @@ folder named like a config, such as a workdir, does not shadow the name).
 from __future__ import annotations
 
 import ast
+import difflib
 import os
 
 CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -48,7 +49,9 @@ def resolve(spec: str) -> str:
   name = path[:-3] if path.endswith(".py") else path
   if os.sep not in name and name in available():
     return os.path.join(CONFIG_DIR, name + ".py") + sep + variant
-  raise ValueError(f"--config {spec!r} is neither a file nor a config name; the configs "
+  close = difflib.get_close_matches(name, list(available()), n=1)
+  hint = f" (did you mean {close[0]!r}?)" if close else ""
+  raise ValueError(f"--config {spec!r} is neither a file nor a config name{hint}; the configs "
                    f"are:\n{listing()}")
 
 

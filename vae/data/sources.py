@@ -134,15 +134,13 @@ def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
       likelihood cannot score), naming what was expected and what came.
   """
   if isinstance(train_data, GroundTruthData):
-    if tuple(train_data.observation_shape) != model.data_shape:
-      raise ValueError(f"model.data_shape is {model.data_shape} but the data set "
-                       f"renders {tuple(train_data.observation_shape)}")
+    checks.check_model_fits(model.data_shape, train_data.observation_shape,
+                            "the data set (rendered)")
     return GroundTruthSource(train_data, batch_size, data_key)
   from vae.data import images, streaming
   if hasattr(train_data, "read"):
-    if tuple(train_data.example_shape) != model.data_shape:
-      raise ValueError(f"model.data_shape is {model.data_shape} but the streamed data set "
-                       f"holds examples of shape {tuple(train_data.example_shape)}")
+    checks.check_model_fits(model.data_shape, train_data.example_shape,
+                            "the streamed data set")
     check = _batch_check(train_data, model)
     # A first batch is checked here, before anything compiles; every batch
     # is checked again as the source reads it while training.
@@ -154,6 +152,8 @@ def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
   scale, where = 1.0, None
   if isinstance(train_data, images.Images):
     train_data, scale, where = train_data.pixels, train_data.scale, train_data.where
+  if np.ndim(train_data) >= 2:
+    checks.check_model_fits(model.data_shape, np.shape(train_data)[1:], "the training data")
   checks.check_data(train_data, data_shape=model.data_shape,
                     likelihood=model.likelihood, name="training data", scale=scale, where=where)
   return ArraySource(train_data, batch_size, data_key, scale)
