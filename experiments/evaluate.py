@@ -24,6 +24,7 @@ from . import cli
 from . import job as job_lib
 from . import record
 from vae import allocator
+from vae import compile_cache
 from vae import data as data_lib
 from vae import metrics as metrics_lib
 from vae.metrics import dci as dci_lib
@@ -126,6 +127,7 @@ def summary_of(results: dict, names: list[str]) -> dict:
 
 def main(argv):
   allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
+  compile_cache.enable()   # programs compiled once are read back (vae/compile_cache.py)
   del argv
   logging.set_verbosity(logging.WARNING)
   try:

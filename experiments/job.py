@@ -103,6 +103,8 @@ def train_and_evaluate(config, workdir: str, writers=(), progress: bool = True) 
       with nulls and a ``non_finite`` list first).
   """
   config = absolute_paths(config)
+  say = Say(progress)
+  say(f"opening the data ({config.dataset}) for {workdir}")
   try:
     job = resolve(config)
   except (ValueError, TypeError, FileNotFoundError) as e:
@@ -121,12 +123,26 @@ def train_and_evaluate(config, workdir: str, writers=(), progress: bool = True) 
         writers_lib.default_writers(workdir, bool(config.get("tensorboard", True)))
         + list(writers))
     try:
-      return _train_and_evaluate(job, workdir, out, progress)
+      return _train_and_evaluate(job, workdir, out, progress, say)
     finally:
       out.close()
 
 
-def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> dict[str, Any]:
+class Say:
+  """One progress line on stderr, with the seconds since the job started
+  (nothing when ``on`` is False)."""
+
+  def __init__(self, on: bool = True):
+    self.on, self.t0 = bool(on), time.perf_counter()
+
+  def __call__(self, what: str) -> None:
+    if self.on:
+      print(f"[{time.perf_counter() - self.t0:6.1f} s] {what}", file=sys.stderr, flush=True)
+
+
+def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True,
+                        say: Say | None = None) -> dict[str, Any]:
+  say = say or Say(False)
   keys, model, spec = job.keys, job.model, job.eval_spec
   probabilistic = job.objective.record.probabilistic
   eval_fn = ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
@@ -134,9 +150,11 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> d
                                 ground_truth=job.ground_truth_data,
                                 score_key=score_key(job))
   t0 = time.perf_counter()
+  say("setting up the parameters (or restoring the last checkpoint)")
   state = train_job(job, workdir, eval_fn=eval_fn, writers=out, progress=progress)
   train_seconds = time.perf_counter() - t0
   step = int(state.step)
+  say(f"evaluating step {step}")
   path = os.path.join(workdir, f"eval_{spec.split}.json")
   results, bad = evaluate_and_record(
       state.params, step, job, path, progress=progress,
@@ -149,7 +167,9 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True) -> d
         f"model has diverged. {path} holds null for those values and lists them under "
         "\"non_finite\"; the checkpoints are kept. Lower optim.learning_rate or set "
         "optim.grad_clip_norm, and train in a new workdir.")
+  say("drawing the figures")
   figures = write_figures(workdir, state.params, job, results)
   out.write_images(int(state.step), {os.path.splitext(os.path.basename(f))[0]:
                                      writers_lib.read_png(f) for f in figures})
+  say(f"done: {path}")
   return results

@@ -12,7 +12,6 @@ listed). ``write_figures`` draws the run's figures.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import jax
@@ -78,17 +77,10 @@ def evaluate_and_record(params, step: int, job, path: str, *, extra: dict | None
 
 
 def write_figures(workdir: str, params, job, results: dict[str, Any]) -> list[str]:
-  """Writes the run's PNG figures (and the traversal GIF); returns the PNG paths."""
-  model, data = job.model, job.eval_data
-  paths = [plots.save_reconstructions(os.path.join(workdir, "reconstructions.png"), params,
-                                      data[:32], model=model)]
-  if job.objective.record.probabilistic:
-    kl = results["elbo"]["kl_per_dim"]
-    paths.append(plots.save_traversals(os.path.join(workdir, "traversals.png"), params,
-                                       data[0], model=model, kl_per_dim=kl))
-    plots.save_traversal_gif(os.path.join(workdir, "traversals.gif"), params, data[0],
-                             model=model, kl_per_dim=kl)
-    paths.append(plots.save_prior_samples(os.path.join(workdir, "prior_samples.png"), params,
-                                          jax.random.fold_in(job.keys["eval"], 2),
-                                          model=model))
-  return paths
+  """Writes the run's PNG figures (and the traversal GIF); returns the PNG
+  paths (``vae.plots.save_run_figures``: one compiled encode and decode)."""
+  probabilistic = job.objective.record.probabilistic
+  return plots.save_run_figures(
+      workdir, params, job.eval_data, jax.random.fold_in(job.keys["eval"], 2),
+      model=job.model, probabilistic=probabilistic,
+      kl_per_dim=results["elbo"]["kl_per_dim"] if probabilistic else None)

@@ -40,6 +40,7 @@ from typing import Any, Callable
 from absl import flags, logging
 
 from vae import allocator
+from vae import compile_cache
 from vae import workdir as workdir_lib
 
 from . import cli
@@ -332,6 +333,7 @@ def _spawn_workers(argv_rest: list[str], n: int) -> int:
 
 def main(argv):
   allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
+  compile_cache.enable()   # programs compiled once are read back (vae/compile_cache.py)
   logging.set_verbosity(logging.WARNING)
   if len(argv) != 3 or argv[1] not in ("run", "status", "report", "gifs"):
     cli.usage_error("usage: vae-study run|status|report|gifs <study>; studies: "

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Sequence
 from absl import flags, logging
 
 from vae import allocator
+from vae import compile_cache
 
 from . import cli
 from . import configs
@@ -189,6 +190,7 @@ def run_sweep(config_path: str, root: str, seeds: Sequence[int],
 
 def main(argv):
   allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
+  compile_cache.enable()   # programs compiled once are read back (vae/compile_cache.py)
   del argv
   logging.set_verbosity(logging.WARNING)
   if not _CONFIG.value or not _ROOT.value:

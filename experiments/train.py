@@ -28,9 +28,9 @@ from ml_collections import config_flags
 
 from . import cli
 from . import configs
-from . import build
-from . import job as job_lib
-from vae import allocator
+
+# JAX and the library are imported in main (and by prepare_argv for a stored
+# config), after the first line is printed: they take seconds to import.
 
 __doc__ = (__doc__ or "") + "\nConfigs (--config NAME):\n" + configs.listing() + "\n"
 
@@ -81,11 +81,13 @@ def prepare_argv(argv: list[str]) -> list[str]:
   if any(a in ("--list_configs", "-list_configs") for a in argv[1:]):
     print(configs.listing())
     sys.exit(0)
+  print("vae-train: starting (importing JAX)", file=sys.stderr, flush=True)
   has_config = any(a in ("--config", "-config") or a.startswith(("--config=", "-config="))
                    for a in argv[1:])
   workdir = _workdir_of(argv)
   if not has_config and os.path.exists(os.path.join(workdir, "config.json")):
-    job_lib.load_run_config(workdir)          # a broken config.json says so here
+    from . import rerun
+    rerun.load_run_config(workdir)            # a broken config.json says so here
     argv = [argv[0], f"--config={_STORED_CONFIG}:{os.path.abspath(workdir)}"] + argv[1:]
     print(f"vae-train: continuing {workdir} with its config.json", file=sys.stderr,
           flush=True)
@@ -94,8 +96,13 @@ def prepare_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv):
-  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   del argv
+  from vae import allocator
+  allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
+  from vae import compile_cache
+  compile_cache.enable()   # programs compiled once are read back (vae/compile_cache.py)
+  from . import build
+  from . import job as job_lib
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   build.initialize_distributed(_CONFIG.value)
   results = job_lib.exit_on_known_failure(job_lib.train_and_evaluate, _CONFIG.value,

@@ -19,6 +19,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Sequence
 
@@ -211,16 +212,25 @@ def check_latent(z, model: Model, fn: str) -> None:
                    f"{model.latent_dim} last), got shape {got}")
 
 
+@functools.partial(jax.jit, static_argnames="model")
+def _init_networks(key: jax.Array, x: jax.Array, z: jax.Array, *, model: Model) -> Params:
+  """The networks' parameters, set up by one compiled function (op by op,
+  a conv model's initialisation compiled some 800 small programs). The
+  example input and code are arguments, not constants: XLA would fold the
+  forward pass on constant zeros at compile time (10 s for the conv model);
+  as arguments the unused forward pass is simply dropped."""
+  k_enc, k_dec = jax.random.split(key)
+  return {"encoder": model.encoder.init(k_enc, x)["params"],
+          "decoder": model.decoder.init(k_dec, z)["params"]}
+
+
 def init_params(key: jax.Array, model: Model) -> Params:
   """Initialises {'encoder': ..., 'decoder': ...} parameters, plus
   ``obs_logvar`` (raw: the log-variance is ``min_obs_logvar +
   softplus(raw)``, starting at ``model.obs_logvar``) for a learned Gaussian
   variance: shape () when shared, ``data_shape`` per pixel."""
-  k_enc, k_dec = jax.random.split(key)
-  x = jnp.zeros(model.data_shape, jnp.float32)
-  z = jnp.zeros((model.latent_dim,), jnp.float32)
-  params = {"encoder": model.encoder.init(k_enc, x)["params"],
-            "decoder": model.decoder.init(k_dec, z)["params"]}
+  params = dict(_init_networks(key, jnp.zeros(model.data_shape, jnp.float32),
+                               jnp.zeros((model.latent_dim,), jnp.float32), model=model))
   if model.learned_variance:
     shape = () if model.obs_variance == "shared" else tuple(model.data_shape)
     # Inverse softplus of (initial - floor).

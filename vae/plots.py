@@ -7,6 +7,7 @@ matplotlib's Agg backend, so it runs with no display.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -80,21 +81,44 @@ def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
   return path
 
 
+@functools.partial(jax.jit, static_argnames="model")
+def _posterior_means(params, x, *, model):
+  return jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(
+      x.astype(jnp.float32))
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _decoded_means(params, z, *, model):
+  out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
+  return model_lib.likelihood_mean(out, model)
+
+
+def posterior_means(params, x, *, model) -> np.ndarray:
+  """[N, D] means of q(z|x) for [N, *data_shape] ``x`` (one compiled encode)."""
+  return np.asarray(_posterior_means(params, jnp.asarray(x), model=model))
+
+
+def decoded_means(params, z, *, model) -> np.ndarray:
+  """[N, *data_shape] means of p(x|z) for [N, D] ``z`` (one compiled decode)."""
+  return np.asarray(_decoded_means(params, jnp.asarray(z, jnp.float32), model=model))
+
+
 def reconstructions(params, data, *, model) -> np.ndarray:
-  """Originals and mean reconstructions (decoded posterior means), interleaved
-  by row pairs: [2N, *data_shape]."""
-  x = jnp.asarray(data, jnp.float32)
-  mean = jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(x)
-  recon = model_lib.likelihood_mean(jax.vmap(
-      lambda z: model_lib.decode(params, z, model=model))(mean), model)
-  return np.asarray(jnp.concatenate([x, recon]))
+  """Originals and mean reconstructions (decoded posterior means): the N
+  originals, then their N reconstructions: [2N, *data_shape]."""
+  x = np.asarray(data, np.float32)
+  return np.concatenate([x, decoded_means(params, posterior_means(params, x, model=model),
+                                          model=model)])
+
+
+def prior_draws(key, num: int, latent_dim: int) -> np.ndarray:
+  """[num, latent_dim] draws of z ~ N(0, I)."""
+  return np.asarray(jax.random.normal(key, (num, latent_dim)))
 
 
 def prior_samples(params, key, num: int, *, model) -> np.ndarray:
   """Means of p(x|z) for z ~ N(0, I): [num, *data_shape]."""
-  z = jax.random.normal(key, (num, model.latent_dim))
-  out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
-  return np.asarray(model_lib.likelihood_mean(out, model))
+  return decoded_means(params, prior_draws(key, num, model.latent_dim), model=model)
 
 
 def save_reconstructions(path, params, data, *, model, num_cols: int = 8):
@@ -137,17 +161,23 @@ def latent_traversals(params, x, *, model, kl_per_dim=None, num_steps: int = 10,
   Returns:
     (images [D * num_steps, *data_shape], row order [D]).
   """
-  mean, _ = model_lib.encode(params, jnp.asarray(x, jnp.float32), model=model)
+  mean = posterior_means(params, np.asarray(x)[None], model=model)[0]
+  z, order = traversal_codes(mean, kl_per_dim, num_steps, span)
+  return decoded_means(params, z, model=model), order
+
+
+def traversal_codes(mean, kl_per_dim=None, num_steps: int = 10,
+                    span: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+  """The codes of ``latent_traversals``: [D * num_steps, D] (row d sweeps the
+  d-th latent in KL order over linspace(-span, span)), and the order [D]."""
+  mean = np.asarray(mean, np.float32)
   d = mean.shape[0]
   order = (np.argsort(-np.asarray(kl_per_dim)) if kl_per_dim is not None
            else np.arange(d))
-  values = jnp.linspace(-span, span, num_steps)
-  z = jnp.tile(mean, (d, num_steps, 1))                      # [D, S, D]
-  z = z.at[jnp.arange(d)[:, None], jnp.arange(num_steps)[None, :],
-           jnp.asarray(order)[:, None]].set(values[None, :])
-  out = jax.vmap(jax.vmap(lambda zz: model_lib.decode(params, zz, model=model)))(z)
-  return np.asarray(model_lib.likelihood_mean(out, model)).reshape(
-      (d * num_steps,) + tuple(model.data_shape)), order
+  z = np.tile(mean, (d, num_steps, 1))                       # [D, S, D]
+  z[np.arange(d)[:, None], np.arange(num_steps)[None, :], order[:, None]] = \
+      np.linspace(-span, span, num_steps, dtype=np.float32)[None, :]
+  return z.reshape(d * num_steps, d), order
 
 
 def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int = 10,
@@ -157,6 +187,13 @@ def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int =
   column with the value z_d is set to."""
   images, order = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
                                     num_steps=num_steps, span=span)
+  return traversals_png(path, images, order, kl_per_dim=kl_per_dim, num_steps=num_steps,
+                        span=span)
+
+
+def traversals_png(path, images, order, *, kl_per_dim=None, num_steps: int = 10,
+                   span: float = 2.0) -> str:
+  """``save_traversals`` from ``latent_traversals``' images and order."""
   rows = [f"z{int(d)}" + ("" if kl_per_dim is None else f"  KL {float(kl_per_dim[d]):.2f}")
           for d in order]
   cols = [f"{v:+.1f}" for v in np.linspace(-span, span, num_steps)]
@@ -208,9 +245,18 @@ def save_traversal_gif(path, params, x, *, model, kl_per_dim=None,
   Returns:
     ``path``.
   """
-  from PIL import Image, ImageDraw
   images, order = latent_traversals(params, x, model=model, kl_per_dim=kl_per_dim,
                                     num_steps=num_steps, span=span)
+  return traversals_gif(path, images, order, num_steps=num_steps, span=span,
+                        num_cols=num_cols, scale=scale, frame_ms=frame_ms,
+                        row_labels=row_labels)
+
+
+def traversals_gif(path, images, order, *, num_steps: int = 20, span: float = 2.0,
+                   num_cols: int | None = None, scale: int = 2, frame_ms: int = 80,
+                   row_labels=None) -> str:
+  """``save_traversal_gif`` from ``latent_traversals``' images and order."""
+  from PIL import Image, ImageDraw
   d = images.shape[0] // num_steps
   images = images.reshape((d, num_steps) + images.shape[1:])
   values = np.linspace(-span, span, num_steps)
@@ -229,3 +275,42 @@ def save_traversal_gif(path, params, x, *, model, kl_per_dim=None,
   frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms,
                  loop=0)
   return path
+
+
+# The run's figures: how many originals, prior draws and traversal steps.
+FIGURE_RECONSTRUCTIONS = 32
+FIGURE_PRIOR_SAMPLES = 64
+FIGURE_TRAVERSAL_STEPS = 10
+FIGURE_GIF_STEPS = 20
+
+
+def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
+                     probabilistic: bool = True) -> list[str]:
+  """A run's figures (``reconstructions.png``; for probabilistic models also
+  ``traversals.png``, ``traversals.gif`` of ``data[0]`` and
+  ``prior_samples.png`` from ``key``), the same images as the ``save_*``
+  functions draw, rendered by one compiled encode and one compiled decode of
+  every code at once. Returns the PNG paths."""
+  x = np.asarray(data)[:FIGURE_RECONSTRUCTIONS]
+  means = posterior_means(params, x, model=model)
+  codes = [means]
+  if probabilistic:
+    png_z, order = traversal_codes(means[0], kl_per_dim, FIGURE_TRAVERSAL_STEPS)
+    gif_z, _ = traversal_codes(means[0], kl_per_dim, FIGURE_GIF_STEPS)
+    codes += [prior_draws(key, FIGURE_PRIOR_SAMPLES, model.latent_dim), png_z, gif_z]
+  decoded = np.split(decoded_means(params, np.concatenate(codes), model=model),
+                     np.cumsum([len(c) for c in codes])[:-1])
+  join = lambda name: os.path.join(workdir, name)
+  cols = 8
+  paths = [save_grid(join("reconstructions.png"),
+                     reconstruction_rows(np.concatenate([x.astype(np.float32), decoded[0]]),
+                                         cols), cols,
+                     title="top: data, bottom: reconstructions")]
+  if probabilistic:
+    prior, png, gif = decoded[1:]
+    paths.append(traversals_png(join("traversals.png"), png, order, kl_per_dim=kl_per_dim,
+                                num_steps=FIGURE_TRAVERSAL_STEPS))
+    traversals_gif(join("traversals.gif"), gif, order, num_steps=FIGURE_GIF_STEPS)
+    paths.append(save_grid(join("prior_samples.png"), prior,
+                           title="samples from the prior (decoder means)"))
+  return paths

@@ -49,6 +49,14 @@ sizes on a trained model (--scoring_workdir), with its images and seconds.
   python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --scoring \\
       --scoring_workdir workdirs/studies/pilot/beta_vae-seed0
 
+Startup (--startup): seconds from the command to the first training step and
+from the last step to exit, for the default job and a 10-step vae_images run,
+each a fresh process; with --startup_baseline=PATH an older checkout is timed
+beside this one in the same run.
+
+  python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --startup \
+      --startup_baseline /path/to/older/worktree
+
 Worker modes: --scaling and --vs_torch run each measurement in a fresh
 process, this command with --scaling_worker=N (one scaling row on N devices)
 or --step_worker=NAME (our step for one --peer_models entry); a worker prints
@@ -66,7 +74,7 @@ from absl import flags
 
 from vae import allocator
 
-from . import evaluation, generation, loops, methods, metrics, scaling, streaming, tables
+from . import evaluation, generation, loops, methods, metrics, scaling, startup, streaming, tables
 from . import vs_torch
 from .. import cli
 
@@ -128,6 +136,12 @@ flags.DEFINE_string("scoring_workdir", "", "--scoring: a conv dSprites run's wor
 flags.DEFINE_boolean("dci_agreement", False, "DCI with each importance (gbt, the reference; "
                      "hist_gbt; linear) on the same codes of each --scoring_workdir model "
                      "(comma-separated workdirs), with their times")
+flags.DEFINE_boolean("startup", False, "seconds from the command to the first training step "
+                     "and from the last step to exit, for the default job and a 10-step "
+                     "vae_images run, each in a fresh process (experiments/benchmark/startup.py)")
+flags.DEFINE_string("startup_baseline", "", "--startup: also time this older checkout of the "
+                    "repository (e.g. a git worktree), in the same run")
+flags.DEFINE_integer("startup_repeats", 1, "--startup: alternating repeats of each row")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -167,6 +181,9 @@ class Settings:
   scoring: bool
   scoring_workdir: str
   dci_agreement: bool
+  startup: bool
+  startup_baseline: str
+  startup_repeats: int
   json: str
 
   @classmethod
@@ -239,6 +256,8 @@ def _other_benchmarks(s: Settings, out: dict) -> None:
   if s.streaming:
     out["streaming"] = streaming.bench_streaming(
         examples=s.stream_examples, steps=s.stream_steps, repeats=s.stream_repeats)
+  if s.startup:
+    out["startup"] = startup.bench_startup(s.startup_baseline, s.startup_repeats)
 
 
 def run_benchmarks(s: Settings) -> dict:

@@ -136,11 +136,26 @@ def print_metrics(out, s):
 
 
 # The order of the tables; training prints only when it has rows.
+def print_startup(out, s):
+  del s
+  print("\nStartup and shutdown of a run (seconds, fresh processes; min-max over repeats)")
+  print(f"{'job':<26}{'code':<38}{'to first step':>15}{'after last step':>17}{'total':>9}")
+
+  def cell(runs, key):
+    lo, hi = span([r[key] for r in runs])
+    return f"{lo:.1f}" if lo == hi else f"{lo:.1f}-{hi:.1f}"
+  for job, codes in out["startup"].items():
+    for label, runs in codes.items():
+      print(f"{job:<26}{label:<38}{cell(runs, 'to_first_step'):>15}"
+            f"{cell(runs, 'after_last_step'):>17}{cell(runs, 'total'):>9}")
+
+
 TABLES = (("training", print_training), ("iwae_eval", print_iwae_eval),
           ("generation", print_generation), ("scaling", print_scaling),
           ("sweep", print_sweep), ("methods", print_methods), ("vs_torch", print_vs_torch),
           ("streaming", print_streaming), ("scoring", print_scoring),
-          ("dci_agreement", print_dci_agreement), ("metrics", print_metrics))
+          ("dci_agreement", print_dci_agreement), ("metrics", print_metrics),
+          ("startup", print_startup))
 
 
 def print_tables(out: dict, settings) -> None:
