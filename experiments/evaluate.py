@@ -83,14 +83,14 @@ def evaluation_config(workdir: str, *, split: str, num_samples: int, max_example
 
 
 def evaluate_workdir(workdir: str, config, names: list[str], *, metric_scale: float = 1.0,
-                     dci_importance: str = "gbt") -> dict:
+                     dci_importance: str = "gbt", job=None) -> dict:
   """Restores ``workdir``'s newest readable checkpoint, evaluates it and
   writes the result files (strict JSON; non-finite values null and listed).
 
   Raises:
     experiments.job.NonFiniteEvaluationError: the evaluation is not finite.
   """
-  job = job_lib.resolve(config)
+  job = job or job_lib.resolve(config)
   split, k = job.eval_spec.split, job.eval_spec.num_importance_samples
   with workdir_lib.lock(workdir):
     state = job_lib.restore_state(workdir, job)
@@ -134,12 +134,13 @@ def main(argv):
     config, names = evaluation_config(
         _WORKDIR.value, split=_SPLIT.value, num_samples=_K.value, max_examples=_MAX.value,
         data_dir=_DATA_DIR.value, metrics=_METRICS.value)
-  except (FileNotFoundError, ValueError) as e:
+    job = job_lib.resolve(config)        # the data opened: a split the files lack says so
+  except (FileNotFoundError, ValueError, TypeError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)   # before any restore
     sys.exit(2)
   results = job_lib.exit_on_known_failure(
       evaluate_workdir, _WORKDIR.value, config, names, metric_scale=_SCALE.value,
-      dci_importance=_DCI.value)
+      dci_importance=_DCI.value, job=job)
   print(json.dumps(summary_of(results, names), indent=2))
 
 

@@ -300,6 +300,8 @@ def test_bad_command_lines_get_one_line_and_exit_2_and_help_exits_0(finished_run
   usage = [
       # (command line, what the one error line says)
       (["experiments.evaluate", "--workdir", wd, "--split", "nosuch"], "--split must be one of"),
+      # A split the data folder lacks (before: exit 1 with a 30-line traceback).
+      (["experiments.evaluate", "--workdir", wd, "--split", "test"], "split 'test' expected at"),
       (["experiments.evaluate", "--workdir", wd, "--nosuch"], "Unknown command line flag"),
       (["experiments.evaluate"], "--workdir"),
       (["experiments.train", "--config.model.latnet_dim=3"],
@@ -389,3 +391,30 @@ def test_each_reconstruction_sits_under_its_original_for_any_count():
       r, c = divmod(i, 8)
       below = cells[(r + rows // 2) * 8 + c]
       assert cells[r * 8 + c][0, 0, 0] == below[0, 0, 0] == i and below[1, 1, 0] == 0.5
+
+
+# ------------------------------- item 9: opening a big .npy reads a sample, not the file
+def test_opening_a_big_npy_reads_a_sample_of_rows_not_the_whole_file(monkeypatch, tmp_path):
+  from vae.data import images
+
+  class Counting:
+    """A [N, 8, 8, 1] uint8 array that counts the rows read."""
+    def __init__(self, n):
+      self.shape, self.dtype, self.ndim, self.rows = (n, 8, 8, 1), np.dtype(np.uint8), 4, set()
+
+    def __len__(self):
+      return self.shape[0]
+
+    def __getitem__(self, index):
+      rows = np.arange(self.shape[0])[index]
+      self.rows.update(np.atleast_1d(rows).tolist())
+      out = np.zeros((np.size(rows), 8, 8, 1), np.uint8)
+      out[np.atleast_1d(rows) == self.shape[0] - 1] = 255      # the last row is not binary
+      return out if np.ndim(rows) else out[0]
+
+  big = Counting(5_000_000)
+  monkeypatch.setattr(images, "_array_file", lambda path: big)
+  reader = images.ArrayFileReader(str(tmp_path / "big.npy"), (8, 8, 1), "all")
+  # Before: every row was scanned (in blocks of 4096), 1.23 GB read at start.
+  assert len(big.rows) <= 256
+  assert reader.scale == 1.0 / 255.0        # decided from the sample: the last row has 255

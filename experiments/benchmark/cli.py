@@ -142,6 +142,8 @@ flags.DEFINE_boolean("startup", False, "seconds from the command to the first tr
 flags.DEFINE_string("startup_baseline", "", "--startup: also time this older checkout of the "
                     "repository (e.g. a git worktree), in the same run")
 flags.DEFINE_integer("startup_repeats", 1, "--startup: alternating repeats of each row")
+flags.DEFINE_list("startup_jobs", ["default", "images"], "--startup: the jobs timed "
+                  "(default: the default job; images: a 10-step vae_images run)")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
@@ -184,6 +186,7 @@ class Settings:
   startup: bool
   startup_baseline: str
   startup_repeats: int
+  startup_jobs: list
   json: str
 
   @classmethod
@@ -257,7 +260,8 @@ def _other_benchmarks(s: Settings, out: dict) -> None:
     out["streaming"] = streaming.bench_streaming(
         examples=s.stream_examples, steps=s.stream_steps, repeats=s.stream_repeats)
   if s.startup:
-    out["startup"] = startup.bench_startup(s.startup_baseline, s.startup_repeats)
+    out["startup"] = startup.bench_startup(s.startup_baseline, s.startup_repeats,
+                                           s.startup_jobs)
 
 
 def run_benchmarks(s: Settings) -> dict:

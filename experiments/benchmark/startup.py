@@ -26,11 +26,12 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (name, the job's flags); the images job gets --config.data_dir added.
-JOBS = (
-    ("default job (700 steps)", ["--config", "default"]),
-    ("vae_images, 10 steps", ["--config", "vae_images", "--config.num_steps=10",
-                              "--config.checkpoint_every=10", "--config.eval_every=0"]),
-)
+JOBS = {
+    "default": ("default job (700 steps)", ["--config", "default"]),
+    "images": ("vae_images, 10 steps", ["--config", "vae_images", "--config.num_steps=10",
+                                        "--config.checkpoint_every=10",
+                                        "--config.eval_every=0"]),
+}
 
 
 def _import_root(tree: str, scratch: str) -> str:
@@ -68,8 +69,8 @@ def time_run(tree: str, args: list[str], workdir: str, scratch: str,
   the seconds to the first and from the last metrics row, and the total."""
   metrics = os.path.join(workdir, "metrics.jsonl")
   environ = dict(os.environ, PYTHONPATH=_import_root(tree, scratch), **(env or {}))
-  cmd = [sys.executable, "-m", "experiments.train", "--workdir", workdir,
-         "--config.log_every=1", *args]
+  cmd = [sys.executable, "-m", "experiments.train", "--workdir", workdir, *args,
+         "--config.log_every=1"]
   t0 = time.perf_counter()
   proc = subprocess.Popen(cmd, cwd=tree, env=environ, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
@@ -93,9 +94,10 @@ def time_run(tree: str, args: list[str], workdir: str, scratch: str,
   return {"to_first_step": first, "after_last_step": total - last, "total": total}
 
 
-def bench_startup(baseline: str = "", repeats: int = 1) -> dict:
-  """The table's rows: per job, per code (baseline; this code with an empty
-  and with a filled compilation cache), the seconds of ``time_run``."""
+def bench_startup(baseline: str = "", repeats: int = 1, jobs=("default", "images")) -> dict:
+  """The table's rows: per job (``JOBS`` keys), per code (baseline; this code
+  with an empty and with a filled compilation cache), the seconds of
+  ``time_run``."""
   scratch = tempfile.mkdtemp(prefix="vae_startup_")
   try:
     images = write_images(os.path.join(scratch, "images"))
@@ -104,7 +106,9 @@ def bench_startup(baseline: str = "", repeats: int = 1) -> dict:
     cache = os.path.join(scratch, "xla_cache")
     codes += [("this code, empty cache", REPO, cache), ("this code, cache filled", REPO, cache)]
     out = {}
-    for job, args in JOBS:
+    runs = 0
+    for key in jobs:
+      job, args = JOBS[key]
       if "vae_images" in args:
         args = args + [f"--config.data_dir={images}"]
       rows = out.setdefault(job, {})
@@ -113,7 +117,8 @@ def bench_startup(baseline: str = "", repeats: int = 1) -> dict:
           if label.endswith("empty cache"):
             shutil.rmtree(cache_dir, ignore_errors=True)
           env = {"VAE_COMPILATION_CACHE": cache_dir} if cache_dir else {}
-          wd = os.path.join(scratch, f"wd-{len(rows)}-{r}-{abs(hash(label))}")
+          runs += 1
+          wd = os.path.join(scratch, f"run{runs}")
           rows.setdefault(label, []).append(time_run(tree, args, wd, scratch, env))
           print(json.dumps({"job": job, "code": label, **rows[label][-1]}), flush=True)
     return out

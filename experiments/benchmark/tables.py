@@ -139,15 +139,15 @@ def print_metrics(out, s):
 def print_startup(out, s):
   del s
   print("\nStartup and shutdown of a run (seconds, fresh processes; min-max over repeats)")
-  print(f"{'job':<26}{'code':<38}{'to first step':>15}{'after last step':>17}{'total':>9}")
+  print(f"{'job':<26}{'code':<30}{'to first step':>16}{'after last step':>18}{'total':>15}")
 
   def cell(runs, key):
     lo, hi = span([r[key] for r in runs])
     return f"{lo:.1f}" if lo == hi else f"{lo:.1f}-{hi:.1f}"
   for job, codes in out["startup"].items():
     for label, runs in codes.items():
-      print(f"{job:<26}{label:<38}{cell(runs, 'to_first_step'):>15}"
-            f"{cell(runs, 'after_last_step'):>17}{cell(runs, 'total'):>9}")
+      print(f"{job:<26}{label:<30}{cell(runs, 'to_first_step'):>16}"
+            f"{cell(runs, 'after_last_step'):>18}{cell(runs, 'total'):>15}")
 
 
 TABLES = (("training", print_training), ("iwae_eval", print_iwae_eval),
