@@ -7,6 +7,18 @@ from vae import allocator
 
 allocator.tune()   # as the console scripts do: the tests train at their speed
 
+# JAX's persistent compilation cache (vae/compile_cache.py), one per test run
+# (shared by its xdist workers and the processes the CLI tests start): many
+# tests compile the same programs. VAE_COMPILATION_CACHE=0 turns it off.
+if os.environ.get("VAE_COMPILATION_CACHE", "").strip().lower() not in ("0", "off", "false",
+                                                                        "none"):
+  import tempfile
+  from vae import compile_cache
+  _run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+  os.environ["VAE_COMPILATION_CACHE"] = os.path.join(tempfile.gettempdir(),
+                                                     f"vae-test-xla-cache-{_run}")
+  compile_cache.enable(os.environ["VAE_COMPILATION_CACHE"], min_compile_seconds=0.2)
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

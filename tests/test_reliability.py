@@ -236,6 +236,7 @@ def _copy_run(src, dst):
   return str(dst)
 
 
+@pytest.mark.slow   # ~20 s: a finished run, then two more jobs on it
 def test_checkpoints_without_config_json_are_checked_against_the_config(finished_run,
                                                                        tmp_path):
   src, config = finished_run
@@ -327,6 +328,7 @@ def test_bad_command_lines_get_one_line_and_exit_2_and_help_exits_0(finished_run
     assert code == 0 and own_flag in out, (script, code, out[-2000:], err[-2000:])
 
 
+@pytest.mark.slow   # shares the finished run of the test above
 def test_a_damaged_checkpoint_is_named_by_its_file_not_a_bound_method(finished_run, tmp_path):
   wd = _copy_run(finished_run[0], tmp_path / "run")
   step_dir = ckpt_lib.step_dir(wd, 100)
@@ -412,9 +414,27 @@ def test_opening_a_big_npy_reads_a_sample_of_rows_not_the_whole_file(monkeypatch
       out[np.atleast_1d(rows) == self.shape[0] - 1] = 255      # the last row is not binary
       return out if np.ndim(rows) else out[0]
 
-  big = Counting(5_000_000)
+  big = Counting(500_000)
   monkeypatch.setattr(images, "_array_file", lambda path: big)
   reader = images.ArrayFileReader(str(tmp_path / "big.npy"), (8, 8, 1), "all")
   # Before: every row was scanned (in blocks of 4096), 1.23 GB read at start.
   assert len(big.rows) <= 256
   assert reader.scale == 1.0 / 255.0        # decided from the sample: the last row has 255
+
+
+def test_the_compilation_cache_gives_later_processes_the_same_programs(tmp_path):
+  cache = str(tmp_path / "cache")
+  code = ("import sys, jax, jax.numpy as jnp, numpy as np\n"
+          "from vae import compile_cache\n"
+          "print(compile_cache.enable(sys.argv[1], min_compile_seconds=0))\n"
+          "f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum(0))\n"
+          "print(np.asarray(f(jnp.arange(64.0).reshape(8, 8) / 64)).tobytes().hex())\n")
+  runs = [subprocess.run([sys.executable, "-c", code, cache], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300) for _ in range(2)]
+  for r in runs:
+    assert r.returncode == 0, r.stderr[-2000:]
+  assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith(cache)
+  assert os.listdir(cache)                       # the program was written, then read back
+  off = subprocess.run([sys.executable, "-c", code, ""], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, VAE_COMPILATION_CACHE="0"))
+  assert off.returncode == 0 and off.stdout.startswith("None"), off.stderr[-2000:]

@@ -50,7 +50,7 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
   written = study.run_study(s, work, results, log=logs.append, stop_after=2)
   assert [(r["run"], r["status"]) for r in written] == [(BROKEN.name, "failed"),
                                                         (VAE.name, "finished")]
-  assert written[0]["error"]["type"] == "ValueError" and "beta" in written[0]["error"]["message"]
+  assert written[0]["error"]["type"] == "InputError" and "beta" in written[0]["error"]["message"]
   assert study.status(s, results)[0][1].startswith("failed")
   assert study.status(s, results)[2] == (TCVAE.name, "to do")
   # The rest; the finished run is not trained again, the failed one not retried.
@@ -87,7 +87,7 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
   elbo = {r["method"]: r["median"] for r in rows if r["quantity"] == "ELBO (nats)"}
   assert elbo == {"VAE": recs[VAE.name]["elbo"], "beta-TCVAE": recs[TCVAE.name]["elbo"]}
   assert f"{recs[VAE.name]['scores']['mig']['mig']:.3f}" in text
-  assert "broken-seed0 at step 0: ValueError" in text
+  assert "broken-seed0 at step 0: InputError" in text
   for f in ("study_tiny.md", "study_tiny_scores.png", "study_tiny_curves.png"):
     assert os.path.getsize(os.path.join(docs, f)) > 0
 

@@ -16,7 +16,11 @@ the first computation. The folder is ``$VAE_COMPILATION_CACHE``, else
 program, the compile options, the backend and the JAX version, so a stale
 entry is never used. Each entry is one compiled program (from kilobytes to a
 few MB); the folder is not pruned (JAX's size bound needs the ``filelock``
-package), and can be deleted at any time.
+package), and can be deleted at any time. An entry cut short (a process
+killed while writing it) is not used: JAX warns and compiles the program.
+
+The tests use a cache of their own per test run (``tests/conftest.py``): the
+suite compiles the same small programs in many tests, and reads them back.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ def default_dir() -> str:
   return os.path.join(base, "vae-jax", "xla")
 
 
-def enable(path: str | None = None) -> str | None:
-  """Turns the cache on (once); returns its folder, or None when it is off
-  (``VAE_COMPILATION_CACHE=0``) or the folder cannot be created."""
+def enable(path: str | None = None,
+           min_compile_seconds: float = MIN_COMPILE_SECONDS) -> str | None:
+  """Turns the cache on (once) for programs that take at least
+  ``min_compile_seconds`` to compile; returns its folder, or None when it is
+  off (``VAE_COMPILATION_CACHE=0``) or the folder cannot be created."""
   global _enabled
   if _enabled is not None:
     return _enabled
@@ -49,7 +55,7 @@ def enable(path: str | None = None) -> str | None:
     return None                     # a read-only home: run without it
   import jax
   jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
   _enabled = path
   return path
 
