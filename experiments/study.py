@@ -221,7 +221,9 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
       record = _train_run(study, run, workdir, path, retry, progress,
                           lambda m, tag=tag: log(f"{tag}: {m}"))
     except workdir_lib.WorkdirLockedError:
-      log(f"{tag}: another process holds {workdir}; skipped")
+      # With --workers, this is how the workers share the runs, not an error.
+      log(f"{tag}: in progress in another process (another worker, or a run "
+          f"started by hand); skipped here")
       continue
     if record is None:
       continue
