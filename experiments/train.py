@@ -81,7 +81,8 @@ def prepare_argv(argv: list[str]) -> list[str]:
   if any(a in ("--list_configs", "-list_configs") for a in argv[1:]):
     print(configs.listing())
     sys.exit(0)
-  print("vae-train: starting (importing JAX)", file=sys.stderr, flush=True)
+  if sys.stderr.isatty():     # a person waiting; a pipe gets one line per failure
+    print("vae-train: starting (importing JAX)", file=sys.stderr, flush=True)
   has_config = any(a in ("--config", "-config") or a.startswith(("--config=", "-config="))
                    for a in argv[1:])
   workdir = _workdir_of(argv)

@@ -186,17 +186,37 @@ def _cli(args, cwd, **kw):
 @pytest.mark.slow   # ~10 s: a real CLI run
 def test_a_diverged_run_exits_nonzero_with_strict_json(npz_dir, tmp_path):
   wd = str(tmp_path / "diverged")
-  # Before: exit 0, with "nll": NaN in eval_validation.json.
+  # Before: exit 0, with "nll": NaN in eval_validation.json; then exit 4 (the
+  # final evaluation not finite). Its gradient norm is not finite while the
+  # loss still is, which now stops training: exit 3, the last good checkpoint kept.
   p = _cli(["experiments.train", "--config", SMOKE, "--workdir", wd,
             f"--config.data_dir={npz_dir}", "--config.optim.learning_rate=1.0"], ROOT)
   out, err = p.communicate(timeout=600)
-  assert p.returncode == job_lib.EXIT_CODES["NonFiniteEvaluationError"] == 4, err[-3000:]
-  assert "not finite" in err and "diverged" in err
+  assert p.returncode == job_lib.EXIT_CODES["NonFiniteLossError"] == 3, err[-3000:]
+  assert "non-finite" in err.strip().splitlines()[-1] and "Traceback" not in err
+  assert "optim.learning_rate" in err.strip().splitlines()[-1]
+  rows = os.path.join(wd, "metrics.jsonl")
+  for line in (open(rows) if os.path.exists(rows) else []):
+    json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
+
+
+def test_a_final_evaluation_that_is_not_finite_is_written_as_strict_json(
+    smoke_config, tmp_path, monkeypatch):
+  from experiments import record
+  real = record.ev.evaluate_params
+
+  def diverged(*args, **kwargs):         # a model whose evaluation overflows
+    out = real(*args, **kwargs)
+    out["iwae"]["nll"] = float("nan")
+    return out
+  monkeypatch.setattr(record.ev, "evaluate_params", diverged)
+  smoke_config.num_steps, smoke_config.eval_every = 50, 0
+  wd = str(tmp_path / "run")
+  with pytest.raises(job_lib.NonFiniteEvaluationError, match="not finite.*diverged"):
+    job_lib.train_and_evaluate(smoke_config, wd, progress=False)
   text = open(os.path.join(wd, "eval_validation.json")).read()
   result = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
   assert result["iwae"]["nll"] is None and "iwae.nll" in result["non_finite"]
-  for line in open(os.path.join(wd, "metrics.jsonl")):
-    json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
 
 
 def test_the_lock_names_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
