@@ -76,14 +76,9 @@ def disk_full(error: BaseException) -> BaseException | None:
   """The exception in ``error``'s chain that says the disk is full (an
   ``OSError`` ENOSPC or EDQUOT, or tensorstore's "No space left on device"),
   or None."""
-  seen = []
-  while error is not None and error not in seen:
-    seen.append(error)
-    if ((isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT))
-        or "No space left on device" in str(error)):
-      return error
-    error = error.__cause__ or error.__context__
-  return None
+  return next((e for e in ckpt_lib.exception_chain(error)
+               if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
+               or "No space left on device" in str(e)), None)
 
 
 def _writing(error: BaseException) -> str:

@@ -121,7 +121,8 @@ def damaged_file(directory: str, error: BaseException) -> str | None:
   """The file that ``error`` (raised while restoring from ``directory``) is
   about: the one tensorstore names, else the first JSON metadata file that
   does not parse; None when neither points at a file."""
-  named = [n for e in _chain(error) for n in re.findall(r'local file "([^"]+)"', str(e))]
+  named = [n for e in exception_chain(error)
+           for n in re.findall(r'local file "([^"]+)"', str(e))]
   if named:
     return named[-1]
   for root, _, files in sorted(os.walk(directory)):
@@ -138,7 +139,7 @@ def damaged_file(directory: str, error: BaseException) -> str | None:
   return None
 
 
-def _chain(error: BaseException) -> list[BaseException]:
+def exception_chain(error: BaseException) -> list[BaseException]:
   """``error`` and the exceptions it was raised from, outermost first."""
   out = []
   while error is not None and error not in out:
@@ -151,7 +152,7 @@ def _describe(error: BaseException) -> str:
   """One line on what went wrong: the innermost exception of the chain (orbax
   wraps tensorstore's "Error reading <array> ... at local file <path>" in a
   message that prints a bound method), without tensorstore's spec dump."""
-  inner = _chain(error)[-1]
+  inner = exception_chain(error)[-1]
   text = re.split(r"\s*See full TensorStore details", str(inner).strip())[0]
   first = text.splitlines()[0] if text else ""
   return f"{type(inner).__name__}: {first[:300]}"
