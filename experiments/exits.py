@@ -5,10 +5,11 @@ its code."""
 
 from __future__ import annotations
 
-import sys
-
 import errno
+import logging
+import os
 import re
+import sys
 
 from vae import checkpoint as ckpt_lib
 from vae import checks
@@ -56,6 +57,7 @@ def exit_on_known_failure(fn, *args, **kwargs):
         full = disk_full(e)
         if full is None:
           raise
+        logging.getLogger("asyncio").disabled = True   # orbax's failed writes, once each
         raise DiskFullError(f"no space left on the device{_writing(full)}; the last good "
                             "checkpoint is kept: free space (or choose another --workdir) "
                             "and rerun the same command to resume") from None
@@ -63,7 +65,26 @@ def exit_on_known_failure(fn, *args, **kwargs):
     code, hint = next((code, hint) for cls, code, hint in _TABLE if isinstance(e, cls))
     _close_progress_bars()    # so that the message is the last line
     print(f"error: {e}{hint}", file=sys.stderr, flush=True)
-    sys.exit(e.exit_code if code is None else code)
+    _exit_now(e.exit_code if code is None else code)
+
+
+def _exit_now(code: int) -> None:
+  """Ends the process with ``code`` once its output is flushed, without the
+  interpreter's shutdown: a failure can leave work in flight on other
+  threads (an XLA computation a signal interrupted, which segfaulted when the
+  runtime was torn down under it; orbax's failed writes, whose asyncio
+  futures log a traceback each when collected), and none of it may add to or
+  change the one line just printed. Everything the run keeps (checkpoints,
+  ``metrics.jsonl``, TensorBoard, the lock) was written or released by the
+  blocks the failure left."""
+  logging.getLogger("asyncio").disabled = True
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):
+      pass
+  logging.shutdown()
+  os._exit(code)  # pylint: disable=protected-access
 
 
 def _close_progress_bars() -> None:

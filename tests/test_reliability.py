@@ -85,6 +85,37 @@ def test_a_signal_during_the_final_evaluation_releases_the_lock_at_once(npz_dir,
   assert os.path.getsize(os.path.join(wd, workdir_lib.LOCK_NAME)) == 0
 
 
+class _SignalsInDel:
+  """Sends SIGTERM to this process from ``__del__``, where the handler's
+  exception is dropped ("Exception ignored in ..."), as in the jax
+  garbage-collection callback where CI once lost it."""
+
+  def __del__(self):
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):        # bytecodes for the handler to run between, here
+      pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_whose_exception_was_dropped_is_raised_again_not_lost():
+  from vae import interrupt
+  before = signal.getsignal(signal.SIGTERM)
+  # Before: the run went on to the end and exited 0.
+  with pytest.raises(interrupt.Interrupted) as stopped:
+    with interrupt.handle_signals():
+      obj = _SignalsInDel()
+      del obj                               # the handler ran inside __del__
+      interrupt.check()                     # the evaluation's next batch
+      pytest.fail("check() did not raise the recorded signal")
+  assert stopped.value.exit_code == 143
+  with pytest.raises(interrupt.Interrupted):
+    with interrupt.handle_signals():        # nothing calls check(): the block's end does
+      obj = _SignalsInDel()
+      del obj
+  interrupt.check()                         # outside the block: nothing is pending
+  assert signal.getsignal(signal.SIGTERM) == before
+
+
 # ------------------------------------------- item 2: TensorBoard = metrics.jsonl
 def _scalars(wd):
   acc_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vae import distributions as dist
+from vae import interrupt
 from vae import model as model_lib
 from vae import parallel
 from vae.objectives import batch_decomposition, batch_elbo_terms
@@ -116,6 +117,7 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
     count += valid
     if bar is not None:
       bar.update(valid)
+    interrupt.check()        # a SIGTERM the handler could not raise where it ran
   if bar is not None:
     bar.close()
   if count == 0:

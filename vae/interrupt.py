@@ -10,6 +10,13 @@ finishes the steps it is running, writes a checkpoint and raises
 a second signal, ``Interrupted`` is raised at once. Either way the ``with``
 blocks above it (the workdir lock, the writers) are left normally, so the
 lock is released and the files flushed.
+
+A signal is never lost. Python runs a handler between any two bytecodes,
+also inside a garbage-collection callback or a ``__del__``, where an
+exception is printed and dropped ("Exception ignored in ..."). So the signal
+stays recorded until ``Interrupted`` has left the ``handle_signals`` block:
+long loops call ``check()`` (each batch of an evaluation), which raises it
+again, and a block that ends without it raises it at its end.
 """
 
 from __future__ import annotations
@@ -53,12 +60,24 @@ _state = _State()
 def _handle(signum, frame):
   del frame
   name = signal_name(signum)
-  if _state.deferring and _state.pending is None:
+  first = _state.pending is None
+  if first:
     _state.pending = signum
+  if _state.deferring and first:
     print(f"{name} received: finishing the current steps and writing a checkpoint "
           f"(send it again to stop at once)", file=sys.stderr, flush=True)
     return
   raise Interrupted(signum, f"stopped by {name}")
+
+
+def check() -> None:
+  """Raises ``Interrupted`` for a signal received outside ``deferred()``
+  whose exception was dropped where the handler ran (see the module
+  docstring); a no-op otherwise. Loops that run long call it once per
+  iteration."""
+  signum = _state.pending
+  if signum is not None and not _state.deferring:
+    raise Interrupted(signum, f"stopped by {signal_name(signum)}")
 
 
 @contextlib.contextmanager
@@ -75,6 +94,7 @@ def handle_signals():
   _state.installed, _state.pending = 1, None
   try:
     yield
+    check()         # a signal whose exception was dropped ends the block as one
   finally:
     _state.installed, _state.pending = 0, None
     for s, h in previous.items():

@@ -25,6 +25,7 @@ import jax
 from tqdm import tqdm
 
 from vae import evaluate
+from vae import interrupt
 from vae.metrics import beta_vae, dci, factor_vae, mig, modularity, sap
 from vae.metrics import utils as metric_utils
 from vae.metrics.beta_vae import beta_vae_from_features, compute_beta_vae
@@ -178,6 +179,7 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     out[name]["protocol"] = settings
     if bar is not None:
       bar.close()
+    interrupt.check()        # between metrics: a SIGTERM the handler could not raise
   return out
 
 
