@@ -44,7 +44,18 @@ def build_model(config) -> model_lib.Model:
       activation=m.activation, obs_logvar=m.get("obs_logvar", 0.0),
       obs_variance=m.get("obs_variance", "fixed"),
       min_obs_logvar=m.get("min_obs_logvar", model_lib.MIN_OBS_LOGVAR),
-      compute_dtype=m.get("compute_dtype", "float32"), conv_impl=m.get("conv_impl", "auto"))
+      compute_dtype=m.get("compute_dtype", "float32"), conv_impl=m.get("conv_impl", "auto"),
+      posterior_family=m.get("posterior_family", "gaussian"),
+      posterior_hparams=_section(m, "posterior_hparams", m.get("posterior_family", "gaussian")),
+      prior=m.get("prior", "standard_normal"),
+      prior_hparams=_section(m, "prior_hparams", m.get("prior", "standard_normal")))
+
+
+def _section(model_config, field: str, name: str) -> dict:
+  """The hyperparameters of ``name`` in ``model.<field>`` (every family's
+  defaults live there, as the objectives' do in ``hparams``); {} when absent."""
+  sections = model_config.get(field) or {}
+  return dict(sections.get(name) or {})
 
 
 def build_objective(config, num_train: int | None = None) -> objectives.BoundObjective:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from vae import data as data_lib
 from vae import metrics as metrics_lib
 from vae import objectives
+from vae import posteriors
+from vae import priors
 
 from . import build
 
@@ -70,3 +72,16 @@ def check_config(config) -> None:
   _need(config.get("train_loop", "auto") in build.TRAIN_LOOPS,
         f"train_loop must be one of {build.TRAIN_LOOPS}, got {config.get('train_loop')!r}")
   _check_optimizers(config, record)
+  _check_latent_sections(config)
+  record.check_model(build.build_model(config))     # a family or prior it cannot train
+
+
+def _check_latent_sections(config) -> None:
+  """Every section of ``model.posterior_hparams`` / ``model.prior_hparams``
+  names a family / prior and holds only its hyperparameters, valid ones."""
+  for field, lib in (("posterior_hparams", posteriors), ("prior_hparams", priors)):
+    for name, section in (config.model.get(field) or {}).items():
+      try:
+        lib.make(name, **dict(section or {}))
+      except (ValueError, TypeError) as e:
+        raise ValueError(f"model.{field}.{name}: {e}") from None

@@ -59,7 +59,8 @@ def test_every_config_is_valid(path):
   if name == "__init__":
     return
   mod = importlib.import_module(f"experiments.configs.{name}")
-  variants = {"iwae_binarized_mnist": ["k5", "k50"]}.get(name, [None])
+  variants = {"iwae_binarized_mnist": ["k5", "k50"], "planar_binarized_mnist": ["k10", "k2"],
+              "two_layer_binarized_mnist": ["vae", "iwae50"]}.get(name, [None])
   for v in variants:
     cfg = mod.get_config(v) if v else mod.get_config()
     if cfg.dataset == "images":      # the user's folder: required, and said so

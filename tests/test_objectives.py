@@ -1,5 +1,7 @@
 """Objectives: registry, IWAE vs ELBO, autoencoders, hyperparameter checks."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from vae import distributions as dist
 from vae import model as model_lib
 from vae import objectives
+from vae import posteriors
 from vae import train as train_lib
 from vae import optim
 from vae.data import sources
@@ -114,11 +117,19 @@ def test_masking_corruption_rate():
 def test_registry_and_objectives_jit_and_share_the_signature(tiny_model, tiny_params, binary_images):
   x = jnp.asarray(binary_images[:8], jnp.float32)
   assert sorted(objectives.REGISTRY) == ["ae", "annealed_vae", "beta_tcvae", "beta_vae", "dae",
-                                         "dip_vae_i", "dip_vae_ii", "factor_vae", "iwae", "vae"]
+                                         "dip_vae_i", "dip_vae_ii", "factor_vae", "info_vae",
+                                         "iwae", "joint_vae", "vae", "vq_vae", "wae_mmd"]
+  family_hparams = {"vq": {"code_dim": 2}, "joint": {"num_categories": 2}}
   for name in objectives.REGISTRY:
     fn = objectives.get_objective(name, **({"dataset_size": 100} if name == "beta_tcvae" else {}))
-    params = {**tiny_params, **fn.init_extra_params(jax.random.key(1), tiny_model)}
-    loss, aux = jax.jit(lambda p, b, k: fn(p, b, k, model=tiny_model))(
+    model, params = tiny_model, tiny_params
+    family = fn.record.posterior_family
+    if family:           # the objectives of one posterior family (JointVAE, VQ-VAE)
+      model = dataclasses.replace(tiny_model, posterior=posteriors.make(
+          family, **family_hparams[family]))
+      params = model_lib.init_params(jax.random.key(2), model)
+    params = {**params, **fn.init_extra_params(jax.random.key(1), model)}
+    loss, aux = jax.jit(lambda p, b, k: fn(p, b, k, model=model))(
         params, x, jax.random.key(0))
     assert loss.shape == () and np.isfinite(float(loss)), name
     assert "log_likelihood" in aux and all(v.shape == () for v in aux.values()), name
@@ -264,3 +275,17 @@ def test_integer_hyperparameters_are_stored_as_integers():
 def test_family_hyperparameters_are_checked(name, bad, match):
   with pytest.raises(ValueError, match=match):
     objectives.get_objective(name, **bad)
+
+
+def test_kl_warm_up_weights_the_kl_by_the_step(tiny_model, tiny_params, binary_images):
+  x, key = jnp.asarray(binary_images[:8], jnp.float32), jax.random.key(0)
+  plain = objectives.get_objective("vae")
+  warm = objectives.get_objective("vae", warmup_steps=100)
+  for step, weight in ((0, 0.0), (50, 0.5), (100, 1.0), (400, 1.0)):
+    loss, aux = warm(tiny_params, x, key, model=tiny_model, step=step)
+    np.testing.assert_allclose(float(loss), -float(aux["log_likelihood"])
+                               + weight * float(aux["kl"]), rtol=1e-6)
+    assert float(aux["kl_weight"]) == weight
+  # No warm-up: the same loss whatever the step (the train step passes it).
+  a = plain(tiny_params, x, key, model=tiny_model, step=7)[0]
+  assert float(a) == float(plain(tiny_params, x, key, model=tiny_model)[0])

@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from vae import distributions as dist
 from vae import interrupt
 from vae import model as model_lib
 from vae import parallel
@@ -164,18 +163,15 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
   """log (1/k) sum_j w_j for each example of ``batch``; chunked over j."""
   num_chunks = -(-num_samples // chunk_size)
 
+  log_prior = model_lib.prior_log_prob(params, model=model)     # once per batch
+
   def one(x, k):
     x = x.astype(jnp.float32)
-    mean, logvar = model_lib.encode(params, x, model=model)
 
     def chunk(carry, c):
       run_max, run_sum = carry
-      z = model_lib.reparameterize(jax.random.fold_in(k, c), mean, logvar,
-                                   chunk_size)
-      out = model_lib.decode(params, z, model=model)
-      lw = (jax.vmap(lambda o: model_lib.log_likelihood(x, o, model=model))(out)
-            + jax.vmap(dist.standard_normal_log_prob)(z)
-            - jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z))
+      lw = model_lib.log_importance_weights(params, x, jax.random.fold_in(k, c), chunk_size,
+                                            model=model, log_prior=log_prior)[0]
       # Samples past num_samples (in the last chunk) get zero weight.
       j = c * chunk_size + jnp.arange(chunk_size)
       lw = jnp.where(j < num_samples, lw, -jnp.inf)
@@ -340,7 +336,8 @@ def diagnostics(params, data, key, *, model, dataset_size: int,
 
   Returns:
     dict with ``kl_per_dim`` (list of D), ``active_units`` (count) and the
-    ``kl_decomposition`` entries.
+    ``kl_decomposition`` entries (only for the Gaussian posterior and the
+    N(0, I) prior, which its estimators assume).
   """
   r = dataset_elbo(params, data, jax.random.fold_in(key, 0), model=model,
                    batch_size=batch_size, mesh=mesh)
@@ -354,6 +351,8 @@ def _diagnostics_from(params, data, key, elbo_result, num_active, *, model, data
   """``diagnostics`` given the ELBO pass and the active units already in
   hand: only the KL decomposition is computed (with ``diagnostics``' key)."""
   out: dict[str, Any] = {"kl_per_dim": elbo_result["kl_per_dim"], "active_units": num_active}
+  if not model.gaussian:   # its estimators assume a Gaussian q and N(0, I)
+    return out
   out.update(kl_decomposition(params, data, jax.random.fold_in(key, 1), model=model,
                               dataset_size=dataset_size, batch_size=batch_size,
                               mesh=mesh))
@@ -446,7 +445,7 @@ def _evaluate(params, data, keys, *, model, probabilistic: bool, spec: EvalSpec,
   out: dict[str, Any] = {"elbo": dataset_elbo(
       params, data, keys["elbo"], model=model, batch_size=spec.elbo_batch_size, mesh=mesh,
       progress=progress)}
-  if "iwae" in keys:
+  if "iwae" in keys and model.posterior.has_log_prob:    # (a relaxed code has no log q)
     out["iwae"] = iwae_log_likelihood(
         params, data, keys["iwae"], model=model, num_samples=spec.num_importance_samples,
         batch_size=spec.iwae_batch_size, chunk_size=spec.chunk_size, mesh=mesh,

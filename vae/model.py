@@ -29,6 +29,8 @@ import jax.numpy as jnp
 
 from vae import distributions as dist
 from vae import networks
+from vae import posteriors as posteriors_lib
+from vae import priors as priors_lib
 
 Params = Any
 
@@ -59,6 +61,9 @@ class Model:
       softplus(raw)``): without one, a pixel that is constant in the data
       (a black background) drives its variance to 0 and the likelihood to
       +inf.
+    posterior: the family of q(z|x) built on the encoder's Gaussian
+      (``vae.posteriors``: the Gaussian itself, or a flow on it).
+    prior: p(z) (``vae.priors``: N(0, I), or the VampPrior).
   """
   encoder: nn.Module
   decoder: nn.Module
@@ -68,6 +73,20 @@ class Model:
   obs_logvar: float = 0.0
   obs_variance: str = "fixed"
   min_obs_logvar: float = MIN_OBS_LOGVAR
+  posterior: posteriors_lib.Posterior = posteriors_lib.Gaussian()
+  prior: priors_lib.Prior = priors_lib.StandardNormal()
+
+  @property
+  def closed_form_kl(self) -> bool:
+    """The KL of the posterior family to the prior has a closed form, per
+    latent (the Gaussian, or JointVAE's code, with the standard prior)."""
+    return self.prior.standard_normal and self.posterior.has_closed_form_kl
+
+  @property
+  def gaussian(self) -> bool:
+    """q(z|x) is the encoder's Gaussian and p(z) = N(0, I): what the
+    estimators of beta-TCVAE, DIP-VAE and the KL decomposition assume."""
+    return self.posterior.gaussian and self.prior.standard_normal
 
   @property
   def learned_variance(self) -> bool:
@@ -109,7 +128,9 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
                decoder_hidden: Sequence[int] = (200, 200),
                activation: str = "tanh", obs_logvar: float = 0.0,
                obs_variance: str = "fixed", min_obs_logvar: float = MIN_OBS_LOGVAR,
-               compute_dtype: str = "float32", conv_impl: str = "auto") -> Model:
+               compute_dtype: str = "float32", conv_impl: str = "auto",
+               posterior_family: str = "gaussian", posterior_hparams=None,
+               prior: str = "standard_normal", prior_hparams=None) -> Model:
   """Builds a ``Model`` from plain values (as found in a config).
 
   Args:
@@ -133,6 +154,11 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
       convolution: cuDNN on GPU, the TPU's) or "auto" (GEMM on a CPU, XLA
       elsewhere). The parameters are the same, so a checkpoint trained with
       one runs with the other.
+    posterior_family, posterior_hparams: the family of q(z|x) on the
+      encoder's Gaussian (``vae.posteriors``: "gaussian", "planar") and its
+      hyperparameters (the rest at their defaults).
+    prior, prior_hparams: p(z) (``vae.priors``: "standard_normal",
+      "vampprior") and its hyperparameters.
 
   Returns:
     A ``Model``.
@@ -161,8 +187,14 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
     dec = networks.ConvDecoder(data_shape, dt, impl)
   else:
     raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
+  family = posteriors_lib.make(posterior_family, **dict(posterior_hparams or {}))
+  prior_record = priors_lib.make(prior, **dict(prior_hparams or {}))
+  if not family.has_log_prob and not (family.has_closed_form_kl and prior_record.standard_normal):
+    raise ValueError(f"the {family.name!r} posterior gives no log q(z|x), so its KL has only "
+                     f"the closed form to the standard prior: prior must be 'standard_normal', "
+                     f"got {prior!r}")
   return Model(enc, dec, data_shape, int(latent_dim), likelihood,
-               float(obs_logvar), obs_variance, float(min_obs_logvar))
+               float(obs_logvar), obs_variance, float(min_obs_logvar), family, prior_record)
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -228,9 +260,18 @@ def init_params(key: jax.Array, model: Model) -> Params:
   """Initialises {'encoder': ..., 'decoder': ...} parameters, plus
   ``obs_logvar`` (raw: the log-variance is ``min_obs_logvar +
   softplus(raw)``, starting at ``model.obs_logvar``) for a learned Gaussian
-  variance: shape () when shared, ``data_shape`` per pixel."""
+  variance: shape () when shared, ``data_shape`` per pixel; plus
+  ``posterior`` and ``prior`` for a family or prior with parameters of its
+  own (a flow's, the VampPrior's pseudo-inputs)."""
   params = dict(_init_networks(key, jnp.zeros(model.data_shape, jnp.float32),
                                jnp.zeros((model.latent_dim,), jnp.float32), model=model))
+  posterior = model.posterior.init_params(jax.random.fold_in(key, 1), model.latent_dim)
+  if posterior is not None:
+    params["posterior"] = posterior
+  prior = model.prior.init_params(jax.random.fold_in(key, 2), model.data_shape,
+                                  model.latent_dim)
+  if prior is not None:
+    params["prior"] = prior
   if model.learned_variance:
     shape = () if model.obs_variance == "shared" else tuple(model.data_shape)
     # Inverse softplus of (initial - floor).
@@ -357,20 +398,28 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
 
   Returns:
     dict with scalars ``log_likelihood`` (E_q log p(x|z), one sample), ``kl``
-    (closed-form KL(q(z|x) || N(0, I))), ``elbo`` (their difference), and
-    ``kl_per_dim`` [D]; also the posterior ``mean`` [D], ``logvar`` [D]
-    (broadcast for an isotropic q) and the sample ``z`` [D], which the
-    batch-level objectives (beta-TCVAE, FactorVAE, DIP-VAE) need.
+    (KL(q(z|x) || p(z)): in closed form for the Gaussian posterior and the
+    N(0, I) prior, else the one-sample estimate ``log q(z|x) - log p(z)``),
+    ``elbo`` (their difference), and ``kl_per_dim`` [D] (the encoder
+    Gaussian's closed-form KL to N(0, 1) per latent: the KL's terms when
+    ``model.closed_form_kl``, otherwise a diagnostic of which latents the
+    encoder uses, which does not sum to ``kl``); also the encoder's ``mean``
+    [D], ``logvar`` [D] (broadcast for an isotropic q) and the sample ``z``
+    [D], which the batch-level objectives (beta-TCVAE, FactorVAE, DIP-VAE)
+    need.
 
   Raises:
     ValueError: ``x`` is not one example of ``model.data_shape``.
   """
   check_example(x, model, "elbo")
   mean, logvar = encode(params, x, model=model)
-  z = reparameterize(key, mean, logvar)
+  z, log_q = sample_posterior(params, key, mean, logvar, model=model)
   ll = log_likelihood(x, decode(params, z, model=model), model=model)
-  kl_per_dim = dist.kl_to_standard_normal_per_dim(mean, logvar)
-  kl = jnp.sum(kl_per_dim)
+  kl_per_dim = _kl_per_dim(mean, logvar, model)
+  if model.closed_form_kl:
+    kl = jnp.sum(kl_per_dim)
+  else:
+    kl = log_q - prior_log_prob(params, model=model)(z, jax.random.fold_in(key, 1))
   return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl,
           "kl_per_dim": kl_per_dim, "mean": mean,
           "logvar": jnp.broadcast_to(logvar, mean.shape), "z": z}
@@ -392,7 +441,8 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
 
   Returns:
     dict of per-example arrays: elbo [B], log_likelihood [B], kl [B],
-    kl_per_dim [B, D], mean [B, D], logvar [B, D], z [B, D].
+    kl_per_dim [B, D], mean [B, D], logvar [B, D], z [B, D] (as
+    ``elbo_terms``).
 
   Raises:
     ValueError: ``batch`` is not of shape [B, *model.data_shape] (every
@@ -401,11 +451,17 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
   check_batch(batch, model, "batch_elbo_terms (the ELBO-family objectives)")
   keys = jax.random.split(key, batch.shape[0])
   mean, logvar = encode_batch(params, batch, model=model)
-  z = jax.vmap(reparameterize)(keys, mean, logvar)
+  # (The closed-form path drops log q: jit removes its computation.)
+  z, log_q = jax.vmap(lambda k, m, lv: sample_posterior(params, k, m, lv, model=model))(
+      keys, mean, logvar)
   out = decode_batch(params, z, model=model)
   ll = jax.vmap(lambda x, o: log_likelihood(x, o, model=model))(batch, out)
-  kl_per_dim = jax.vmap(dist.kl_to_standard_normal_per_dim)(mean, logvar)
-  kl = jnp.sum(kl_per_dim, axis=-1)
+  kl_per_dim = jax.vmap(lambda m, lv: _kl_per_dim(m, lv, model))(mean, logvar)
+  if model.closed_form_kl:
+    kl = jnp.sum(kl_per_dim, axis=-1)
+  else:
+    prior_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    kl = log_q - jax.vmap(prior_log_prob(params, model=model))(z, prior_keys)
   return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl, "kl_per_dim": kl_per_dim,
           "mean": mean, "logvar": jnp.broadcast_to(logvar, mean.shape), "z": z}
 
@@ -427,3 +483,79 @@ def elbo(params: Params, x: jax.Array, key: jax.Array, *,
     Scalar ELBO.
   """
   return elbo_terms(params, x, key, model=model)["elbo"]
+
+
+# ------------------------------------------------ the posterior and the prior
+def sample_posterior(params: Params, key: jax.Array, mean: jax.Array, logvar: jax.Array, *,
+                     model: Model, num_samples: int | None = None):
+  """(z, log q(z|x)) from the model's posterior family for one example, given
+  the encoder's Gaussian (``encode``): z [D] and a scalar, or [k, D] and [k]
+  with ``num_samples=k``."""
+  return model.posterior.sample(key, mean, logvar, params.get("posterior"), num_samples)
+
+
+def prior_log_prob(params: Params, *, model: Model):
+  """The function (z [D], key) -> log p(z) of the model's prior (the key is
+  used by a stochastic prior only, whose value is a one-sample estimate, see
+  ``vae.priors.base``); what depends on the parameters alone (the
+  VampPrior's encoded pseudo-inputs) is computed once, when this is called,
+  not per example."""
+  fn = model.prior.log_prob_fn(params.get("prior"),
+                               lambda x: encode_batch(params, x, model=model))
+  return fn if model.prior.stochastic else (lambda z, key=None: fn(z))
+
+
+def sample_prior(params: Params, key: jax.Array, num: int, *, model: Model) -> jax.Array:
+  """``num`` draws from the model's prior, [num, D] (for the standard prior,
+  the posterior family's: N(0, I), with uniform codes for a discrete part)."""
+  if model.prior.standard_normal:
+    return model.posterior.standard_prior_sample(key, num, model.latent_dim,
+                                                 params.get("posterior"))
+  return model.prior.sample(key, num, params.get("prior"),
+                            lambda x: encode_batch(params, x, model=model), model.latent_dim)
+
+
+def log_importance_weights(params: Params, x: jax.Array, key: jax.Array, num_samples: int, *,
+                           model: Model, log_prior=None):
+  """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) for k = ``num_samples``
+  draws z_j ~ q(z|x) of one example (Burda et al. 2016, Eq. 8), with any
+  posterior family and prior.
+
+  Args:
+    params, x, key, model: as ``elbo``.
+    num_samples: k.
+    log_prior: ``prior_log_prob(params, model=model)`` when the caller has it
+      (computed once for a batch); None computes it here.
+
+  Returns:
+    (log w [k], log p(x|z_j) [k], log q(z_j|x) - log p(z_j) [k]).
+  """
+  if not model.posterior.has_log_prob:
+    raise ValueError(f"importance weights need log q(z|x), which the "
+                     f"{model.posterior.name!r} posterior does not give (a relaxed discrete "
+                     "code has no density to weigh by)")
+  mean, logvar = encode(params, x, model=model)
+  z, log_q = sample_posterior(params, key, mean, logvar, model=model, num_samples=num_samples)
+  out = decode(params, z, model=model)
+  ll = jax.vmap(lambda o: log_likelihood(x, o, model=model))(out)
+  prior_keys = jax.random.split(jax.random.fold_in(key, 1), num_samples)
+  log_p = jax.vmap(log_prior or prior_log_prob(params, model=model))(z, prior_keys)
+  return ll + log_p - log_q, ll, log_q - log_p
+
+
+def _kl_per_dim(mean, logvar, model: Model):
+  """The KL per latent in closed form where the family has one; otherwise
+  the encoder Gaussian's KL to N(0, 1) per latent (a diagnostic)."""
+  if model.posterior.has_closed_form_kl:
+    return model.posterior.kl_per_dim(mean, logvar)
+  return dist.kl_to_standard_normal_per_dim(mean, logvar)
+
+
+def require_gaussian(model: Model, who: str) -> None:
+  """Raises ValueError unless the model's posterior is the encoder's Gaussian
+  and its prior N(0, I): ``who`` (an objective, an estimator) assumes both."""
+  if not model.gaussian:
+    raise ValueError(
+        f"{who} assumes the Gaussian posterior and the standard normal prior (its "
+        f"estimator uses their densities in closed form); this model has the "
+        f"{model.posterior.name!r} posterior and the {model.prior.name!r} prior")

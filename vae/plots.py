@@ -111,14 +111,22 @@ def reconstructions(params, data, *, model) -> np.ndarray:
                                           model=model)])
 
 
-def prior_draws(key, num: int, latent_dim: int) -> np.ndarray:
-  """[num, latent_dim] draws of z ~ N(0, I)."""
-  return np.asarray(jax.random.normal(key, (num, latent_dim)))
+@functools.partial(jax.jit, static_argnames=("num", "model"))
+def _prior_draws(params, key, *, num, model):
+  return model_lib.sample_prior(params, key, num, model=model)
+
+
+def prior_draws(params, key, num: int, *, model) -> np.ndarray:
+  """[num, latent_dim] draws of z from the model's prior (N(0, I), or a
+  learned one)."""
+  if model.prior.standard_normal and model.posterior.gaussian:   # nothing to compile
+    return np.asarray(jax.random.normal(key, (num, model.latent_dim)))
+  return np.asarray(_prior_draws(params, key, num=int(num), model=model))
 
 
 def prior_samples(params, key, num: int, *, model) -> np.ndarray:
-  """Means of p(x|z) for z ~ N(0, I): [num, *data_shape]."""
-  return decoded_means(params, prior_draws(key, num, model.latent_dim), model=model)
+  """Means of p(x|z) for z drawn from the prior: [num, *data_shape]."""
+  return decoded_means(params, prior_draws(params, key, num, model=model), model=model)
 
 
 def save_reconstructions(path, params, data, *, model, num_cols: int = 8):
@@ -297,7 +305,7 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
   if probabilistic:
     png_z, order = traversal_codes(means[0], kl_per_dim, FIGURE_TRAVERSAL_STEPS)
     gif_z, _ = traversal_codes(means[0], kl_per_dim, FIGURE_GIF_STEPS)
-    codes += [prior_draws(key, FIGURE_PRIOR_SAMPLES, model.latent_dim), png_z, gif_z]
+    codes += [prior_draws(params, key, FIGURE_PRIOR_SAMPLES, model=model), png_z, gif_z]
   decoded = np.split(decoded_means(params, np.concatenate(codes), model=model),
                      np.cumsum([len(c) for c in codes])[:-1])
   join = lambda name: os.path.join(workdir, name)

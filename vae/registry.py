@@ -4,6 +4,7 @@ adding one is one new module (docs/design.md, contract 9)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from typing import Any, Iterable
@@ -33,3 +34,21 @@ def lookup(registry: dict[str, Any], name: str, kind: str):
   if name not in registry:
     raise ValueError(f"{kind} must be one of {sorted(registry)}, got {name!r}")
   return registry[name]
+
+
+def build(registry: dict[str, type], name: str, kind: str, hparams: dict[str, Any]):
+  """An instance of the dataclass ``registry[name]`` from ``hparams`` (the rest
+  at their defaults): a ValueError for an unknown name or hyperparameter,
+  listing the known ones, or for a value its ``__post_init__`` refuses."""
+  cls = lookup(registry, name, kind)
+  known = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(hparams) - set(known))
+  if unknown:
+    raise ValueError(f"{kind} {name!r} has no hyperparameter(s) {unknown}; its "
+                     f"hyperparameters are {known}")
+  return cls(**hparams)
+
+
+def dataclass_defaults(registry: dict[str, type]) -> dict[str, dict[str, Any]]:
+  """{name: {field: default}} for a registry of dataclasses."""
+  return {name: dataclasses.asdict(cls()) for name, cls in registry.items()}

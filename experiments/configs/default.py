@@ -20,6 +20,8 @@ import ml_collections
 
 from vae import model as model_lib
 from vae import objectives
+from vae import posteriors
+from vae import priors
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -71,6 +73,15 @@ def get_config() -> ml_collections.ConfigDict:
   # "xla" (XLA's own: cuDNN on GPU, TPU) or "auto" (GEMM on a CPU only). Same
   # parameters, so a rerun may change it.
   c.model.conv_impl = "auto"
+  # The posterior family on the encoder's Gaussian (vae/posteriors: "gaussian",
+  # "planar" flows) and the prior (vae/priors: "standard_normal", "vampprior"),
+  # each with a section of hyperparameters per name (the paper's defaults):
+  # --config.model.posterior_hparams.planar.num_flows=20. Only the chosen
+  # family's and prior's sections are used.
+  c.model.posterior_family = "gaussian"
+  c.model.posterior_hparams = ml_collections.ConfigDict(posteriors.default_hparams())
+  c.model.prior = "standard_normal"
+  c.model.prior_hparams = ml_collections.ConfigDict(priors.default_hparams())
 
   # Objective name (vae/objectives registry) and its hyperparameters, one
   # section per objective with the paper's defaults (from each objective's

@@ -23,6 +23,7 @@ from vae.objectives.elbo import (annealed_vae_loss, batch_elbo_terms, capacity,
                                  family_loss, vae_loss)
 from vae.objectives.factor_vae import discriminator_loss, factor_vae_loss
 from vae.objectives.iwae import iwae_bound, iwae_loss, log_importance_weights
+from vae.objectives.mmd import info_vae_loss, wae_mmd_loss
 from vae.objectives.tcvae import ESTIMATORS, batch_decomposition, decomposition, tc_vae_loss
 
 
@@ -54,4 +55,5 @@ __all__ = ["REGISTRY", "Objective", "BoundObjective", "base", "get", "get_object
            "tc_vae_loss", "decomposition", "batch_decomposition", "ESTIMATORS",
            "factor_vae_loss", "discriminator_loss", "dip_vae_loss", "dip_vae_i_loss",
            "dip_vae_ii_loss", "ae_loss", "dae_loss", "CORRUPTIONS", "iwae_loss",
-           "iwae_bound", "log_importance_weights", "batch_elbo_terms"]
+           "iwae_bound", "log_importance_weights", "batch_elbo_terms",
+           "wae_mmd_loss", "info_vae_loss"]

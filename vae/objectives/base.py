@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping
 
 import optax
 
+from vae import model as model_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class NoHparams:
@@ -49,6 +51,10 @@ class Objective:
       its config section ``<name>_optim``).
     combine_optimizers: ``(vae_optimizer, {group: optimizer}) -> optimizer``
       joining them into one optax transformation, or None.
+    gaussian_only: the loss's estimator assumes the Gaussian posterior and
+      the N(0, I) prior (beta-TCVAE's log q(z), DIP-VAE's covariance): other
+      posterior families and priors are refused (``check_model``).
+    posterior_family: the one family the loss trains (JointVAE's), or "".
   """
   name: str
   loss: Callable[..., Any]
@@ -59,6 +65,23 @@ class Objective:
   extra_params: Callable[..., dict] | None = None
   extra_optimizers: tuple[str, ...] = ()
   combine_optimizers: Callable[..., optax.GradientTransformation] | None = None
+  gaussian_only: bool = False
+  posterior_family: str = ""
+
+  def check_model(self, model) -> None:
+    """Raises ValueError when the objective cannot train ``model`` (a family
+    or prior its estimator does not cover), naming both."""
+    if self.gaussian_only:
+      model_lib.require_gaussian(model, f"objective {self.name!r} ({self.reference})")
+    needs = model.posterior.requires_objective
+    if needs and needs != self.name:
+      raise ValueError(f"the {model.posterior.name!r} posterior is trained by the objective "
+                       f"{needs!r} only, got objective {self.name!r} (set objective={needs!r})")
+    if self.posterior_family and model.posterior.name != self.posterior_family:
+      raise ValueError(f"objective {self.name!r} ({self.reference}) trains the "
+                       f"{self.posterior_family!r} posterior family, got the "
+                       f"{model.posterior.name!r} posterior (set "
+                       f"model.posterior_family={self.posterior_family!r})")
 
   def hparam_names(self) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(self.hparams))
@@ -101,6 +124,7 @@ class BoundObjective:
     return functools.partial(self.record.loss, **dataclasses.asdict(self.hparams))
 
   def __call__(self, params, batch, key, *, model, step=None):
+    self.record.check_model(model)          # at trace time: free under jit
     if self.record.takes_step:
       return self._loss(params, batch, key, model=model, step=step)
     return self._loss(params, batch, key, model=model)
@@ -124,7 +148,7 @@ class BoundObjective:
     missing = [s for s in self.record.extra_optimizers if s not in (extra or {})]
     if missing:
       raise ValueError(f"objective {self.name!r} needs optimizer(s) for {missing}")
-    return self.record.combine_optimizers(vae_optimizer, dict(extra))
+    return self.record.combine_optimizers(vae_optimizer, dict(extra or {}))
 
 
 # ------------------------------------------------------- hyperparameter checks

@@ -110,7 +110,7 @@ def dip_vae_ii_loss(params, batch, key, *, model,
 
 OBJECTIVES = (
     base.Objective("dip_vae_i", dip_vae_i_loss, DIPVAEIHparams,
-                   "Kumar et al. (2018), Eq. 6"),
+                   "Kumar et al. (2018), Eq. 6", gaussian_only=True),
     base.Objective("dip_vae_ii", dip_vae_ii_loss, DIPVAEIIHparams,
-                   "Kumar et al. (2018), Eq. 7"),
+                   "Kumar et al. (2018), Eq. 7", gaussian_only=True),
 )

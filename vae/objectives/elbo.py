@@ -45,11 +45,17 @@ def family_loss(params, batch, key, *, model, regularizer):
 
 @dataclasses.dataclass(frozen=True)
 class VAEHparams:
-  """beta: the KL weight (1: the ELBO; Kingma & Welling 2014)."""
+  """beta: the KL weight (1: the ELBO; Kingma & Welling 2014); warmup_steps:
+  the weight rises linearly from 0 to beta over these first steps (the KL
+  warm-up of Bowman et al. 2016 and Sonderby et al. 2016, which the VampPrior
+  needs; 0: none)."""
   beta: float = 1.0
+  warmup_steps: int = 0
 
   def __post_init__(self):
     base.check_nonnegative("beta", self.beta)
+    base.set_field(self, "warmup_steps", base.check_int_at_least(
+        "warmup_steps", self.warmup_steps, 0, " (0: no KL warm-up)"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +80,8 @@ class AnnealedVAEHparams:
         " (steps until the capacity reaches c_max)"))
 
 
-def vae_loss(params, batch, key, *, model, beta: float = VAEHparams.beta):
+def vae_loss(params, batch, key, *, model, beta: float = VAEHparams.beta,
+             warmup_steps: int = VAEHparams.warmup_steps, step=None):
   """Negative (beta-)ELBO averaged over the batch axis.
 
   ``loss = mean_b[ -E_q log p(x_b|z) + beta * KL(q(z|x_b) || p(z)) ]``
@@ -86,13 +93,22 @@ def vae_loss(params, batch, key, *, model, beta: float = VAEHparams.beta):
     key: PRNG key.
     model: the static ``Model``.
     beta: weight on the KL term (>= 0).
+    warmup_steps: the weight is ``beta * min(1, step / warmup_steps)`` (KL
+      warm-up; Bowman et al. 2016, Sec. 3.1; Sonderby et al. 2016, Sec. 2.3);
+      0 (or ``step=None``): ``beta`` throughout.
+    step: the training step (the train step passes it).
 
   Returns:
     (loss scalar, aux) where aux has the batch means of ``elbo`` (the true,
-    beta = 1 bound), ``log_likelihood`` (reconstruction term) and ``kl``.
+    beta = 1 bound), ``log_likelihood`` (reconstruction term) and ``kl``;
+    with a warm-up also ``kl_weight``.
   """
+  if not warmup_steps or step is None:
+    return family_loss(params, batch, key, model=model,
+                       regularizer=lambda t, ll, kl: (beta * kl, None, {}))
+  weight = beta * jnp.minimum(jnp.asarray(step, jnp.float32) / warmup_steps, 1.0)
   return family_loss(params, batch, key, model=model,
-                     regularizer=lambda t, ll, kl: (beta * kl, None, {}))
+                     regularizer=lambda t, ll, kl: (weight * kl, None, {"kl_weight": weight}))
 
 
 def capacity(step, c_max, iteration_threshold):
@@ -134,9 +150,9 @@ def annealed_vae_loss(params, batch, key, *, model, gamma: float = AnnealedVAEHp
 
 OBJECTIVES = (
     base.Objective("vae", vae_loss, VAEHparams,
-                   "Kingma & Welling (2014), Eq. 7"),
+                   "Kingma & Welling (2014), Eq. 7", takes_step=True),
     base.Objective("beta_vae", vae_loss, BetaVAEHparams,
-                   "Higgins et al. (2017), Eq. 4"),
+                   "Higgins et al. (2017), Eq. 4", takes_step=True),
     base.Objective("annealed_vae", annealed_vae_loss, AnnealedVAEHparams,
                    "Burgess et al. (2018), Eq. 8", takes_step=True),
 )

@@ -22,15 +22,16 @@ from vae import model as model_lib
 from vae.objectives import base
 
 
-def _log_weights_and_terms(params, x, key, model, num_samples):
-  """(log w [k], log p(x|z_j) [k], KL(q(z|x) || p(z)) closed form) for one x."""
-  mean, logvar = model_lib.encode(params, x, model=model)
-  z = model_lib.reparameterize(key, mean, logvar, num_samples)      # [k, D]
-  out = model_lib.decode(params, z, model=model)                    # [k, ...]
-  ll = jax.vmap(lambda o: model_lib.log_likelihood(x, o, model=model))(out)
-  log_pz = jax.vmap(dist.standard_normal_log_prob)(z)
-  log_qz = jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z)
-  return ll + log_pz - log_qz, ll, jnp.sum(dist.kl_to_standard_normal_per_dim(mean, logvar))
+def _log_weights_and_terms(params, x, key, model, num_samples, log_prior=None):
+  """(log w [k], log p(x|z_j) [k], KL(q(z|x) || p(z))) for one x: the KL in
+  closed form for the Gaussian posterior and N(0, I) prior, else the mean of
+  log q(z_j|x) - log p(z_j) over the k samples."""
+  lw, ll, log_ratio = model_lib.log_importance_weights(params, x, key, num_samples,
+                                                       model=model, log_prior=log_prior)
+  if model.gaussian:
+    mean, logvar = model_lib.encode(params, x, model=model)
+    return lw, ll, jnp.sum(dist.kl_to_standard_normal_per_dim(mean, logvar))
+  return lw, ll, jnp.mean(log_ratio)
 
 
 def log_importance_weights(params, x, key, *, model, num_samples: int):
@@ -88,8 +89,10 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
   model_lib.check_batch(batch, model, "iwae_loss")
   keys = jax.random.split(key, batch.shape[0])
 
+  log_prior = model_lib.prior_log_prob(params, model=model)     # once per batch
+
   def one(x, k):
-    lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples)
+    lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples, log_prior)
     return jax.nn.logsumexp(lw) - math.log(num_samples), jnp.mean(ll), kl
 
   bounds, lls, kls = jax.vmap(one)(batch, keys)

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from vae import distributions as dist
+from vae import model as model_lib
 from vae.objectives import base
 from vae.objectives.elbo import batch_elbo_terms, family_loss
 
@@ -181,7 +182,9 @@ def tc_vae_loss(params, batch, key, *, model, alpha: float = TCVAEHparams.alpha,
 
 def batch_decomposition(params, batch, key, *, model, dataset_size,
                         estimator: str = "mss"):
-  """``decomposition`` for any VAE-family model on one batch (a diagnostic)."""
+  """``decomposition`` for any VAE-family model with the Gaussian posterior
+  and the N(0, I) prior on one batch (a diagnostic)."""
+  model_lib.require_gaussian(model, "the KL decomposition (Chen et al. 2018, Eq. 2)")
   t = batch_elbo_terms(params, batch, key, model=model)
   return decomposition(t["z"], t["mean"], t["logvar"], dataset_size, estimator)
 
@@ -193,7 +196,7 @@ def _tc_vae_loss(params, batch, key, *, model, dataset_size=0, **hparams):
 
 
 OBJECTIVES = (base.Objective("beta_tcvae", _tc_vae_loss, TCVAEHparams,
-                             "Chen et al. (2018), Eq. 4 and App. C"),)
+                             "Chen et al. (2018), Eq. 4 and App. C", gaussian_only=True),)
 
 __all__ = ["ESTIMATORS", "log_q_pairwise", "mss_log_weights", "log_q_estimates",
            "decomposition", "tc_vae_loss", "batch_decomposition"]

@@ -1,0 +1,46 @@
+"""What a prior is: one record (a frozen dataclass) per prior p(z).
+
+A prior is a frozen dataclass whose fields are its hyperparameters, with:
+
+* ``name``, ``reference``: its registry name and paper;
+* ``standard_normal``: p(z) = N(0, I), so with the Gaussian posterior the KL
+  has a closed form;
+* ``init_params(key, data_shape, latent_dim)``: its own parameters
+  (``params["prior"]`` of the model), or None;
+* ``log_prob_fn(params, encode_batch)``: the per-example ``log p(z)``
+  (z [D] -> scalar), or for a ``stochastic`` prior (one with latents of its
+  own, ``two_layer.py``) ``(z, key) -> `` a one-sample estimate of it whose
+  expectation is a lower bound. ``encode_batch`` is the model's encoder with its
+  parameters bound (``x [B, *data_shape] -> (mean, logvar)``), for priors made
+  of the posterior (the VampPrior): whatever depends on ``params`` alone is
+  computed once here, not once per example;
+* ``sample(key, num, params, encode_batch, latent_dim)``: ``num`` draws
+  [num, D] (prior samples, figures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+
+@dataclasses.dataclass(frozen=True)
+class Prior:
+  """Base of the priors (see the module docstring)."""
+  name: ClassVar[str] = ""
+  reference: ClassVar[str] = ""
+  standard_normal: ClassVar[bool] = False
+  stochastic: ClassVar[bool] = False
+
+  def init_params(self, key, data_shape, latent_dim: int) -> Any:
+    del key, data_shape, latent_dim
+    return None
+
+  def log_prob_fn(self, params, encode_batch) -> Callable:
+    raise NotImplementedError
+
+  def sample(self, key, num: int, params, encode_batch, latent_dim: int):
+    raise NotImplementedError
+
+  def hparams(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)

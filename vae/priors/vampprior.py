@@ -1,0 +1,80 @@
+"""The VampPrior: a mixture of the variational posterior at K learned
+pseudo-inputs,
+
+  p(z) = (1/K) sum_k q(z | u_k)                (Tomczak & Welling 2018, Eq. 9),
+
+trained jointly with the encoder and decoder. The pseudo-inputs ``u_k`` are
+parameters of data shape, passed through a hardtanh into [0, 1] (the authors'
+parametrisation for binary images, Sec. 3 / App.), initialised near 0.05. There
+is no closed-form KL: the ELBO uses the one-sample estimate
+``log q(z|x) - log p(z)`` (their Eq. 11 estimated as in Eq. 2).
+
+References:
+  Tomczak & Welling (2018), VAE with a VampPrior, AISTATS: Eq. 9 (the
+  prior), Eq. 11 (the ELBO), Table 2 (static binarized MNIST: VAE 88.56 ->
+  VampPrior 85.57 nats test NLL with an MLP of 300 units, K = 500, warm-up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from vae import distributions as dist
+from vae.priors import base
+
+
+@dataclasses.dataclass(frozen=True)
+class VampPrior(base.Prior):
+  """num_components: K pseudo-inputs (500 for MNIST in the paper);
+  init_mean, init_std: their initial values' normal distribution."""
+  num_components: int = 500
+  init_mean: float = 0.05
+  init_std: float = 0.01
+  name = "vampprior"
+  reference = "Tomczak & Welling (2018), Eq. 9"
+
+  def __post_init__(self):
+    k = self.num_components
+    if isinstance(k, bool) or int(k) != k or int(k) < 1:
+      raise ValueError(f"vampprior: num_components must be an integer >= 1, got {k}")
+    object.__setattr__(self, "num_components", int(k))
+    if not float(self.init_std) >= 0:
+      raise ValueError(f"vampprior: init_std must be >= 0, got {self.init_std}")
+
+  def init_params(self, key, data_shape, latent_dim):
+    del latent_dim
+    shape = (self.num_components,) + tuple(data_shape)
+    return {"pseudo_inputs": (self.init_mean + self.init_std * jax.random.normal(key, shape)
+                              ).astype(jnp.float32)}
+
+  @staticmethod
+  def pseudo_inputs(params):
+    """The K pseudo-inputs in [0, 1] (hardtanh of the parameters)."""
+    return jnp.clip(params["pseudo_inputs"], 0.0, 1.0)
+
+  def components(self, params, encode_batch):
+    """(means [K, D], logvars [K, D] or [K, 1]) of q(z|u_k)."""
+    return encode_batch(self.pseudo_inputs(params))
+
+  def log_prob_fn(self, params, encode_batch):
+    means, logvars = self.components(params, encode_batch)
+    log_k = math.log(self.num_components)
+
+    def log_prob(z):
+      per = jax.vmap(lambda m, lv: dist.gaussian_log_prob(z, m, lv))(means, logvars)
+      return jax.nn.logsumexp(per) - log_k
+    return log_prob
+
+  def sample(self, key, num, params, encode_batch, latent_dim):
+    means, logvars = self.components(params, encode_batch)
+    k_which, k_eps = jax.random.split(key)
+    which = jax.random.randint(k_which, (int(num),), 0, self.num_components)
+    eps = jax.random.normal(k_eps, (int(num), int(latent_dim)))
+    return means[which] + jnp.exp(0.5 * logvars[which]) * eps
+
+
+PRIORS = (VampPrior,)
