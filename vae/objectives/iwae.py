@@ -89,7 +89,9 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
   model_lib.check_batch(batch, model, "iwae_loss")
   keys = jax.random.split(key, batch.shape[0])
 
-  log_prior = model_lib.prior_log_prob(params, model=model)     # once per batch
+  # The prior's per-parameter work once per batch (the Gaussian/N(0, I) path
+  # keeps its own program: log_prior None).
+  log_prior = None if model.gaussian else model_lib.prior_log_prob(params, model=model)
 
   def one(x, k):
     lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples, log_prior)
