@@ -355,3 +355,25 @@ def test_two_layers_with_the_second_switched_off_are_the_one_layer_vae():
   assert np.all(np.abs(np.mean(np.asarray(mc), 0) - np.asarray(closed)) < 4 * se + 1e-4)
   draws = model_lib.sample_prior(p, jax.random.key(1), 20000, model=m)
   np.testing.assert_allclose(np.cov(np.asarray(draws).T), np.eye(D), atol=0.05)
+
+
+def test_the_code_the_decoder_reads_is_the_familys_image_of_the_mean(monkeypatch):
+  x = _batch(2)
+  for family, hp in (("planar", {"num_flows": 2}), ("iaf", {"num_steps": 1, "hidden": 6}),
+                     ("vq", {"num_codes": 5, "code_dim": 2}), ("joint", {"num_categories": 2})):
+    m = _model(posterior_family=family, posterior_hparams=hp)
+    p = model_lib.init_params(jax.random.key(0), m)
+    p["posterior"] = jax.tree.map(lambda a: a + 0.3, p.get("posterior")) if family != "joint" \
+        else None
+    mean, logvar = model_lib.encode(p, x[0], model=m)
+    code = model_lib.posterior_code(p, x[0], model=m)
+    if family in ("planar", "iaf"):        # the flow's image of the mean: a zero-noise sample
+      with monkeypatch.context() as patch:
+        patch.setattr(dist, "reparameterized_sample", lambda key, mu, lv, n=None: mu)
+        want = m.posterior.sample(jax.random.key(1), mean, logvar, p["posterior"])[0]
+    elif family == "vq":
+      want = m.posterior.sample(None, mean, logvar, p["posterior"])[0]
+    else:
+      want = jnp.concatenate([mean[:2], jax.nn.one_hot(jnp.argmax(mean[2:]), 2)])
+    np.testing.assert_allclose(code, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(code, mean)

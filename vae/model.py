@@ -560,6 +560,14 @@ def _kl_per_dim(mean, logvar, model: Model):
   return dist.kl_to_standard_normal_per_dim(mean, logvar)
 
 
+def posterior_code(params: Params, x: jax.Array, *, model: Model) -> jax.Array:
+  """The deterministic code the decoder reads for one example [D]: the
+  encoder's mean, through the family's ``code`` (a flow's image of it, the
+  quantised vectors, a one-hot category)."""
+  mean, logvar = encode(params, x, model=model)
+  return model.posterior.code(mean, logvar, params.get("posterior"))
+
+
 def require_gaussian(model: Model, who: str) -> None:
   """Raises ValueError unless the model's posterior is the encoder's Gaussian
   and its prior N(0, I): ``who`` (an objective, an estimator) assumes both."""

@@ -83,7 +83,10 @@ def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
 
 @functools.partial(jax.jit, static_argnames="model")
 def _posterior_means(params, x, *, model):
-  return jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(
+  if model.posterior.gaussian:           # the program of before: the encoder's mean
+    return jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(
+        x.astype(jnp.float32))
+  return jax.vmap(lambda e: model_lib.posterior_code(params, e, model=model))(
       x.astype(jnp.float32))
 
 
@@ -94,7 +97,9 @@ def _decoded_means(params, z, *, model):
 
 
 def posterior_means(params, x, *, model) -> np.ndarray:
-  """[N, D] means of q(z|x) for [N, *data_shape] ``x`` (one compiled encode)."""
+  """[N, D] means of q(z|x) for [N, *data_shape] ``x`` (one compiled encode);
+  for a flow, a quantised or a categorical code, the code the decoder reads
+  for them (``vae.model.posterior_code``)."""
   return np.asarray(_posterior_means(params, jnp.asarray(x), model=model))
 
 

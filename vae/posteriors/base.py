@@ -18,6 +18,8 @@ holding one stays hashable and static under ``jax.jit``) with:
   and the importance weights need); a relaxed or quantised code has none;
 * ``standard_prior_sample``: draws from the standard prior the closed-form
   KL refers to (prior samples, figures);
+* ``code(mean, logvar, params)``: the deterministic code the decoder reads
+  for an example (the mean for the Gaussian; reconstructions, traversals);
 * ``requires_objective``: the one objective that can train it ("" for any),
   e.g. the VQ-VAE's codebook losses;
 * ``init_params(key, latent_dim)``: its own parameters (``params["posterior"]``
@@ -62,6 +64,13 @@ class Posterior:
     """(z, log q(z|x)) for one example: z [D] and a scalar, or [k, D] and
     [k] with ``num_samples=k``."""
     raise NotImplementedError
+
+  def code(self, mean, logvar, params):
+    """The deterministic code of one example that the decoder reads for it
+    (reconstructions, traversals): the Gaussian's mean, pushed through a
+    flow, quantised, or with the categorical part one-hot."""
+    del logvar, params
+    return mean
 
   def standard_prior_sample(self, key, num: int, latent_dim: int, params):
     """``num`` draws [num, D] of the family's standard prior: N(0, I) (a

@@ -88,6 +88,11 @@ class IAF(base.Posterior):
     return z, log_q0 - log_det
 
 
+  def code(self, mean, logvar, params):
+    context = jnp.concatenate([mean, jnp.broadcast_to(logvar, mean.shape)])
+    return flow(mean, context, params, *self.masks(mean.shape[-1]))[0]
+
+
 def flow(z, context, params, mask_in, mask_out):
   """The T IAF steps on ``z`` [..., D]: (z_T, sum_t sum_i log sigma_t) of
   shape [...] (the log-determinant)."""

@@ -79,6 +79,12 @@ class Joint(base.Posterior):
     return jnp.concatenate([z, c], axis=-1), None
 
 
+  def code(self, mean, logvar, params):
+    del params
+    m, _, logits = self.split(mean, logvar)
+    return jnp.concatenate([m, jax.nn.one_hot(jnp.argmax(logits, -1), self.num_categories)],
+                           axis=-1)
+
   def standard_prior_sample(self, key, num, latent_dim, params):
     del params
     k_cont, k_disc = jax.random.split(key)

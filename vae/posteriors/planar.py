@@ -90,6 +90,10 @@ class Planar(base.Posterior):
     return z, log_q0 - log_det
 
 
+  def code(self, mean, logvar, params):
+    return flow(mean, *self.flow_parameters(mean, logvar, params))[0]
+
+
 def flow(z, u_hat, w, b):
   """Applies the planar maps in order to ``z`` [..., D]: (z_K, sum_k
   log|det df_k/dz|) with the sum of shape [...]."""

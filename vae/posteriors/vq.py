@@ -108,6 +108,10 @@ class VQ(base.Posterior):
       z_q = jnp.broadcast_to(z_q, (num_samples,) + z_q.shape)
     return z_q, None
 
+  def code(self, mean, logvar, params):
+    del logvar
+    return self.quantize(mean, params)[2].reshape(mean.shape)
+
   def standard_prior_sample(self, key, num, latent_dim, params):
     m = self.num_latents(int(latent_dim))
     idx = jax.random.randint(key, (int(num), m), 0, self.num_codes)
