@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from vae import workdir as workdir_lib
 
 from . import cli
 from . import studies as studies_lib
+from .machine import machine
 
 _WORKROOT = flags.DEFINE_string("workroot", "workdirs/studies",
                                 "Folder of the runs' workdirs (<workroot>/<study>/<run>).")
@@ -81,21 +81,6 @@ def run_config(study: studies_lib.Study, run: studies_lib.StudyRun):
   overrides = {**study.settings, **run.overrides, "seed": int(run.seed),
                "num_steps": int(study.num_steps)}
   return sweep.apply_overrides(config, overrides)
-
-
-def machine() -> dict[str, Any]:
-  """Where a run trained: host, CPU model, CPUs usable, JAX and its backend."""
-  import jax
-  cpu = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-  except OSError:
-    pass
-  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  return {"host": platform.node(), "cpu": cpu, "cpu_count": os.cpu_count(),
-          "cpus_used": usable, "jax": jax.__version__, "backend": jax.default_backend(),
-          "device": jax.devices()[0].device_kind, "python": platform.python_version()}
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:

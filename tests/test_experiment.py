@@ -152,8 +152,8 @@ def test_evaluate_cli_scores_a_dsprites_run_on_every_metric(tmp_path):
 # What the old flat config.hparams got wrong: each objective chosen by
 # --config.objective alone must train with its paper's hyperparameters.
 PAPER_DEFAULTS = {
-    "vae": {"beta": 1.0},
-    "beta_vae": {"beta": 4.0},
+    "vae": {"beta": 1.0, "warmup_steps": 0},
+    "beta_vae": {"beta": 4.0, "warmup_steps": 0},
     "annealed_vae": {"gamma": 1000.0, "c_max": 25.0, "iteration_threshold": 100_000},
     "beta_tcvae": {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "dataset_size": 0, "estimator": "mss"},
     "factor_vae": {"gamma": 35.0},
@@ -162,6 +162,11 @@ PAPER_DEFAULTS = {
     "iwae": {"num_samples": 5},
     "ae": {},
     "dae": {"corruption": "masking", "noise_level": 0.25},
+    "wae_mmd": {"lambda_mmd": 10.0, "kernel": "imq"},
+    "info_vae": {"alpha": 0.0, "lambda_mmd": 1000.0, "kernel": "rbf"},
+    "joint_vae": {"gamma": 150.0, "cont_capacity": 40.0, "disc_capacity": 1.1,
+                  "iteration_threshold": 300_000},
+    "vq_vae": {"commitment_cost": 0.25, "dead_code_threshold": 0.0},
 }
 
 
@@ -172,6 +177,10 @@ def test_objective_chosen_alone_trains_with_the_papers_hyperparameters(name):
   assert set(PAPER_DEFAULTS) == set(objectives.REGISTRY)
   c = default.get_config()
   c.objective = name
+  family = objectives.get(name).posterior_family
+  if family:                         # JointVAE's and the VQ-VAE's codes
+    c.model.posterior_family = family
+    c.model.posterior_hparams.vq.code_dim = 2
   job = job_lib.resolve(c, with_data=False)
   assert dataclasses.asdict(job.objective.hparams) == PAPER_DEFAULTS[name]
   assert job.effective_config()["hparams"] == PAPER_DEFAULTS[name]
