@@ -1,5 +1,7 @@
 """The four pure functions: vmap, jit and keys behave as the contracts say."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -157,12 +159,19 @@ def test_every_objective_checks_its_batch_shape(tiny_model, tiny_params):
   from vae import objectives
   one_example = jnp.zeros((28, 28, 1))
   no_channel = jnp.zeros((8, 28, 28))
+  from vae import posteriors
+  family_hparams = {"vq": {"code_dim": 2}, "joint": {"num_categories": 2}}
   for name, record in objectives.REGISTRY.items():
-    params = {**tiny_params, **record.bind().init_extra_params(jax.random.key(1), tiny_model)}
+    model, params = tiny_model, tiny_params
+    if record.posterior_family:        # JointVAE's and the VQ-VAE's own codes
+      model = dataclasses.replace(tiny_model, posterior=posteriors.make(
+          record.posterior_family, **family_hparams[record.posterior_family]))
+      params = model_lib.init_params(jax.random.key(2), model)
+    params = {**params, **record.bind().init_extra_params(jax.random.key(1), model)}
     loss = record.bind()
     for bad in (one_example, no_channel):
       with pytest.raises(ValueError, match=r"\[B, 28, 28, 1\]") as e:
-        loss(params, bad, jax.random.key(0), model=tiny_model, step=0)
+        loss(params, bad, jax.random.key(0), model=model, step=0)
       assert str(bad.shape) in str(e.value), (name, str(e.value))
 
 
