@@ -149,3 +149,11 @@ def load_npz_array(path: str, key: str) -> np.ndarray:
                        "array") from None
     raise ValueError(f"{path} is a damaged .npz archive (truncated or corrupt), so array "
                      f"{key!r} cannot be read ({type(e).__name__}: {e})") from e
+
+
+def check_int_at_least(name: str, value, low: int, what: str = "") -> int:
+  """``value`` as an int (5.0 -> 5), or a ValueError naming ``name``
+  (hyperparameters of objectives, posterior families and priors)."""
+  if isinstance(value, bool) or int(value) != value or int(value) < low:
+    raise ValueError(f"{name} must be an integer >= {low}{what}, got {value}")
+  return int(value)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from vae import checks
 from vae import interrupt
 from vae import model as model_lib
 from vae import parallel
@@ -409,9 +410,7 @@ class EvalSpec:
   score_metrics: tuple[str, ...] = ()
 
   def __post_init__(self):
-    k = self.num_importance_samples
-    if isinstance(k, bool) or int(k) != k or int(k) < 1:
-      raise ValueError(f"eval.num_importance_samples (k) must be an integer >= 1, got {k}")
+    checks.check_int_at_least("eval.num_importance_samples (k)", self.num_importance_samples, 1)
     if not float(self.metric_scale) > 0:
       raise ValueError(f"eval.metric_scale must be > 0, got {self.metric_scale}")
     from vae.metrics.dci import IMPORTANCES

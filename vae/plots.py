@@ -83,9 +83,6 @@ def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
 
 @functools.partial(jax.jit, static_argnames="model")
 def _posterior_means(params, x, *, model):
-  if model.posterior.gaussian:           # the program of before: the encoder's mean
-    return jax.vmap(lambda e: model_lib.encode(params, e, model=model)[0])(
-        x.astype(jnp.float32))
   return jax.vmap(lambda e: model_lib.posterior_code(params, e, model=model))(
       x.astype(jnp.float32))
 

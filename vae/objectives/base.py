@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 import optax
 
 from vae import model as model_lib
+from vae import checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,11 +158,7 @@ def check_nonnegative(name: str, value) -> None:
     raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def check_int_at_least(name: str, value, low: int, what: str = "") -> int:
-  """``value`` as an int (5.0 -> 5), or a ValueError naming ``name``."""
-  if isinstance(value, bool) or int(value) != value or int(value) < low:
-    raise ValueError(f"{name} must be an integer >= {low}{what}, got {value}")
-  return int(value)
+check_int_at_least = checks.check_int_at_least   # the objectives' modules call it from here
 
 
 def set_field(hparams, name: str, value) -> None:

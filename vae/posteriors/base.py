@@ -39,6 +39,8 @@ from typing import Any, ClassVar
 
 import jax
 
+from vae import distributions as dist
+
 
 @dataclasses.dataclass(frozen=True)
 class Posterior:
@@ -78,5 +80,13 @@ class Posterior:
     del params
     return jax.random.normal(key, (int(num), int(latent_dim)))
 
-  def hparams(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+
+
+def gaussian_sample(key, mean, logvar, num_samples: int | None = None):
+  """(z, log q(z|x)) drawn from the encoder's Gaussian N(mean, exp(logvar))
+  by the reparameterisation trick: z [D] and a scalar, or [k, D] and [k]
+  (the Gaussian family, and the base of the flows)."""
+  z = dist.reparameterized_sample(key, mean, logvar, num_samples)
+  if num_samples is None:
+    return z, dist.gaussian_log_prob(z, mean, logvar)
+  return z, jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z)

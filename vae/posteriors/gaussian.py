@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
-
 from vae import distributions as dist
 from vae.posteriors import base
 
@@ -30,10 +28,7 @@ class Gaussian(base.Posterior):
 
   def sample(self, key, mean, logvar, params, num_samples=None):
     del params
-    z = dist.reparameterized_sample(key, mean, logvar, num_samples)
-    if num_samples is None:
-      return z, dist.gaussian_log_prob(z, mean, logvar)
-    return z, jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z)
+    return base.gaussian_sample(key, mean, logvar, num_samples)
 
 
 POSTERIORS = (Gaussian,)

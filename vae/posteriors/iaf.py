@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae import distributions as dist
+from vae import checks
 from vae.posteriors import base
 
 S_BIAS = 1.5
@@ -50,10 +50,8 @@ class IAF(base.Posterior):
 
   def __post_init__(self):
     for field in ("num_steps", "hidden"):
-      v = getattr(self, field)
-      if isinstance(v, bool) or int(v) != v or int(v) < 1:
-        raise ValueError(f"iaf: {field} must be an integer >= 1, got {v}")
-      object.__setattr__(self, field, int(v))
+      object.__setattr__(self, field, checks.check_int_at_least(
+          f"iaf: {field}", getattr(self, field), 1))
 
   def masks(self, d: int):
     """(input->hidden [T, D, H], hidden->output [T, H, D]) MADE masks: an
@@ -78,11 +76,7 @@ class IAF(base.Posterior):
             "w_s": 0.01 * glorot(k4, (t, h, d)), "b_s": jnp.full((t, d), S_BIAS, jnp.float32)}
 
   def sample(self, key, mean, logvar, params, num_samples=None):
-    z0 = dist.reparameterized_sample(key, mean, logvar, num_samples)
-    if num_samples is None:
-      log_q0 = dist.gaussian_log_prob(z0, mean, logvar)
-    else:
-      log_q0 = jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z0)
+    z0, log_q0 = base.gaussian_sample(key, mean, logvar, num_samples)
     context = jnp.concatenate([mean, jnp.broadcast_to(logvar, mean.shape)])
     z, log_det = flow(z0, context, params, *self.masks(mean.shape[-1]))
     return z, log_q0 - log_det

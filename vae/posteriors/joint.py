@@ -30,6 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from vae import checks
 from vae import distributions as dist
 from vae.posteriors import base
 
@@ -46,10 +47,8 @@ class Joint(base.Posterior):
   has_log_prob = False
 
   def __post_init__(self):
-    k = self.num_categories
-    if isinstance(k, bool) or int(k) != k or int(k) < 2:
-      raise ValueError(f"joint: num_categories must be an integer >= 2, got {k}")
-    object.__setattr__(self, "num_categories", int(k))
+    object.__setattr__(self, "num_categories", checks.check_int_at_least(
+        "joint: num_categories", self.num_categories, 2))
     if not float(self.temperature) > 0:
       raise ValueError(f"joint: temperature must be > 0, got {self.temperature}")
 

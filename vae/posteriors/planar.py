@@ -28,7 +28,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from vae import distributions as dist
+from vae import checks
 from vae.posteriors import base
 
 
@@ -43,10 +43,8 @@ class Planar(base.Posterior):
   reference = "Rezende & Mohamed (2015), Eq. 10-13"
 
   def __post_init__(self):
-    if isinstance(self.num_flows, bool) or int(self.num_flows) != self.num_flows \
-        or int(self.num_flows) < 1:
-      raise ValueError(f"planar: num_flows must be an integer >= 1, got {self.num_flows}")
-    object.__setattr__(self, "num_flows", int(self.num_flows))
+    object.__setattr__(self, "num_flows",
+                       checks.check_int_at_least("planar: num_flows", self.num_flows, 1))
     object.__setattr__(self, "amortized", bool(self.amortized))
 
   def _size(self, d: int) -> int:
@@ -81,11 +79,7 @@ class Planar(base.Posterior):
     return u_hat, w, b
 
   def sample(self, key, mean, logvar, params, num_samples=None):
-    z0 = dist.reparameterized_sample(key, mean, logvar, num_samples)
-    if num_samples is None:
-      log_q0 = dist.gaussian_log_prob(z0, mean, logvar)
-    else:
-      log_q0 = jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z0)
+    z0, log_q0 = base.gaussian_sample(key, mean, logvar, num_samples)
     z, log_det = flow(z0, *self.flow_parameters(mean, logvar, params))
     return z, log_q0 - log_det
 

@@ -30,6 +30,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from vae import checks
+
 from vae.posteriors import base
 
 LAPLACE_EPS = 1e-5
@@ -51,10 +53,8 @@ class VQ(base.Posterior):
 
   def __post_init__(self):
     for field in ("num_codes", "code_dim"):
-      v = getattr(self, field)
-      if isinstance(v, bool) or int(v) != v or int(v) < 1:
-        raise ValueError(f"vq: {field} must be an integer >= 1, got {v}")
-      object.__setattr__(self, field, int(v))
+      object.__setattr__(self, field, checks.check_int_at_least(
+          f"vq: {field}", getattr(self, field), 1))
     if not 0.0 <= float(self.ema_decay) < 1.0:
       raise ValueError(f"vq: ema_decay must be in [0, 1) (0: learn the codebook by "
                        f"gradient), got {self.ema_decay}")

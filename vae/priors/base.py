@@ -41,6 +41,3 @@ class Prior:
 
   def sample(self, key, num: int, params, encode_batch, latent_dim: int):
     raise NotImplementedError
-
-  def hparams(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)

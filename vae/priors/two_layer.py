@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae import checks
 from vae import distributions as dist
 from vae.priors import base
 
@@ -65,10 +66,8 @@ class TwoLayer(base.Prior):
 
   def __post_init__(self):
     for field in ("latent_dim", "hidden"):
-      v = getattr(self, field)
-      if isinstance(v, bool) or int(v) != v or int(v) < 1:
-        raise ValueError(f"two_layer: {field} must be an integer >= 1, got {v}")
-      object.__setattr__(self, field, int(v))
+      object.__setattr__(self, field, checks.check_int_at_least(
+          f"two_layer: {field}", getattr(self, field), 1))
 
   def init_params(self, key, data_shape, latent_dim):
     del data_shape

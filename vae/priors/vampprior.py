@@ -23,6 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from vae import checks
 from vae import distributions as dist
 from vae.priors import base
 
@@ -38,10 +39,8 @@ class VampPrior(base.Prior):
   reference = "Tomczak & Welling (2018), Eq. 9"
 
   def __post_init__(self):
-    k = self.num_components
-    if isinstance(k, bool) or int(k) != k or int(k) < 1:
-      raise ValueError(f"vampprior: num_components must be an integer >= 1, got {k}")
-    object.__setattr__(self, "num_components", int(k))
+    object.__setattr__(self, "num_components", checks.check_int_at_least(
+        "vampprior: num_components", self.num_components, 1))
     if not float(self.init_std) >= 0:
       raise ValueError(f"vampprior: init_std must be >= 0, got {self.init_std}")
 
