@@ -48,7 +48,8 @@ def build_model(config) -> model_lib.Model:
       posterior_family=m.get("posterior_family", "gaussian"),
       posterior_hparams=_section(m, "posterior_hparams", m.get("posterior_family", "gaussian")),
       prior=m.get("prior", "standard_normal"),
-      prior_hparams=_section(m, "prior_hparams", m.get("prior", "standard_normal")))
+      prior_hparams=_section(m, "prior_hparams", m.get("prior", "standard_normal")),
+      num_classes=int(m.get("num_classes", 0)))
 
 
 def _section(model_config, field: str, name: str) -> dict:
@@ -122,6 +123,7 @@ def data_settings(config, *, split: str | None = None, with_train: bool = True,
       eval_split=split or config.eval.split,
       eval_examples=int(config.eval.get("max_examples", 0)),
       eval_key=train_lib.named_keys(int(config.seed))["eval"],
+      label=config.get("label", ""),
       with_train=with_train, with_eval=with_eval)
 
 

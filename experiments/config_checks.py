@@ -38,6 +38,21 @@ def _check_metrics(config) -> None:
         "scores are taken by the periodic evaluation")
 
 
+def _check_conditioning(config) -> None:
+  n, label = config.model.get("num_classes", 0), config.get("label", "")
+  _need(isinstance(n, int) and n >= 0,
+        f"model.num_classes must be an integer >= 0 (0: no conditioning), got {n!r}")
+  _need(bool(n) == bool(label),
+        "model.num_classes and label go together: a conditional VAE (Sohn et al. 2015) reads "
+        "the labels that `label` names ('class', or a factor of a ground-truth set) with "
+        f"model.num_classes classes; got model.num_classes={n} and label={label!r}")
+  if n:
+    _need(not config.eval.get("metrics") and not build.eval_spec(config).score_every,
+          "the disentanglement metrics encode renders without their labels, which a "
+          "conditional model's encoder reads: set eval.metrics=() and eval.score_every=0 "
+          f"(label={label!r})")
+
+
 def _check_optimizers(config, record) -> None:
   _need(float(config.optim.learning_rate) > 0,
         f"optim.learning_rate must be > 0, got {config.optim.learning_rate}")
@@ -66,6 +81,7 @@ def check_config(config) -> None:
   _need(int(config.batch_size) >= 1, f"batch_size must be >= 1, got {config.batch_size}")
   build.schedule(config)
   _check_metrics(config)
+  _check_conditioning(config)
   _need(int(config.get("prefetch_batches", 8)) >= 1,
         f"prefetch_batches must be >= 1, got {config.get('prefetch_batches')}")
   data_lib.check_settings(build.data_settings(config))   # data_source, the set's own checks

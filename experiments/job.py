@@ -60,17 +60,19 @@ def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool
     The final ``TrainState``.
   """
   check_rerun(config, workdir)
+  labels = None
   if train_data is None:
     check_config(config)
-    train_data = open_data(config, with_eval=False).train
-  return train_job(resolve(config, train_data=train_data), workdir, eval_fn=eval_fn,
-                progress=progress)
+    data = open_data(config, with_eval=False)
+    train_data, labels = data.train, data.labels
+  return train_job(resolve(config, train_data=train_data, labels=labels), workdir,
+                   eval_fn=eval_fn, progress=progress)
 
 
 def train_job(job: Job, workdir: str, *, eval_fn=None, progress: bool = True, writers=None):
   """Trains a resolved ``Job`` (``vae.train.train`` with its objects)."""
   source = sources.make_source(job.train_data, job.batch_size, job.keys["data"], model=job.model,
-                               prefetch=job.prefetch_batches)
+                               prefetch=job.prefetch_batches, labels=job.labels)
   return train_lib.train(workdir, model=job.model, objective=job.objective,
                          optimizer=job.optimizer, source=source, schedule=job.schedule,
                          seed=job.seed, eval_fn=eval_fn, progress=progress, writers=writers)
@@ -145,7 +147,7 @@ def _train_and_evaluate(job: Job, workdir: str, out, progress: bool = True,
   say = say or Say(False)
   keys, model, spec = job.keys, job.model, job.eval_spec
   probabilistic = job.objective.record.probabilistic
-  eval_fn = ev.periodic_eval_fn(job.eval_data, keys["eval"], model=model, spec=spec,
+  eval_fn = ev.periodic_eval_fn(job.eval_set, keys["eval"], model=model, spec=spec,
                                 dataset_size=job.num_train, probabilistic=probabilistic,
                                 ground_truth=job.ground_truth_data,
                                 score_key=score_key(job))

@@ -57,7 +57,7 @@ def evaluate_and_record(params, step: int, job, path: str, *, extra: dict | None
   names = list(spec.metrics if metrics is None else metrics)
   scale = spec.metric_scale if metric_scale is None else metric_scale
   importance = spec.dci_importance if dci_importance is None else dci_importance
-  results = ev.evaluate_params(params, job.eval_data, job.keys["eval"], model=job.model,
+  results = ev.evaluate_params(params, job.eval_set, job.keys["eval"], model=job.model,
                                probabilistic=job.objective.record.probabilistic, spec=spec,
                                dataset_size=job.num_train, progress=progress)
   results.update({"split": spec.split, "step": int(step)})
@@ -81,6 +81,6 @@ def write_figures(workdir: str, params, job, results: dict[str, Any]) -> list[st
   paths (``vae.plots.save_run_figures``: one compiled encode and decode)."""
   probabilistic = job.objective.record.probabilistic
   return plots.save_run_figures(
-      workdir, params, job.eval_data, jax.random.fold_in(job.keys["eval"], 2),
+      workdir, params, job.eval_set, jax.random.fold_in(job.keys["eval"], 2),
       model=job.model, probabilistic=probabilistic,
       kl_per_dim=results["elbo"]["kl_per_dim"] if probabilistic else None)

@@ -13,6 +13,7 @@ import numpy as np
 
 from vae import checkpoint as ckpt_lib
 from vae import checks
+from vae import conditioning as cond_lib
 from vae import data as data_lib
 from vae import evaluate as ev
 from vae import model as model_lib
@@ -43,6 +44,15 @@ class Job:
   dataset: str
   prefetch_batches: int = 8
   data_fingerprint: dict = dataclasses.field(default_factory=dict)
+  labels: data_lib.Labels | None = None
+
+  @property
+  def eval_set(self):
+    """What evaluation reads: the evaluation images, with their labels
+    (``Labeled``) for a conditional model."""
+    if self.model.conditioning is None or self.eval_data is None:
+      return self.eval_data
+    return cond_lib.Labeled(self.eval_data, self.labels.eval)
 
   @property
   def keys(self):
@@ -81,7 +91,7 @@ def load_split(config, split: str, max_examples: int = 0) -> np.ndarray:
   return record.load_split(split, build.data_settings(config), max_examples)
 
 
-def resolve(config, with_data: bool = True, train_data=None) -> Job:
+def resolve(config, with_data: bool = True, train_data=None, labels=None) -> Job:
   """Checks ``config`` and resolves it once into a ``Job``.
 
   Args:
@@ -90,6 +100,8 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
       data; the job's N and data are then None).
     train_data: train on this instead of the config's data (an array or a
       ground-truth set); no evaluation data is loaded then.
+    labels: ``train_data``'s labels (``vae.data.Labels``) for a conditional
+      model.
   """
   check_config(config)
   model = build.build_model(config)
@@ -98,13 +110,15 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
   if train_data is None and with_data:
     data = open_data(config)
     train_data, eval_data, ground_truth = data.train, data.eval, data.ground_truth
-    fingerprint = data.fingerprint
+    fingerprint, labels = data.fingerprint, data.labels
     checks.check_model_fits(model.data_shape, np.shape(eval_data)[1:],
                             f"the {config.dataset!r} evaluation data")
     checks.check_data(eval_data, data_shape=model.data_shape, likelihood=model.likelihood,
                       name="evaluation data")
     ev.check_eval_size(len(eval_data), spec=build.eval_spec(config),
                        probabilistic=objectives.get(config.objective).probabilistic)
+    if model.conditioning is not None and labels is not None:
+      cond_lib.check_labels(labels.eval, model.conditioning.num_classes, "evaluation labels")
   elif isinstance(train_data, GroundTruthData):
     ground_truth = train_data
   num_train = sources.num_examples(train_data) if train_data is not None else None
@@ -116,7 +130,7 @@ def resolve(config, with_data: bool = True, train_data=None) -> Job:
              eval_spec=build.eval_spec(config), batch_size=int(config.batch_size),
              seed=int(config.seed), dataset=config.dataset,
              prefetch_batches=int(config.get("prefetch_batches", 8)),
-             data_fingerprint=fingerprint)
+             data_fingerprint=fingerprint, labels=labels)
 
 
 def restore_state(workdir: str, job: Job):

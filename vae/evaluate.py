@@ -37,28 +37,39 @@ from tqdm import tqdm
 
 from vae import checks
 from vae import interrupt
+from vae import conditioning as cond_lib
 from vae import model as model_lib
 from vae import parallel
 from vae.objectives import batch_decomposition, batch_elbo_terms
 from vae.objectives.autoencoders import reconstruction_log_likelihood
 
 
-def batches(data: np.ndarray, batch_size: int, mesh=None, drop_remainder: bool = False):
+def num_examples(data) -> int:
+  """N of an evaluation data set: an array [N, ...], or a conditional
+  model's ``Labeled(x [N, ...], y [N])``."""
+  return int(np.shape(jax.tree.leaves(data)[0])[0])
+
+
+def batches(data, batch_size: int, mesh=None, drop_remainder: bool = False):
   """Yields (index, batch, valid) with the last batch padded to batch_size,
   so that every batch has one shape and is compiled once (or, with
   ``drop_remainder``, left out). With a mesh the batch size is rounded up to
-  a multiple of its device count."""
+  a multiple of its device count. ``data``: an array, or a pytree of arrays
+  with one leading axis (``Labeled(x, y)``), batched alike."""
   if mesh is not None:
     batch_size = -(-int(batch_size) // mesh.size) * mesh.size
-  n = data.shape[0]
+  n = num_examples(data)
   stop = n - n % batch_size if drop_remainder else n
-  for i, start in enumerate(range(0, stop, batch_size)):
-    chunk = data[start:start + batch_size]
-    valid = chunk.shape[0]
-    if valid < batch_size:
-      pad = np.zeros((batch_size - valid,) + chunk.shape[1:], chunk.dtype)
+
+  def padded(chunk):
+    if chunk.shape[0] < batch_size:
+      pad = np.zeros((batch_size - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)
       chunk = np.concatenate([chunk, pad])
-    yield i, chunk, valid
+    return chunk
+
+  for i, start in enumerate(range(0, stop, batch_size)):
+    valid = min(batch_size, n - start)
+    yield i, jax.tree.map(lambda a: padded(a[start:start + batch_size]), data), valid
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -85,7 +96,8 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
       parameters an argument and its static settings bound (``functools.partial``
       of a module-level jitted function): new parameters reuse its program.
     params: model parameters (replicated on ``mesh`` if it has several devices).
-    data: host array [N, *data_shape].
+    data: host array [N, *data_shape] (a conditional model's
+      ``Labeled(x, y)`` of host arrays).
     batch_size: examples per call.
     key: PRNG key, or None for an ``fn`` that takes none.
     mesh: optional ``vae.parallel`` mesh.
@@ -102,8 +114,9 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-  data = np.asarray(data)
-  bar = _bar(data.shape[0], desc, progress)
+  data = jax.tree.map(np.asarray, data)
+  n = num_examples(data)
+  bar = _bar(n, desc, progress)
   total, parts, count = None, [], 0
   for i, batch, valid in batches(data, batch_size, mesh, drop_remainder):
     args = (params, parallel.shard_host_batch(batch, mesh))
@@ -121,7 +134,7 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
   if bar is not None:
     bar.close()
   if count == 0:
-    raise ValueError(f"no batch of {batch_size} in {data.shape[0]} examples")
+    raise ValueError(f"no batch of {batch_size} in {n} examples")
   if reduce == "mean":
     return jax.tree.map(lambda s: s / count, total)
   join = np.concatenate if reduce == "concat" else np.stack
@@ -130,7 +143,7 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
 
 @functools.partial(jax.jit, static_argnames="model")
 def _elbo_batch(params, batch, key, *, model):
-  t = batch_elbo_terms(params, batch.astype(jnp.float32), key, model=model)
+  t = batch_elbo_terms(params, cond_lib.as_float(batch), key, model=model)
   return t["elbo"], t["log_likelihood"], t["kl"], t["kl_per_dim"]
 
 
@@ -167,13 +180,13 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
   # The prior's per-parameter work once per batch (None: the Gaussian's own program).
   log_prior = None if model.gaussian else model_lib.prior_log_prob(params, model=model)
 
-  def one(x, k):
+  def one(x, k, y=None):
     x = x.astype(jnp.float32)
 
     def chunk(carry, c):
       run_max, run_sum = carry
       lw = model_lib.log_importance_weights(params, x, jax.random.fold_in(k, c), chunk_size,
-                                            model=model, log_prior=log_prior)[0]
+                                            model=model, log_prior=log_prior, y=y)[0]
       # Samples past num_samples (in the last chunk) get zero weight.
       j = c * chunk_size + jnp.arange(chunk_size)
       lw = jnp.where(j < num_samples, lw, -jnp.inf)
@@ -185,8 +198,9 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
                              jnp.arange(num_chunks))
     return m + jnp.log(s) - math.log(num_samples)
 
+  batch, labels = cond_lib.split_batch(batch, model, "iwae_log_likelihood")
   keys = jax.random.split(key, batch.shape[0])
-  return jax.vmap(one)(batch, keys)
+  return jax.vmap(one)(batch, keys) if labels is None else jax.vmap(one)(batch, keys, labels)
 
 
 def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,
@@ -248,7 +262,8 @@ def posterior_mean_fn(model):
   Cached: one function object per model, so jitted programs that take it
   (as a ``jax.tree_util.Partial``) compile once per model."""
   def means(params, x):
-    return model_lib.encode_batch(params, x.astype(jnp.float32), model=model)[0]
+    x, y = cond_lib.split_batch(x, model, "posterior means")
+    return model_lib.encode_batch(params, x.astype(jnp.float32), model=model, y=y)[0]
   return means
 
 
@@ -287,7 +302,7 @@ def kl_per_dimension(params, data, key, *, model, batch_size: int = 1000) -> lis
 
 @functools.partial(jax.jit, static_argnames=("model", "estimator"))
 def _decomposition_batch(params, batch, key, *, dataset_size, model, estimator):
-  return batch_decomposition(params, batch.astype(jnp.float32), key, model=model,
+  return batch_decomposition(params, cond_lib.as_float(batch), key, model=model,
                              dataset_size=dataset_size, estimator=estimator)
 
 
@@ -314,8 +329,8 @@ def kl_decomposition(params, data, key, *, model, dataset_size: int,
   Returns:
     dict: ``{mutual_info,total_correlation,dim_kl,kl_mc}_{mws,mss}``.
   """
-  data = np.asarray(data)
-  m = min(int(batch_size), data.shape[0])
+  data = jax.tree.map(np.asarray, data)
+  m = min(int(batch_size), num_examples(data))
   if mesh is not None and mesh.size > 1:
     m = max(m // mesh.size, 1) * mesh.size
   out: dict[str, float] = {}
@@ -493,7 +508,7 @@ def evaluate_params(params, eval_data, key, *, model, probabilistic: bool, spec:
   """
   keys = {"elbo": jax.random.fold_in(key, 0), "iwae": jax.random.fold_in(key, 1),
           "diagnostics": jax.random.fold_in(key, 3)}
-  results: dict[str, Any] = {"num_examples": int(eval_data.shape[0])}
+  results: dict[str, Any] = {"num_examples": num_examples(eval_data)}
   results.update(_evaluate(params, eval_data, keys, model=model, probabilistic=probabilistic,
                            spec=spec, dataset_size=dataset_size, mesh=mesh, progress=progress))
   return results

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae import conditioning as cond_lib
 from vae import distributions as dist
 from vae import networks
 from vae import posteriors as posteriors_lib
@@ -64,6 +65,9 @@ class Model:
     posterior: the family of q(z|x) built on the encoder's Gaussian
       (``vae.posteriors``: the Gaussian itself, or a flow on it).
     prior: p(z) (``vae.priors``: N(0, I), or the VampPrior).
+    conditioning: a class label read by both networks (a conditional VAE,
+      ``vae.conditioning``), or None. A conditional model's functions take
+      the label as ``y`` and its batches are ``Labeled(x, y)``.
   """
   encoder: nn.Module
   decoder: nn.Module
@@ -75,6 +79,7 @@ class Model:
   min_obs_logvar: float = MIN_OBS_LOGVAR
   posterior: posteriors_lib.Posterior = posteriors_lib.Gaussian()
   prior: priors_lib.Prior = priors_lib.StandardNormal()
+  conditioning: cond_lib.Conditioning | None = None
 
   @property
   def closed_form_kl(self) -> bool:
@@ -130,7 +135,8 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
                obs_variance: str = "fixed", min_obs_logvar: float = MIN_OBS_LOGVAR,
                compute_dtype: str = "float32", conv_impl: str = "auto",
                posterior_family: str = "gaussian", posterior_hparams=None,
-               prior: str = "standard_normal", prior_hparams=None) -> Model:
+               prior: str = "standard_normal", prior_hparams=None,
+               num_classes: int = 0) -> Model:
   """Builds a ``Model`` from plain values (as found in a config).
 
   Args:
@@ -159,6 +165,8 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
       hyperparameters (the rest at their defaults).
     prior, prior_hparams: p(z) (``vae.priors``: "standard_normal",
       "vampprior") and its hyperparameters.
+    num_classes: > 0 builds a conditional VAE on labels in [0, num_classes)
+      (``vae.conditioning``); 0 none.
 
   Returns:
     A ``Model``.
@@ -193,8 +201,16 @@ def make_model(*, architecture: str, data_shape: Sequence[int], latent_dim: int,
     raise ValueError(f"the {family.name!r} posterior gives no log q(z|x), so its KL has only "
                      f"the closed form to the standard prior: prior must be 'standard_normal', "
                      f"got {prior!r}")
+  conditioning = None
+  if num_classes:
+    conditioning = cond_lib.Conditioning(num_classes)
+    if not prior_record.standard_normal:
+      raise ValueError(f"a conditional VAE (num_classes={num_classes}) has the prior N(0, I) "
+                       f"whatever the label; prior {prior!r} is not conditioned on it: set "
+                       "prior='standard_normal' or num_classes=0")
   return Model(enc, dec, data_shape, int(latent_dim), likelihood,
-               float(obs_logvar), obs_variance, float(min_obs_logvar), family, prior_record)
+               float(obs_logvar), obs_variance, float(min_obs_logvar), family, prior_record,
+               conditioning)
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -252,8 +268,12 @@ def _init_networks(key: jax.Array, x: jax.Array, z: jax.Array, *, model: Model) 
   forward pass on constant zeros at compile time (10 s for the conv model);
   as arguments the unused forward pass is simply dropped."""
   k_enc, k_dec = jax.random.split(key)
-  return {"encoder": model.encoder.init(k_enc, x)["params"],
-          "decoder": model.decoder.init(k_dec, z)["params"]}
+  if model.conditioning is None:
+    return {"encoder": model.encoder.init(k_enc, x)["params"],
+            "decoder": model.decoder.init(k_dec, z)["params"]}
+  y = model.conditioning.one_hot(0)
+  return {"encoder": model.encoder.init(k_enc, x, y)["params"],
+          "decoder": model.decoder.init(k_dec, z, y)["params"]}
 
 
 def init_params(key: jax.Array, model: Model) -> Params:
@@ -288,13 +308,14 @@ def obs_logvar(params: Params, model: Model) -> jax.Array:
   return model.min_obs_logvar + jax.nn.softplus(params["obs_logvar"])
 
 
-def encode(params: Params, x: jax.Array, *, model: Model):
-  """q(z|x) for one example.
+def encode(params: Params, x: jax.Array, *, model: Model, y=None):
+  """q(z|x) for one example (q(z|x, y) for a conditional model).
 
   Args:
     params: model parameters.
     x: [*data_shape] one example.
     model: the static ``Model``.
+    y: a conditional model's integer label (scalar); None otherwise.
 
   Returns:
     (mean [D], logvar [D] or [1]) of the mean-field Gaussian posterior.
@@ -303,16 +324,40 @@ def encode(params: Params, x: jax.Array, *, model: Model):
     ValueError: ``x`` is not of shape ``model.data_shape``.
   """
   check_example(x, model, "encode")
-  return _encode(params, x, model)
+  return _encode(params, x, model, _label(y, model, "encode", ()))
 
 
-def _encode(params: Params, x: jax.Array, model: Model):
-  mean, logvar = model.encoder.apply({"params": params["encoder"]}, x)
+def _label(y, model: Model, fn: str, lead: tuple):
+  """The one-hot label the networks read (None for a model without
+  conditioning), after checking that ``y`` is there exactly when the model
+  is conditional and has the leading shape ``lead`` of its input."""
+  cond = model.conditioning
+  if cond is None:
+    if y is not None:
+      raise ValueError(f"{fn}: got a label y but the model has no conditioning (build it "
+                       "with num_classes > 0 for a conditional VAE)")
+    return None
+  if y is None:
+    raise ValueError(f"{fn}: this model is conditional ({cond.num_classes} classes): pass "
+                     "its integer label y")
+  if _shape(y) != tuple(lead):
+    raise ValueError(f"{fn}: y must be integer labels of shape {tuple(lead)} (one per "
+                     f"example), got shape {_shape(y)}")
+  return cond.one_hot(y)
+
+
+def _apply(module, params, inp, y):
+  return module.apply({"params": params}, inp) if y is None else (
+      module.apply({"params": params}, inp, y))
+
+
+def _encode(params: Params, x: jax.Array, model: Model, y=None):
+  mean, logvar = _apply(model.encoder, params["encoder"], x, y)
   # Densities are computed in float32 whatever the compute dtype.
   return mean.astype(jnp.float32), logvar.astype(jnp.float32)
 
 
-def encode_batch(params: Params, x: jax.Array, *, model: Model):
+def encode_batch(params: Params, x: jax.Array, *, model: Model, y=None):
   """``encode`` for a batch [B, *data_shape] in one application of the network.
 
   The same function as ``jax.vmap(encode)`` (flax layers carry leading axes
@@ -327,16 +372,17 @@ def encode_batch(params: Params, x: jax.Array, *, model: Model):
     ValueError: ``x`` is not of shape [B, *model.data_shape].
   """
   check_batch(x, model, "encode_batch")
-  return _encode(params, x, model)
+  return _encode(params, x, model, _label(y, model, "encode_batch", _shape(x)[:1]))
 
 
-def decode_batch(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
+def decode_batch(params: Params, z: jax.Array, *, model: Model, y=None) -> jax.Array:
   """``decode`` for a batch of latents [B, D]: [B, *model.decoder_out_shape]
-  (see ``encode_batch``)."""
+  (see ``encode_batch``); ``y`` [B] a conditional model's labels."""
   if len(_shape(z)) != 2:
     raise ValueError(f"decode_batch: z must have shape [B, {model.latent_dim}], got "
                      f"shape {_shape(z)}")
-  return decode(params, z, model=model)
+  check_latent(z, model, "decode_batch")
+  return _decode(params, z, model, _label(y, model, "decode_batch", _shape(z)[:1]))
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array,
@@ -346,7 +392,7 @@ def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array,
   return dist.reparameterized_sample(key, mean, logvar, num_samples)
 
 
-def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
+def decode(params: Params, z: jax.Array, *, model: Model, y=None) -> jax.Array:
   """p(x|z) parameters for one latent: logits (Bernoulli, cross-entropy) or
   means (Gaussian); with a learned Gaussian variance, means and
   log-variances stacked on a last axis ([*data_shape, 2]).
@@ -355,6 +401,8 @@ def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
     params: model parameters.
     z: [D] (or [..., D]: leading axes are carried through by flax Dense).
     model: the static ``Model``.
+    y: a conditional model's integer label (scalar: one example, whatever
+      z's leading axes); None otherwise.
 
   Returns:
     [*model.decoder_out_shape] decoder output ([..., *decoder_out_shape]
@@ -364,7 +412,11 @@ def decode(params: Params, z: jax.Array, *, model: Model) -> jax.Array:
     ValueError: the last axis of ``z`` is not ``model.latent_dim``.
   """
   check_latent(z, model, "decode")
-  out = model.decoder.apply({"params": params["decoder"]}, z).astype(jnp.float32)
+  return _decode(params, z, model, _label(y, model, "decode", ()))
+
+
+def _decode(params: Params, z: jax.Array, model: Model, y=None) -> jax.Array:
+  out = _apply(model.decoder, params["decoder"], z, y).astype(jnp.float32)
   if model.learned_variance:
     out = jnp.stack([out, jnp.broadcast_to(obs_logvar(params, model), out.shape)], axis=-1)
   return out
@@ -393,7 +445,7 @@ def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
 
 
 def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
-               model: Model) -> dict[str, jax.Array]:
+               model: Model, y=None) -> dict[str, jax.Array]:
   """One-sample SGVB terms for one example (Kingma & Welling 2014, Eq. 7).
 
   Returns:
@@ -412,9 +464,9 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
     ValueError: ``x`` is not one example of ``model.data_shape``.
   """
   check_example(x, model, "elbo")
-  mean, logvar = encode(params, x, model=model)
+  mean, logvar = encode(params, x, model=model, y=y)
   z, log_q = sample_posterior(params, key, mean, logvar, model=model)
-  ll = log_likelihood(x, decode(params, z, model=model), model=model)
+  ll = log_likelihood(x, decode(params, z, model=model, y=y), model=model)
   kl_per_dim = _kl_per_dim(mean, logvar, model)
   if model.closed_form_kl:
     kl = jnp.sum(kl_per_dim)
@@ -435,7 +487,7 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
 
   Args:
     params: model parameters.
-    batch: [B, *data_shape].
+    batch: [B, *data_shape]; a conditional model's ``Labeled(x, y)``.
     key: PRNG key, split into B keys.
     model: the static ``Model``.
 
@@ -448,13 +500,15 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
     ValueError: ``batch`` is not of shape [B, *model.data_shape] (every
       ELBO-family objective computes its terms here, so this is their check).
   """
-  check_batch(batch, model, "batch_elbo_terms (the ELBO-family objectives)")
+  fn = "batch_elbo_terms (the ELBO-family objectives)"
+  batch, y = cond_lib.split_batch(batch, model, fn)
+  check_batch(batch, model, fn)
   keys = jax.random.split(key, batch.shape[0])
-  mean, logvar = encode_batch(params, batch, model=model)
+  mean, logvar = encode_batch(params, batch, model=model, y=y)
   # (The closed-form path drops log q: jit removes its computation.)
   z, log_q = jax.vmap(lambda k, m, lv: sample_posterior(params, k, m, lv, model=model))(
       keys, mean, logvar)
-  out = decode_batch(params, z, model=model)
+  out = decode_batch(params, z, model=model, y=y)
   ll = jax.vmap(lambda x, o: log_likelihood(x, o, model=model))(batch, out)
   kl_per_dim = jax.vmap(lambda m, lv: _kl_per_dim(m, lv, model))(mean, logvar)
   if model.closed_form_kl:
@@ -467,7 +521,7 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
 
 
 def elbo(params: Params, x: jax.Array, key: jax.Array, *,
-         model: Model) -> jax.Array:
+         model: Model, y=None) -> jax.Array:
   """Single-sample ELBO estimate for one example (nats; higher is better).
 
   ``log p(x|z) - KL(q(z|x) || N(0, I))`` with ``z ~ q(z|x)`` reparameterised
@@ -482,7 +536,7 @@ def elbo(params: Params, x: jax.Array, key: jax.Array, *,
   Returns:
     Scalar ELBO.
   """
-  return elbo_terms(params, x, key, model=model)["elbo"]
+  return elbo_terms(params, x, key, model=model, y=y)["elbo"]
 
 
 # ------------------------------------------------ the posterior and the prior
@@ -516,7 +570,7 @@ def sample_prior(params: Params, key: jax.Array, num: int, *, model: Model) -> j
 
 
 def log_importance_weights(params: Params, x: jax.Array, key: jax.Array, num_samples: int, *,
-                           model: Model, log_prior=None):
+                           model: Model, log_prior=None, y=None):
   """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) for k = ``num_samples``
   draws z_j ~ q(z|x) of one example (Burda et al. 2016, Eq. 8), with any
   posterior family and prior.
@@ -526,6 +580,7 @@ def log_importance_weights(params: Params, x: jax.Array, key: jax.Array, num_sam
     num_samples: k.
     log_prior: ``prior_log_prob(params, model=model)`` when the caller has it
       (computed once for a batch); None computes it here.
+    y: a conditional model's label (the weights of log p(x|y)).
 
   Returns:
     (log w [k], log p(x|z_j) [k], log q(z_j|x) - log p(z_j) [k]).
@@ -534,18 +589,18 @@ def log_importance_weights(params: Params, x: jax.Array, key: jax.Array, num_sam
     raise ValueError(f"importance weights need log q(z|x), which the "
                      f"{model.posterior.name!r} posterior does not give (a relaxed discrete "
                      "code has no density to weigh by)")
-  mean, logvar = encode(params, x, model=model)
+  mean, logvar = encode(params, x, model=model, y=y)
   if model.gaussian and log_prior is None:
     # The Gaussian's program as it was, op for op: the IWAE's gradients
     # accumulate in the same order, so training is bit for bit as before.
     z = reparameterize(key, mean, logvar, num_samples)
-    out = decode(params, z, model=model)
+    out = decode(params, z, model=model, y=y)
     ll = jax.vmap(lambda o: log_likelihood(x, o, model=model))(out)
     log_p = jax.vmap(dist.standard_normal_log_prob)(z)
     log_q = jax.vmap(lambda zz: dist.gaussian_log_prob(zz, mean, logvar))(z)
     return ll + log_p - log_q, ll, log_q - log_p
   z, log_q = sample_posterior(params, key, mean, logvar, model=model, num_samples=num_samples)
-  out = decode(params, z, model=model)
+  out = decode(params, z, model=model, y=y)
   ll = jax.vmap(lambda o: log_likelihood(x, o, model=model))(out)
   prior_keys = jax.random.split(jax.random.fold_in(key, 1), num_samples)
   log_p = jax.vmap(log_prior or prior_log_prob(params, model=model))(z, prior_keys)
@@ -560,11 +615,11 @@ def _kl_per_dim(mean, logvar, model: Model):
   return dist.kl_to_standard_normal_per_dim(mean, logvar)
 
 
-def posterior_code(params: Params, x: jax.Array, *, model: Model) -> jax.Array:
+def posterior_code(params: Params, x: jax.Array, *, model: Model, y=None) -> jax.Array:
   """The deterministic code the decoder reads for one example [D]: the
   encoder's mean, through the family's ``code`` (a flow's image of it, the
   quantised vectors, a one-hot category)."""
-  mean, logvar = encode(params, x, model=model)
+  mean, logvar = encode(params, x, model=model, y=y)
   return model.posterior.code(mean, logvar, params.get("posterior"))
 
 

@@ -40,6 +40,17 @@ def get_activation(name: str):
   return ACTIVATIONS[name]
 
 
+def with_label(h, y):
+  """``h`` [..., F] with a one-hot label ``y`` [..., K] (or [K], broadcast
+  over h's leading axes) concatenated: a conditional VAE's networks read
+  y beside x and z (Sohn et al. 2015; ``vae.conditioning``). ``y`` None:
+  ``h`` itself."""
+  if y is None:
+    return h
+  y = jnp.broadcast_to(y.astype(h.dtype), h.shape[:-1] + y.shape[-1:])
+  return jnp.concatenate([h, y], axis=-1)
+
+
 class GaussianHead(nn.Module):
   """Maps features to (mean [D], logvar [D] or [1] for an isotropic q)."""
   latent_dim: int
@@ -65,9 +76,10 @@ class MLPEncoder(nn.Module):
   data_rank: int = 3
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, y=None):
     act = get_activation(self.activation)
     h = jnp.reshape(x, x.shape[:x.ndim - self.data_rank] + (-1,))
+    h = with_label(h, y)
     for i, width in enumerate(self.hidden):
       h = act(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(h))
     return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
@@ -81,9 +93,9 @@ class MLPDecoder(nn.Module):
   dtype: str = "float32"
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, y=None):
     act = get_activation(self.activation)
-    h = z
+    h = with_label(z, y)
     for i, width in enumerate(self.hidden):
       h = act(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(h))
     out = nn.Dense(math.prod(self.data_shape), dtype=self.dtype, name="out")(h)
@@ -173,7 +185,7 @@ class ConvEncoder(nn.Module):
   conv_impl: str = "gemm"
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, y=None):
     xla = self.conv_impl == "xla"
     if self.conv_impl not in ("gemm", "xla"):
       raise ValueError(f"ConvEncoder.conv_impl must be 'gemm' or 'xla', got {self.conv_impl!r}")
@@ -183,7 +195,7 @@ class ConvEncoder(nn.Module):
                           impl="xla" if xla else "gemm", name=f"conv_{i}")(h))
     if not xla:
       h = conv.from_channel_major(h, x.shape[:-3])
-    h = h.reshape(h.shape[:-3] + (-1,))
+    h = with_label(h.reshape(h.shape[:-3] + (-1,)), y)
     h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc")(h))
     return GaussianHead(self.latent_dim, self.posterior, self.dtype, name="head")(h)
 
@@ -196,11 +208,11 @@ class ConvDecoder(nn.Module):
   conv_impl: str = "gemm"     # as ConvEncoder's
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, y=None):
     xla = self.conv_impl == "xla"
     if self.conv_impl not in ("gemm", "xla"):
       raise ValueError(f"ConvDecoder.conv_impl must be 'gemm' or 'xla', got {self.conv_impl!r}")
-    h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc_0")(z))
+    h = nn.relu(nn.Dense(256, dtype=self.dtype, name="fc_0")(with_label(z, y)))
     h = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc_1")(h))
     lead = h.shape[:-1]
     h = h.reshape(lead + (4, 4, 64))

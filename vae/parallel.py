@@ -78,6 +78,10 @@ def shard_host_batch(batch: np.ndarray, mesh: Mesh | None):
   unchanged."""
   if _single_device(mesh):
     return batch
+  if not isinstance(batch, np.ndarray) and jax.tree.leaves(batch) != [batch]:
+    # A pytree of host arrays (a conditional model's Labeled(x, y)): each
+    # split alike along its first axis.
+    return jax.tree.map(lambda a: shard_host_batch(np.asarray(a), mesh), batch)
   check_batch_divides(batch.shape[0], mesh)
   return jax.make_array_from_callback(batch.shape, batch_sharding(mesh), lambda i: batch[i])
 

@@ -82,27 +82,47 @@ def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
 
 
 @functools.partial(jax.jit, static_argnames="model")
-def _posterior_means(params, x, *, model):
-  return jax.vmap(lambda e: model_lib.posterior_code(params, e, model=model))(
-      x.astype(jnp.float32))
+def _posterior_means(params, x, y=None, *, model):
+  x = x.astype(jnp.float32)
+  if y is None:
+    return jax.vmap(lambda e: model_lib.posterior_code(params, e, model=model))(x)
+  return jax.vmap(lambda e, l: model_lib.posterior_code(params, e, model=model, y=l))(x, y)
 
 
 @functools.partial(jax.jit, static_argnames="model")
-def _decoded_means(params, z, *, model):
-  out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
+def _decoded_means(params, z, y=None, *, model):
+  if y is None:
+    out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
+  else:
+    out = jax.vmap(lambda zz, l: model_lib.decode(params, zz, model=model, y=l))(z, y)
   return model_lib.likelihood_mean(out, model)
 
 
-def posterior_means(params, x, *, model) -> np.ndarray:
+def _labels(y):
+  return None if y is None else jnp.asarray(y, jnp.int32)
+
+
+def posterior_means(params, x, *, model, y=None) -> np.ndarray:
   """[N, D] means of q(z|x) for [N, *data_shape] ``x`` (one compiled encode);
   for a flow, a quantised or a categorical code, the code the decoder reads
-  for them (``vae.model.posterior_code``)."""
-  return np.asarray(_posterior_means(params, jnp.asarray(x), model=model))
+  for them (``vae.model.posterior_code``). ``y`` [N]: a conditional model's
+  labels."""
+  return np.asarray(_posterior_means(params, jnp.asarray(x), _labels(y), model=model))
 
 
-def decoded_means(params, z, *, model) -> np.ndarray:
-  """[N, *data_shape] means of p(x|z) for [N, D] ``z`` (one compiled decode)."""
-  return np.asarray(_decoded_means(params, jnp.asarray(z, jnp.float32), model=model))
+def decoded_means(params, z, *, model, y=None) -> np.ndarray:
+  """[N, *data_shape] means of p(x|z) for [N, D] ``z`` (one compiled decode);
+  ``y`` [N]: a conditional model's labels."""
+  return np.asarray(_decoded_means(params, jnp.asarray(z, jnp.float32), _labels(y),
+                                   model=model))
+
+
+def class_codes(z, num_classes: int):
+  """The class-conditional samples' grid (Sohn et al. 2015, Fig. 3): each
+  of the ``len(z)`` codes decoded with every class, a row per class, so a
+  column holds one z (the style) and a row one label: (z [C*n, D], y [C*n])."""
+  n = len(z)
+  return np.tile(np.asarray(z), (num_classes, 1)), np.repeat(np.arange(num_classes), n)
 
 
 def reconstructions(params, data, *, model) -> np.ndarray:
@@ -292,6 +312,9 @@ FIGURE_RECONSTRUCTIONS = 32
 FIGURE_PRIOR_SAMPLES = 64
 FIGURE_TRAVERSAL_STEPS = 10
 FIGURE_GIF_STEPS = 20
+# A conditional model's class-conditional grid: z draws per class, at most so many classes.
+FIGURE_CLASS_SAMPLES = 10
+FIGURE_MAX_CLASSES = 10
 
 
 def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
@@ -300,15 +323,32 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
   ``traversals.png``, ``traversals.gif`` of ``data[0]`` and
   ``prior_samples.png`` from ``key``), the same images as the ``save_*``
   functions draw, rendered by one compiled encode and one compiled decode of
-  every code at once. Returns the PNG paths."""
+  every code at once. Returns the PNG paths.
+
+  A conditional model's ``data`` is ``Labeled(x, y)``: each image is
+  encoded and decoded with its label, the traversals keep ``data[0]``'s,
+  and ``prior_samples.png`` is the class-conditional grid (``class_codes``:
+  a row per class, the same z down each column)."""
+  cond = model.conditioning
+  if cond is not None:
+    data, y = data
+    y = np.asarray(y)[:FIGURE_RECONSTRUCTIONS]
   x = np.asarray(data)[:FIGURE_RECONSTRUCTIONS]
-  means = posterior_means(params, x, model=model)
-  codes = [means]
+  means = posterior_means(params, x, model=model, y=None if cond is None else y)
+  codes, labels = [means], [None if cond is None else y]
   if probabilistic:
     png_z, order = traversal_codes(means[0], kl_per_dim, FIGURE_TRAVERSAL_STEPS)
     gif_z, _ = traversal_codes(means[0], kl_per_dim, FIGURE_GIF_STEPS)
-    codes += [prior_draws(params, key, FIGURE_PRIOR_SAMPLES, model=model), png_z, gif_z]
-  decoded = np.split(decoded_means(params, np.concatenate(codes), model=model),
+    if cond is None:
+      codes += [prior_draws(params, key, FIGURE_PRIOR_SAMPLES, model=model), png_z, gif_z]
+    else:
+      rows = min(cond.num_classes, FIGURE_MAX_CLASSES)
+      prior_z, prior_y = class_codes(prior_draws(params, key, FIGURE_CLASS_SAMPLES,
+                                                 model=model), rows)
+      codes += [prior_z, png_z, gif_z]
+      labels += [prior_y, np.full(len(png_z), y[0]), np.full(len(gif_z), y[0])]
+  decoded = np.split(decoded_means(params, np.concatenate(codes), model=model,
+                                   y=None if cond is None else np.concatenate(labels)),
                      np.cumsum([len(c) for c in codes])[:-1])
   join = lambda name: os.path.join(workdir, name)
   cols = 8
@@ -322,5 +362,10 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
                                 num_steps=FIGURE_TRAVERSAL_STEPS))
     traversals_gif(join("traversals.gif"), gif, order, num_steps=FIGURE_GIF_STEPS)
     paths.append(save_grid(join("prior_samples.png"), prior,
-                           title="samples from the prior (decoder means)"))
+                           num_cols=None if cond is None else FIGURE_CLASS_SAMPLES,
+                           row_labels=None if cond is None else [
+                               str(c) for c in range(len(prior) // FIGURE_CLASS_SAMPLES)],
+                           row_title=None if cond is None else "class",
+                           title="samples from the prior (decoder means)" if cond is None else
+                           "samples from the prior: a row per class, one z per column"))
   return paths

@@ -50,6 +50,10 @@ def get_config() -> ml_collections.ConfigDict:
   # device.
   c.data_source = "auto"
   c.prefetch_batches = 8
+  # The label a conditional VAE reads (Sohn et al. 2015), with
+  # model.num_classes: "class" (dataset="images": the class subfolder names)
+  # or a factor of a ground-truth set ("shape" for dsprites); "" none.
+  c.label = ""
 
   c.model = ml_collections.ConfigDict()
   c.model.architecture = "conv"       # "mlp" | "conv" (64x64xC)
@@ -82,6 +86,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.posterior_hparams = ml_collections.ConfigDict(posteriors.default_hparams())
   c.model.prior = "standard_normal"
   c.model.prior_hparams = ml_collections.ConfigDict(priors.default_hparams())
+  # > 0: a conditional VAE on `label`'s num_classes classes (vae/conditioning.py).
+  c.model.num_classes = 0
 
   # Objective name (vae/objectives registry) and its hyperparameters, one
   # section per objective with the paper's defaults (from each objective's

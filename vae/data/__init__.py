@@ -18,8 +18,12 @@ import numpy as np
 
 from vae import registry
 from vae.data import base, binarized_mnist
-from vae.data.base import DataSet, DataSettings, Opened
+from vae.data.base import DataSet, DataSettings, Labels, Opened
 
+
+__all__ = ["REGISTRY", "GROUND_TRUTH", "DataSet", "DataSettings", "Labels", "Opened", "get",
+           "check_settings", "open_dataset", "is_ground_truth", "splits", "load_dataset",
+           "load_ground_truth", "load_demo_images"]
 
 REGISTRY: dict[str, DataSet] = registry.collect(__name__, __path__, "DATASETS", "data set")
 GROUND_TRUTH = tuple(name for name, record in REGISTRY.items() if record.has_factors)
@@ -43,6 +47,7 @@ def check_settings(settings: DataSettings) -> None:
     raise ValueError(f"data_source must be one of {base.SOURCES}, got {settings.source!r}")
   if record.check is not None:
     record.check(settings)
+  record.check_label(settings)
 
 
 def open_dataset(settings: DataSettings) -> Opened:

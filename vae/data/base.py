@@ -42,6 +42,9 @@ class DataSettings:
       ``DEFAULT_GROUND_TRUTH_EVAL`` renders).
     eval_key: the key that draws a ground-truth set's held-out sample.
     with_train, with_eval: open the training / evaluation data (False: None).
+    label: the labels a conditional model reads, "" for none: "class" (your
+      own images: the subfolder names) or a factor name of a ground-truth
+      set ("shape" for dSprites).
   """
   name: str
   data_dir: str | None = None
@@ -55,6 +58,7 @@ class DataSettings:
   eval_key: Any = None
   with_train: bool = True
   with_eval: bool = True
+  label: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +73,35 @@ class Opened:
     fingerprint: what identifies the training data beyond the settings: the
       source ("memory" or "stream"), N, and what else the data set adds (an
       MD5 of a folder's file list).
+    labels: with ``DataSettings.label``, the labels (``Labels``); else None.
   """
   train: Any
   eval: np.ndarray | None
   ground_truth: Any = None
   fingerprint: dict = dataclasses.field(default_factory=dict)
+  labels: "Labels | None" = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+  """The class labels of an opened data set, for a conditional model.
+
+  Attributes:
+    class_names: the classes in label order (folder names; a factor's values).
+    train: int32 [N] labels of the training array, or None where the
+      training data is a ground-truth set (its source draws them as factor
+      ``factor`` of each render).
+    eval: int32 [N_eval] labels of the evaluation data.
+    factor: the factor index for a ground-truth set, else None.
+  """
+  class_names: tuple[str, ...]
+  train: np.ndarray | None = None
+  eval: np.ndarray | None = None
+  factor: int | None = None
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
 
   @property
   def source(self) -> str:
@@ -100,6 +128,8 @@ class DataSet:
       splits; None otherwise.
     check: ``(DataSettings) -> None`` raising ValueError on settings this set
       cannot open (called before anything is read or traced); None: no checks.
+    class_labels: the set gives ``DataSettings.label="class"`` (your own
+      images' folder names). Ground-truth sets give their factors instead.
   """
   name: str
   open: Callable[[DataSettings], Opened]
@@ -111,10 +141,30 @@ class DataSet:
   ground_truth: Callable[..., Any] | None = None
   load_split: Callable[..., np.ndarray] | None = None
   check: Callable[[DataSettings], None] | None = None
+  class_labels: bool = False
 
   @property
   def has_factors(self) -> bool:
     return self.ground_truth is not None
+
+  def check_label(self, settings: DataSettings) -> None:
+    """Raises ValueError where ``settings.label`` names labels this set lacks."""
+    label = settings.label
+    if not label:
+      return
+    if settings.source == "stream":
+      raise ValueError(f"label={label!r}: labels are read into memory with the images; "
+                       "data_source='stream' does not carry them: use 'memory' or 'auto'")
+    if label == "class" and self.class_labels:
+      return
+    if label != "class" and self.has_factors:
+      return    # the factor's name is checked against the set when it is opened
+    kinds = (["'class' (subfolder names)"] if self.class_labels else []) + (
+        ["a factor name"] if self.has_factors else [])
+    raise ValueError(f"data set {self.name!r} has no labels {label!r}: "
+                     + (f"it gives {' or '.join(kinds)}" if kinds else
+                        "it has none (static binarized MNIST carries no classes; a folder of "
+                        "your own images in class subfolders, dataset='images', does)"))
 
 
 def choose_source(settings: DataSettings, nbytes) -> str:
@@ -131,16 +181,33 @@ def choose_source(settings: DataSettings, nbytes) -> str:
 def open_ground_truth(settings: DataSettings, gt, train, source: str) -> Opened:
   """``Opened`` for a ground-truth set ``gt`` served as ``train`` (the set
   itself, sampled on the device, or a reader to stream): its held-out
-  sample for evaluation and its number of distinct examples."""
+  sample for evaluation and its number of distinct examples; with
+  ``settings.label`` a factor's name, that factor as the labels."""
   from vae.data import sources
   if settings.with_eval and settings.eval_key is None:
     raise ValueError(f"{settings.name}'s evaluation data is a held-out sample of renders: "
                      "DataSettings.eval_key must be a PRNG key (or with_eval=False)")
-  eval_data = (sources.ground_truth_eval_sample(
-      gt, settings.eval_examples or DEFAULT_GROUND_TRUTH_EVAL, settings.eval_key)
-      if settings.with_eval else None)
+  factor = None
+  if settings.label:
+    if settings.label not in gt.factor_names:
+      raise ValueError(f"label={settings.label!r} is not a factor of {settings.name!r}: "
+                       f"choose one of {list(gt.factor_names)}")
+    factor = gt.factor_names.index(settings.label)
+  eval_data = eval_factors = None
+  if settings.with_eval:
+    num = settings.eval_examples or DEFAULT_GROUND_TRUTH_EVAL
+    if factor is None:   # (the renders' program as it was without labels)
+      eval_data = sources.ground_truth_eval_sample(gt, num, settings.eval_key)
+    else:
+      eval_data, eval_factors = sources.ground_truth_eval_sample(gt, num, settings.eval_key,
+                                                                 with_factors=True)
+  labels = None
+  if factor is not None:
+    labels = Labels(tuple(str(v) for v in range(gt.factor_sizes[factor])), None,
+                    None if eval_factors is None else eval_factors[:, factor].astype(np.int32),
+                    factor)
   return Opened(train if settings.with_train else None, eval_data, gt,
-                {"source": source, "num_train": sources.num_examples(gt)})
+                {"source": source, "num_train": sources.num_examples(gt)}, labels)
 
 
 def open_arrays(settings: DataSettings, load_split) -> Opened:

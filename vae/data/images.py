@@ -359,6 +359,9 @@ def _check(settings: base.DataSettings) -> None:
   if len(shape) != 3 or shape[-1] not in (1, 3):
     raise ValueError("dataset='images' needs model.data_shape (H, W, 1) for grayscale or "
                      f"(H, W, 3) for RGB, got {shape}")
+  if settings.label and settings.data_dir.endswith((".npz", ".npy")):
+    raise ValueError(f"label={settings.label!r}: class labels are the subfolder names of a "
+                     f"folder of images (<root>/<class>/...); {settings.data_dir} is an array file")
 
 
 def _load_split(split: str, settings: base.DataSettings, max_examples: int = 0) -> np.ndarray:
@@ -373,6 +376,8 @@ def _open(settings: base.DataSettings) -> base.Opened:
   """Your own images: the training split held on the device (uint8,
   ``Images``) or streamed from the files; the fingerprint adds an MD5 of
   the training files' list (added or removed files change every epoch)."""
+  if settings.label:
+    return _open_labeled(settings)
   valid = (_load_split(settings.eval_split, settings, settings.eval_examples)
            if settings.with_eval else None)
   if not settings.with_train:
@@ -389,7 +394,33 @@ def _open(settings: base.DataSettings) -> base.Opened:
   return base.Opened(train, valid, None, fingerprint)
 
 
+def _open_labeled(settings: base.DataSettings) -> base.Opened:
+  """A folder of images in class subfolders, in memory with its labels
+  (the classes numbered in sorted order of the folder names, over both
+  splits, as ``torchvision.datasets.ImageFolder``)."""
+  def read(split, max_examples):
+    images = load_images(settings.data_dir, tuple(settings.data_shape), split,
+                         validation_fraction=float(settings.validation_fraction), labels=True)
+    if max_examples:
+      keep = slice(0, int(max_examples))
+      images = dataclasses.replace(images, pixels=images.pixels[keep],
+                                   labels=images.labels[keep], names=images.names[keep])
+    return images
+
+  valid = read(settings.eval_split, settings.eval_examples) if settings.with_eval else None
+  train = read("train", settings.max_train_examples) if settings.with_train else None
+  names = (train if train is not None else valid).class_names
+  labels = base.Labels(names, None if train is None else train.labels,
+                       None if valid is None else valid.labels)
+  fingerprint = {} if train is None else {
+      "source": "memory", "num_train": len(train),
+      "files_md5": hashlib.md5("\n".join(train.names).encode()).hexdigest(),
+      "classes": list(names)}
+  return base.Opened(train, None if valid is None else valid.as_float(), None, fingerprint,
+                     labels)
+
+
 DATASETS = (base.DataSet(
     "images", _open, "your own images: a folder of image files, or an .npz/.npy (data_dir)",
     splits=SPLITS, stored_scale=1.0 / 255.0, can_stream=True, load_split=_load_split,
-    check=_check),)
+    check=_check, class_labels=True),)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae import checks
+from vae import conditioning as cond_lib
 from vae.data.ground_truth import GroundTruthData
 
 
@@ -34,13 +35,16 @@ class ArraySource:
   ``batch_size`` (the last partial batch is dropped). Batches are gathered and
   cast to float32 on the device, inside the scanned loop, and multiplied by
   ``scale`` (1/255: uint8 pixels held as they are, 4x less memory than
-  floats).
+  floats). With ``labels`` [N] (a conditional model) each batch is
+  ``Labeled(x, y)``, the labels gathered with the same rows.
   """
   host_fed = False     # its batches are drawn on the device, inside the loop
 
-  def __init__(self, data, batch_size: int, data_key: jax.Array, scale: float = 1.0):
+  def __init__(self, data, batch_size: int, data_key: jax.Array, scale: float = 1.0,
+               labels=None):
     self.scale = float(scale)
     self.data = jnp.asarray(data)
+    self.labels = None if labels is None else jnp.asarray(labels, jnp.int32)
     self.num_examples = int(self.data.shape[0])
     self.batch_size = int(batch_size)
     if not 1 <= self.batch_size <= self.num_examples:
@@ -50,10 +54,12 @@ class ArraySource:
     self.data_key = data_key
 
   def arrays(self):
-    return (self.data, self.data_key)
+    if self.labels is None:
+      return (self.data, self.data_key)
+    return (self.data, self.data_key, self.labels)
 
   def _perm(self, arrays, epoch):
-    data, data_key = arrays
+    data, data_key = arrays[:2]
     return jax.random.permutation(jax.random.fold_in(data_key, epoch),
                                   data.shape[0])
 
@@ -67,7 +73,10 @@ class ArraySource:
     perm = jax.lax.cond(pos == 0, lambda: self._perm(arrays, epoch), lambda: perm)
     idx = jax.lax.dynamic_slice(perm, (pos * self.batch_size,), (self.batch_size,))
     x = jnp.take(arrays[0], idx, axis=0).astype(jnp.float32)
-    return (x * self.scale if self.scale != 1.0 else x), perm
+    x = x * self.scale if self.scale != 1.0 else x
+    if self.labels is not None:
+      return cond_lib.Labeled(x, jnp.take(arrays[2], idx, axis=0)), perm
+    return x, perm
 
   def host_batches(self, start_step: int) -> Iterable[np.ndarray]:
     """The same batches as ``next``, produced on the host (for comparison
@@ -80,7 +89,8 @@ class ArraySource:
         perm = np.asarray(self._perm((self.data, self.data_key), epoch))
       idx = perm[pos * self.batch_size:(pos + 1) * self.batch_size]
       x = data[idx].astype(np.float32)
-      yield x * np.float32(self.scale) if self.scale != 1.0 else x
+      x = x * np.float32(self.scale) if self.scale != 1.0 else x
+      yield x if self.labels is None else cond_lib.Labeled(x, np.asarray(self.labels)[idx])
       step += 1
 
 
@@ -88,15 +98,19 @@ class GroundTruthSource:
   """Fresh samples of a ground-truth data set (e.g. procedural dSprites)
   drawn on the device each step: the batch of step ``s`` is
   ``dataset.sample(fold_in(data_key, s), batch_size)``, so no host I/O occurs
-  inside the scanned loop and a resumed run sees the same images."""
+  inside the scanned loop and a resumed run sees the same images. With
+  ``label_factor`` (a conditional model) each batch is ``Labeled(x, y)``,
+  y that factor of each render."""
   host_fed = False
 
-  def __init__(self, dataset, batch_size: int, data_key: jax.Array):
+  def __init__(self, dataset, batch_size: int, data_key: jax.Array,
+               label_factor: int | None = None):
     if int(batch_size) < 1:
       raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     self.dataset = dataset
     self.batch_size = int(batch_size)
     self.data_key = data_key
+    self.label_factor = label_factor
 
   def arrays(self):
     return (self.data_key,)
@@ -105,7 +119,9 @@ class GroundTruthSource:
     return jnp.zeros((), jnp.int32)
 
   def next(self, arrays, carry, step):
-    images, _ = self.dataset.sample(jax.random.fold_in(arrays[0], step), self.batch_size)
+    images, factors = self.dataset.sample(jax.random.fold_in(arrays[0], step), self.batch_size)
+    if self.label_factor is not None:
+      return cond_lib.Labeled(images, factors[:, self.label_factor]), carry
     return images, carry
 
 
@@ -122,21 +138,28 @@ def num_examples(train_data) -> int:
 
 
 def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
-                prefetch: int = 8):
+                prefetch: int = 8, labels=None):
   """The source for ``train_data``: a ``GroundTruthData`` set is sampled afresh
   each step; an array [N, *data_shape] or ``vae.data.images.Images`` is
   served in shuffled epochs from the device; a reader
   (``vae.data.streaming``) is streamed from the host (``prefetch`` batches
   read ahead).
 
+  A conditional model (``model.conditioning``) needs ``labels``, the data
+  set's ``vae.data.Labels`` (its ``train`` labels [N] of an array, or its
+  ``factor`` of a ground-truth set); its batches are ``Labeled(x, y)``.
+
   Raises:
-    ValueError: the data do not fit ``model`` (shape, or values its
-      likelihood cannot score), naming what was expected and what came.
+    ValueError: the data do not fit ``model`` (shape, values its likelihood
+      cannot score, labels it needs or cannot read), naming what was
+      expected and what came.
   """
+  _check_labels(model, labels, train_data)
   if isinstance(train_data, GroundTruthData):
     checks.check_model_fits(model.data_shape, train_data.observation_shape,
                             "the data set (rendered)")
-    return GroundTruthSource(train_data, batch_size, data_key)
+    return GroundTruthSource(train_data, batch_size, data_key,
+                             None if labels is None else labels.factor)
   from vae.data import images, streaming
   if hasattr(train_data, "read"):
     checks.check_model_fits(model.data_shape, train_data.example_shape,
@@ -156,7 +179,39 @@ def make_source(train_data, batch_size: int, data_key: jax.Array, *, model,
     checks.check_model_fits(model.data_shape, np.shape(train_data)[1:], "the training data")
   checks.check_data(train_data, data_shape=model.data_shape,
                     likelihood=model.likelihood, name="training data", scale=scale, where=where)
-  return ArraySource(train_data, batch_size, data_key, scale)
+  return ArraySource(train_data, batch_size, data_key, scale,
+                     None if labels is None else labels.train)
+
+
+def _check_labels(model, labels, train_data) -> None:
+  """Labels exactly for a conditional model, as many classes as it reads,
+  one per training example of an array, each in range."""
+  cond = model.conditioning
+  if cond is None:
+    if labels is not None:
+      raise checks.InputError("the data carry labels but the model has no conditioning: set "
+                              "model.num_classes (a conditional VAE) or drop the label")
+    return
+  if labels is None:
+    raise checks.InputError(f"the model is conditional ({cond.num_classes} classes) but the "
+                            "data carry no labels: set label ('class' for your own images in "
+                            "class subfolders, a factor name for a ground-truth set)")
+  if labels.num_classes != cond.num_classes:
+    raise checks.InputError(f"model.num_classes is {cond.num_classes} but the data's labels "
+                            f"have {labels.num_classes} classes ({', '.join(labels.class_names)}"
+                            f"): set model.num_classes={labels.num_classes}")
+  if isinstance(train_data, GroundTruthData):
+    if labels.factor is None:
+      raise checks.InputError("a ground-truth set's labels are one of its factors")
+    return
+  if hasattr(train_data, "read") or labels.train is None:
+    raise checks.InputError("a conditional model trains on data held in memory with their "
+                            "labels (data_source='memory'); streamed data carry no labels")
+  n = num_examples(train_data)
+  if len(labels.train) != n:
+    raise checks.InputError(f"{len(labels.train)} training labels for {n} training examples")
+  cond_lib.check_labels(labels.train, cond.num_classes, "training labels",
+                        getattr(train_data, "where", None))
 
 
 def _batch_check(reader, model):
@@ -172,9 +227,13 @@ def _batch_check(reader, model):
   return check
 
 
-def ground_truth_eval_sample(ground_truth, num: int, eval_key) -> np.ndarray:
+def ground_truth_eval_sample(ground_truth, num: int, eval_key, with_factors: bool = False):
   """The fixed held-out sample of a ground-truth data set: ``num`` renders
   drawn with the run's eval key (training draws with the data key, so they
-  are unseen except by chance)."""
-  return np.asarray(jax.jit(lambda k: ground_truth.sample(k, int(num))[0])(
-      jax.random.fold_in(eval_key, 99)))
+  are unseen except by chance); with ``with_factors``, (renders, their
+  factors [num, F])."""
+  key = jax.random.fold_in(eval_key, 99)
+  if with_factors:
+    images, factors = jax.jit(lambda k: ground_truth.sample(k, int(num)))(key)
+    return np.asarray(images), np.asarray(factors)
+  return np.asarray(jax.jit(lambda k: ground_truth.sample(k, int(num))[0])(key))

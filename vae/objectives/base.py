@@ -56,6 +56,9 @@ class Objective:
       the N(0, I) prior (beta-TCVAE's log q(z), DIP-VAE's covariance): other
       posterior families and priors are refused (``check_model``).
     posterior_family: the one family the loss trains (JointVAE's), or "".
+    conditional: the loss takes a conditional model's ``Labeled(x, y)``
+      batches (``vae.conditioning``): the ELBO family and the IWAE; the
+      others' estimators read images alone and refuse one (``check_model``).
   """
   name: str
   loss: Callable[..., Any]
@@ -68,12 +71,17 @@ class Objective:
   combine_optimizers: Callable[..., optax.GradientTransformation] | None = None
   gaussian_only: bool = False
   posterior_family: str = ""
+  conditional: bool = False
 
   def check_model(self, model) -> None:
     """Raises ValueError when the objective cannot train ``model`` (a family
     or prior its estimator does not cover), naming both."""
     if self.gaussian_only:
       model_lib.require_gaussian(model, f"objective {self.name!r} ({self.reference})")
+    if model.conditioning is not None and not self.conditional:
+      raise ValueError(f"objective {self.name!r} does not take a conditional model's labels; "
+                       "a conditional VAE (model.num_classes > 0) trains with "
+                       f"{_conditional_names()} (set objective to one, or num_classes=0)")
     needs = model.posterior.requires_objective
     if needs and needs != self.name:
       raise ValueError(f"the {model.posterior.name!r} posterior is trained by the objective "
@@ -170,3 +178,8 @@ def set_field(hparams, name: str, value) -> None:
 def check_choice(name: str, value, choices) -> None:
   if value not in choices:
     raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def _conditional_names() -> list[str]:
+  from vae import objectives   # the registry (imports this module)
+  return sorted(n for n, r in objectives.REGISTRY.items() if r.conditional)

@@ -150,9 +150,12 @@ def annealed_vae_loss(params, batch, key, *, model, gamma: float = AnnealedVAEHp
 
 OBJECTIVES = (
     base.Objective("vae", vae_loss, VAEHparams,
-                   "Kingma & Welling (2014), Eq. 7", takes_step=True),
+                   "Kingma & Welling (2014), Eq. 7", takes_step=True,
+                   conditional=True),
     base.Objective("beta_vae", vae_loss, BetaVAEHparams,
-                   "Higgins et al. (2017), Eq. 4", takes_step=True),
+                   "Higgins et al. (2017), Eq. 4", takes_step=True,
+                   conditional=True),
     base.Objective("annealed_vae", annealed_vae_loss, AnnealedVAEHparams,
-                   "Burgess et al. (2018), Eq. 8", takes_step=True),
+                   "Burgess et al. (2018), Eq. 8", takes_step=True,
+                   conditional=True),
 )

@@ -17,19 +17,21 @@ import math
 import jax
 import jax.numpy as jnp
 
+from vae import conditioning as cond_lib
 from vae import distributions as dist
 from vae import model as model_lib
 from vae.objectives import base
 
 
-def _log_weights_and_terms(params, x, key, model, num_samples, log_prior=None):
-  """(log w [k], log p(x|z_j) [k], KL(q(z|x) || p(z))) for one x: the KL in
-  closed form for the Gaussian posterior and N(0, I) prior, else the mean of
-  log q(z_j|x) - log p(z_j) over the k samples."""
+def _log_weights_and_terms(params, x, key, model, num_samples, log_prior=None, y=None):
+  """(log w [k], log p(x|z_j) [k], KL(q(z|x) || p(z))) for one x (with a
+  conditional model's label y): the KL in closed form for the Gaussian
+  posterior and N(0, I) prior, else the mean of log q(z_j|x) - log p(z_j)
+  over the k samples."""
   lw, ll, log_ratio = model_lib.log_importance_weights(params, x, key, num_samples,
-                                                       model=model, log_prior=log_prior)
+                                                       model=model, log_prior=log_prior, y=y)
   if model.gaussian:
-    mean, logvar = model_lib.encode(params, x, model=model)
+    mean, logvar = model_lib.encode(params, x, model=model, y=y)
     return lw, ll, jnp.sum(dist.kl_to_standard_normal_per_dim(mean, logvar))
   return lw, ll, jnp.mean(log_ratio)
 
@@ -75,7 +77,8 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
 
   Args:
     params: model parameters.
-    batch: [B, *data_shape].
+    batch: [B, *data_shape]; a conditional model's ``Labeled(x, y)`` (the
+      bound on log p(x|y)).
     key: PRNG key, split per example.
     model: the static ``Model``.
     num_samples: k >= 1 importance samples per example.
@@ -86,6 +89,7 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
     (E_q log p(x|z), the mean over the k samples), ``kl`` (closed form) and
     ``elbo`` (their difference).
   """
+  batch, labels = cond_lib.split_batch(batch, model, "iwae_loss")
   model_lib.check_batch(batch, model, "iwae_loss")
   keys = jax.random.split(key, batch.shape[0])
 
@@ -93,11 +97,12 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
   # keeps its own program: log_prior None).
   log_prior = None if model.gaussian else model_lib.prior_log_prob(params, model=model)
 
-  def one(x, k):
-    lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples, log_prior)
+  def one(x, k, y=None):
+    lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples, log_prior, y)
     return jax.nn.logsumexp(lw) - math.log(num_samples), jnp.mean(ll), kl
 
-  bounds, lls, kls = jax.vmap(one)(batch, keys)
+  bounds, lls, kls = (jax.vmap(one)(batch, keys) if labels is None else
+                      jax.vmap(one)(batch, keys, labels))
   bound, ll, kl = jnp.mean(bounds), jnp.mean(lls), jnp.mean(kls)
   aux = {"loss": -bound, "iwae_bound": bound,
          "elbo": jax.lax.stop_gradient(ll - kl),
@@ -107,4 +112,4 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
 
 
 OBJECTIVES = (base.Objective("iwae", iwae_loss, IWAEHparams,
-                             "Burda et al. (2016), Eq. 8 and 14"),)
+                             "Burda et al. (2016), Eq. 8 and 14", conditional=True),)
