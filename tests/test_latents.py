@@ -378,3 +378,19 @@ def test_the_code_the_decoder_reads_is_the_familys_image_of_the_mean(monkeypatch
       want = jnp.concatenate([mean[:2], jax.nn.one_hot(jnp.argmax(mean[2:]), 2)])
     np.testing.assert_allclose(code, want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(code, mean)
+
+
+def test_the_metrics_score_the_code_the_decoder_reads():
+  """JointVAE's encoder mean holds raw category logits; the metrics score its
+  code (continuous means and the one-hot category). The Gaussian keeps its
+  mean, through the same function object."""
+  from vae import evaluate, metrics
+  m = _model(posterior_family="joint", posterior_hparams={"num_categories": 2})
+  p = model_lib.init_params(jax.random.key(0), m)
+  x = _batch()
+  rep = metrics.representation_from_params(p, m)(x)
+  want = jax.vmap(lambda e: model_lib.posterior_code(p, e, model=m))(x)
+  np.testing.assert_array_equal(np.asarray(rep), np.asarray(want))
+  assert set(np.unique(np.asarray(rep)[:, -2:])) <= {0.0, 1.0}
+  g = _model()
+  assert evaluate.representation_fn(g) is evaluate.posterior_mean_fn(g)

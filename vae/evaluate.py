@@ -267,6 +267,26 @@ def posterior_mean_fn(model):
   return means
 
 
+@functools.lru_cache(maxsize=None)
+def representation_fn(model):
+  """``(params, x [B, *data_shape]) -> codes [B, D]``: what the
+  disentanglement metrics score. For the Gaussian posterior its mean (the
+  code disentanglement_lib scores; the same function object as
+  ``posterior_mean_fn``); for another family the code its decoder reads
+  (``Posterior.code``: a flow's image of the mean, the quantised vectors,
+  JointVAE's continuous means with its category one-hot), not the base
+  Gaussian's mean, which for JointVAE holds raw category logits."""
+  if model.posterior.gaussian:
+    return posterior_mean_fn(model)
+
+  def codes(params, x):
+    x, y = cond_lib.split_batch(x, model, "the metrics' representation")
+    mean, logvar = model_lib.encode_batch(params, x.astype(jnp.float32), model=model, y=y)
+    return jax.vmap(lambda m, lv: model.posterior.code(m, lv, params.get("posterior")))(
+        mean, logvar)
+  return codes
+
+
 @functools.partial(jax.jit, static_argnames="model")
 def _means_batch(params, batch, *, model):
   return posterior_mean_fn(model)(params, batch)

@@ -59,12 +59,14 @@ def forward_model(model, conv_impl: str = "xla"):
 def representation_from_params(params, model, conv_impl: str = "xla"
                                ) -> Callable[[jax.Array], jax.Array]:
   """The posterior mean E_q[z|x] of a trained model as a representation
-  function (the code disentanglement_lib scores), for batches [B, ...].
+  function (the code disentanglement_lib scores), for batches [B, ...]; for
+  a posterior family other than the Gaussian, the code its decoder reads
+  (``vae.evaluate.representation_fn``).
 
   A ``jax.tree_util.Partial`` binding ``params``: the metrics compile once per
   model shape, and scoring other parameters of the same model reuses that.
   ``conv_impl``: the encoder's forward path (``forward_model``)."""
-  means = evaluate.posterior_mean_fn(forward_model(model, conv_impl))
+  means = evaluate.representation_fn(forward_model(model, conv_impl))
   return jax.tree_util.Partial(means, params)
 
 
