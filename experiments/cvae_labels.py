@@ -1,9 +1,7 @@
 """How much a conditional VAE run reads its label: the bound with each
 evaluation image's own label against the bound with every other label, and
-the accuracy of the generative classifier argmax_y ELBO(x, y) (Kingma et
-al. 2014, "Semi-supervised learning with deep generative models", Sec. 3.1,
-classify with the model's class-conditional likelihood; the ELBO stands for
-log p(x|y)).
+the accuracy of the generative classifier argmax_y ELBO(x, y): Bayes' rule
+with a uniform p(y), the ELBO standing in for log p(x|y).
 
   python -m experiments.cvae_labels --workdir workdirs/cvae
 
@@ -22,6 +20,7 @@ import numpy as np
 from absl import flags, logging
 
 from . import cli
+from . import rerun
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A conditional VAE run's folder.")
 flags.mark_flag_as_required("workdir")
@@ -38,6 +37,7 @@ def label_use(workdir: str, seed: int = 0) -> dict:
   from . import job as job_lib
   config = job_lib.load_run_config(workdir)
   job = job_lib.resolve(config)
+  rerun.check_classes_unchanged(job, workdir)
   cond = job.model.conditioning
   if cond is None:
     raise ValueError(f"{workdir} is not a conditional model (model.num_classes is 0)")

@@ -23,6 +23,7 @@ from absl import flags, logging
 from . import cli
 from . import job as job_lib
 from . import record
+from . import rerun
 from vae import allocator
 from vae import compile_cache
 from vae import data as data_lib
@@ -70,10 +71,15 @@ def evaluation_config(workdir: str, *, split: str, num_samples: int, max_example
   config.eval_every = 0                   # the training schedule is not used here
   job_lib.check_config(config)
   names = metrics
+  conditional = bool(config.model.get("num_classes", 0))
   if names == ["auto"]:
-    names = ["all"] if data_lib.is_ground_truth(config.dataset) else ["none"]
+    names = ["all"] if data_lib.is_ground_truth(config.dataset) and not conditional else ["none"]
   if names == ["none"]:
     return config, []
+  if conditional:
+    raise ValueError("disentanglement metrics encode renders without their labels, which this "
+                     f"conditional model's encoder reads (label={config.get('label')!r}): use "
+                     "--metrics none")
   names = list(metrics_lib.METRICS) if names == ["all"] else names
   metrics_lib.check_names(names, "--metrics", also=("all", "none", "auto"))
   if not data_lib.is_ground_truth(config.dataset):
@@ -135,6 +141,7 @@ def main(argv):
         _WORKDIR.value, split=_SPLIT.value, num_samples=_K.value, max_examples=_MAX.value,
         data_dir=_DATA_DIR.value, metrics=_METRICS.value)
     job = job_lib.resolve(config)        # the data opened: a split the files lack says so
+    rerun.check_classes_unchanged(job, _WORKDIR.value)
   except (FileNotFoundError, ValueError, TypeError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)   # before any restore
     sys.exit(2)

@@ -52,15 +52,16 @@ __all__ = ["train", "train_job", "train_and_evaluate", "Job", "resolve", "open_d
            "build_optimizer", "objective_hparams", "schedule", "eval_spec", "data_settings"]
 
 
-def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool = True):
+def train(config, workdir: str, train_data=None, *, eval_fn=None, progress: bool = True,
+          labels=None):
   """Trains a config on ``train_data`` (default: the config's own training
   data) without evaluating: ``vae.train.train`` with the config's objects.
+  ``labels``: ``train_data``'s ``vae.data.Labels`` for a conditional model.
 
   Returns:
     The final ``TrainState``.
   """
   check_rerun(config, workdir)
-  labels = None
   if train_data is None:
     check_config(config)
     data = open_data(config, with_eval=False)

@@ -155,6 +155,29 @@ def check_rerun_data(job, workdir: str) -> None:
         "data_source explicitly where 'auto' chose differently on this machine).")
 
 
+def check_classes_unchanged(job, workdir: str) -> None:
+  """A conditional model is evaluated on labels numbered as it was trained:
+  the data's class names are those stored in ``config.json``
+  (``effective.data.classes``), or a class folder added or missing would
+  renumber every label after it.
+
+  Raises:
+    ValueError: naming both lists.
+  """
+  if job.labels is None:
+    return
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    stored = ((json.load(f).get("effective") or {}).get("data") or {}).get("classes")
+  now = list(job.labels.class_names)
+  if stored is not None and stored != now:
+    raise ValueError(f"{workdir} was trained on the classes {stored}; these data have {now}, "
+                     "which would number the labels otherwise: evaluate on data with the "
+                     "same class folders")
+
+
 def check_unrecorded_checkpoints(job, workdir: str) -> bool:
   """A workdir with checkpoints but no config.json (deleted, or lost): the
   config given may continue it only if the newest readable checkpoint

@@ -254,3 +254,36 @@ def test_the_cvae_job_trains_evaluates_and_draws_a_row_per_class(tmp_path):
   assert stored["effective"]["data"]["classes"] == ["cat", "dog"]
   grid = np.asarray(Image.open(os.path.join(work, "prior_samples.png")))
   assert grid.ndim == 3
+
+
+def test_a_truncated_labelled_folder_keeps_every_class():
+  from vae.data import images
+  labels = np.repeat(np.arange(4), 5)           # files sort by class folder
+  rows = images.balanced_rows(labels, 8)
+  np.testing.assert_array_equal(np.bincount(labels[rows], minlength=4), [2, 2, 2, 2])
+  assert list(rows) == sorted(rows)
+
+
+def test_labels_are_checked_for_their_dtype_and_their_classes(tmp_path):
+  import json
+
+  from vae_experiments import rerun
+  from vae_experiments.resolve import check_classes
+  m = _model()
+  p = model_lib.init_params(jax.random.key(0), m)
+  b = _batch()
+  with pytest.raises(ValueError, match="labels must be integers"):
+    model_lib.batch_elbo_terms(p, cond_lib.Labeled(b.x, b.y.astype(jnp.float32)),
+                               jax.random.key(0), model=m)
+  with pytest.raises(ValueError, match="set model.num_classes=2"):
+    check_classes(m, data_lib.Labels(("a", "b")))
+
+  class Job:
+    labels = data_lib.Labels(("0", "1", "2"))
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump({"effective": {"data": {"classes": ["0", "2", "3"]}}}, f)
+  with pytest.raises(ValueError, match="number the labels otherwise"):
+    rerun.check_classes_unchanged(Job, str(tmp_path))
+  from vae import plots
+  with pytest.raises(ValueError, match="must be vae.conditioning.Labeled"):
+    plots.save_run_figures(str(tmp_path), p, np.asarray(b.x), jax.random.key(0), model=m)

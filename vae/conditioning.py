@@ -1,20 +1,23 @@
 """A class label as a conditioning input: the conditional VAE.
 
-Sohn, Lee & Yan (2015), "Learning Structured Output Representation using
-Deep Conditional Generative Models" (NeurIPS), Sec. 3-4: the encoder is
-q(z|x, y), the decoder p(x|z, y), and the prior here is N(0, I) independent
-of y (the "CVAE" of their Eq. 4 with the recognition network reading y and
-the prior network replaced by the standard normal, as in Kingma et al. 2014,
-"Semi-supervised learning with deep generative models", model M2 with y
-observed). The bound is the ELBO of log p(x|y):
+Here x is the image and y its class label, the model is of p(x|y):
 
-    log p(x|y) >= E_q(z|x,y)[log p(x|z,y)] - KL(q(z|x,y) || N(0, I)).
+    log p(x|y) >= E_q(z|x,y)[log p(x|z,y)] - KL(q(z|x,y) || N(0, I)),
+
+the encoder q(z|x, y) and the decoder p(x|z, y) both reading y, the prior
+N(0, I) whatever y. This is the conditional VAE of Sohn, Lee & Yan (2015),
+"Learning Structured Output Representation using Deep Conditional
+Generative Models" (NeurIPS), Eq. 4-5, in their letters with the roles
+swapped (they model an output y given an input x, q(z|x, y) and p(y|x, z))
+and their prior network p(z|x) replaced by N(0, I); it is also the
+generative model M2 of Kingma, Rezende, Mohamed & Welling (2014),
+"Semi-supervised learning with deep generative models", Eq. 6-7, with
+every label observed.
 
 ``Conditioning(num_classes)`` is the part of ``vae.model.Model`` that says
 so. The label enters both networks as a one-hot vector: concatenated to the
-flattened input of the MLP encoder (Sohn et al.'s MNIST networks), to the
-conv encoder's features before its dense layer, and to z at either
-decoder's input.
+flattened input of the MLP encoder, to the conv encoder's features before
+its dense layer, and to z at either decoder's input.
 
 A conditional model's batch is ``Labeled(x, y)``: images [B, *data_shape]
 and integer labels [B] in [0, num_classes). The ELBO-family objectives,
@@ -36,9 +39,9 @@ from vae import checks
 @dataclasses.dataclass(frozen=True)
 class Conditioning:
   """The model reads a class label y in [0, num_classes) beside x (encoder)
-  and z (decoder): Sohn et al. (2015)."""
+  and z (decoder): Sohn et al. (2015); Kingma et al. (2014), M2."""
   num_classes: int
-  reference = "Sohn, Lee & Yan (2015), NeurIPS, Sec. 3-4 (conditional VAE)"
+  reference = "Sohn, Lee & Yan (2015), Eq. 4-5; Kingma et al. (2014), M2 (Eq. 6-7)"
 
   def __post_init__(self):
     checks.check_int_at_least("num_classes", self.num_classes, 2,
@@ -76,6 +79,9 @@ def split_batch(batch, model, fn: str):
     if len(ys) != 1 or not xs or ys[0] != xs[0]:
       raise ValueError(f"{fn}: labels must have shape [B] beside images [B, ...], got "
                        f"labels {ys} and images {xs}")
+    if not jnp.issubdtype(jnp.result_type(y), jnp.integer):
+      raise ValueError(f"{fn}: labels must be integers (class indices), got dtype "
+                       f"{jnp.result_type(y)}")
     return x, y
   if cond is not None:
     raise ValueError(f"{fn}: this model is conditional ({cond.num_classes} classes): its "

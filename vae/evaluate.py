@@ -47,7 +47,20 @@ from vae.objectives.autoencoders import reconstruction_log_likelihood
 def num_examples(data) -> int:
   """N of an evaluation data set: an array [N, ...], or a conditional
   model's ``Labeled(x [N, ...], y [N])``."""
-  return int(np.shape(jax.tree.leaves(data)[0])[0])
+  return int(np.shape(data.x if isinstance(data, cond_lib.Labeled) else data)[0])
+
+
+def as_host(data):
+  """An evaluation data set as host arrays: ``np.asarray`` of an array (or
+  a list of examples), each part of a ``Labeled`` set (only that pair is
+  taken apart: any other sequence is one array of examples)."""
+  if isinstance(data, cond_lib.Labeled):
+    x, y = np.asarray(data.x), np.asarray(data.y)
+    if y.shape != (x.shape[0],):
+      raise ValueError(f"Labeled evaluation data: labels must have shape [N] beside images "
+                       f"[N, ...], got labels {y.shape} and images {x.shape}")
+    return cond_lib.Labeled(x, y)
+  return np.asarray(data)
 
 
 def batches(data, batch_size: int, mesh=None, drop_remainder: bool = False):
@@ -114,7 +127,7 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-  data = jax.tree.map(np.asarray, data)
+  data = as_host(data)
   n = num_examples(data)
   bar = _bar(n, desc, progress)
   total, parts, count = None, [], 0
@@ -349,7 +362,7 @@ def kl_decomposition(params, data, key, *, model, dataset_size: int,
   Returns:
     dict: ``{mutual_info,total_correlation,dim_kl,kl_mc}_{mws,mss}``.
   """
-  data = jax.tree.map(np.asarray, data)
+  data = as_host(data)
   m = min(int(batch_size), num_examples(data))
   if mesh is not None and mesh.size > 1:
     m = max(m // mesh.size, 1) * mesh.size

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae import conditioning as cond_lib
 from vae import model as model_lib
 
 
@@ -118,7 +119,8 @@ def decoded_means(params, z, *, model, y=None) -> np.ndarray:
 
 
 def class_codes(z, num_classes: int):
-  """The class-conditional samples' grid (Sohn et al. 2015, Fig. 3): each
+  """The class-conditional samples' grid (as Kingma et al. 2014, Fig. 1,
+  draws M2's analogies): each
   of the ``len(z)`` codes decoded with every class, a row per class, so a
   column holds one z (the style) and a row one label: (z [C*n, D], y [C*n])."""
   n = len(z)
@@ -331,6 +333,9 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
   a row per class, the same z down each column)."""
   cond = model.conditioning
   if cond is not None:
+    if not isinstance(data, cond_lib.Labeled):
+      raise ValueError("save_run_figures: a conditional model's data must be "
+                       "vae.conditioning.Labeled(x, y), got images alone")
     data, y = data
     y = np.asarray(y)[:FIGURE_RECONSTRUCTIONS]
   x = np.asarray(data)[:FIGURE_RECONSTRUCTIONS]

@@ -81,6 +81,10 @@ class Opened:
   fingerprint: dict = dataclasses.field(default_factory=dict)
   labels: "Labels | None" = None
 
+  @property
+  def source(self) -> str:
+    return self.fingerprint.get("source", "memory")
+
 
 @dataclasses.dataclass(frozen=True)
 class Labels:
@@ -102,10 +106,6 @@ class Labels:
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
-
-  @property
-  def source(self) -> str:
-    return self.fingerprint.get("source", "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,8 +153,9 @@ class DataSet:
     if not label:
       return
     if settings.source == "stream":
-      raise ValueError(f"label={label!r}: labels are read into memory with the images; "
-                       "data_source='stream' does not carry them: use 'memory' or 'auto'")
+      raise ValueError(f"label={label!r}: labels are held in memory with their images "
+                       "(data_source 'auto' loads a labelled folder into memory too); "
+                       "data_source='stream' does not carry them: use 'memory'")
     if label == "class" and self.class_labels:
       return
     if label != "class" and self.has_factors:

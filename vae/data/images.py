@@ -394,6 +394,17 @@ def _open(settings: base.DataSettings) -> base.Opened:
   return base.Opened(train, valid, None, fingerprint)
 
 
+def balanced_rows(labels: np.ndarray, n: int) -> np.ndarray:
+  """The rows of ``n`` examples taken in turn from each class (the first of
+  every class, then the second, ...; file order within a class), sorted."""
+  labels = np.asarray(labels)
+  rank = np.zeros(len(labels), np.int64)
+  for c in np.unique(labels):
+    rows = np.flatnonzero(labels == c)
+    rank[rows] = np.arange(len(rows))
+  return np.sort(np.lexsort((labels, rank))[:int(n)])
+
+
 def _open_labeled(settings: base.DataSettings) -> base.Opened:
   """A folder of images in class subfolders, in memory with its labels
   (the classes numbered in sorted order of the folder names, over both
@@ -401,10 +412,13 @@ def _open_labeled(settings: base.DataSettings) -> base.Opened:
   def read(split, max_examples):
     images = load_images(settings.data_dir, tuple(settings.data_shape), split,
                          validation_fraction=float(settings.validation_fraction), labels=True)
-    if max_examples:
-      keep = slice(0, int(max_examples))
+    if max_examples and int(max_examples) < len(images):
+      # Files sort by class folder: the first N would be the first classes
+      # only. The first N in turn over the classes keeps them balanced.
+      keep = balanced_rows(images.labels, int(max_examples))
       images = dataclasses.replace(images, pixels=images.pixels[keep],
-                                   labels=images.labels[keep], names=images.names[keep])
+                                   labels=images.labels[keep],
+                                   names=tuple(images.names[i] for i in keep))
     return images
 
   valid = read(settings.eval_split, settings.eval_examples) if settings.with_eval else None
