@@ -83,4 +83,5 @@ def write_figures(workdir: str, params, job, results: dict[str, Any]) -> list[st
   return plots.save_run_figures(
       workdir, params, job.eval_set, jax.random.fold_in(job.keys["eval"], 2),
       model=job.model, probabilistic=probabilistic,
+      class_names=None if job.labels is None else job.labels.class_names,
       kl_per_dim=results["elbo"]["kl_per_dim"] if probabilistic else None)

@@ -320,7 +320,7 @@ FIGURE_MAX_CLASSES = 10
 
 
 def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
-                     probabilistic: bool = True) -> list[str]:
+                     probabilistic: bool = True, class_names=None) -> list[str]:
   """A run's figures (``reconstructions.png``; for probabilistic models also
   ``traversals.png``, ``traversals.gif`` of ``data[0]`` and
   ``prior_samples.png`` from ``key``), the same images as the ``save_*``
@@ -330,7 +330,8 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
   A conditional model's ``data`` is ``Labeled(x, y)``: each image is
   encoded and decoded with its label, the traversals keep ``data[0]``'s,
   and ``prior_samples.png`` is the class-conditional grid (``class_codes``:
-  a row per class, the same z down each column)."""
+  a row per class, the same z down each column), its rows named by
+  ``class_names`` (default: the label's index)."""
   cond = model.conditioning
   if cond is not None:
     if not isinstance(data, cond_lib.Labeled):
@@ -369,7 +370,8 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
     paths.append(save_grid(join("prior_samples.png"), prior,
                            num_cols=None if cond is None else FIGURE_CLASS_SAMPLES,
                            row_labels=None if cond is None else [
-                               str(c) for c in range(len(prior) // FIGURE_CLASS_SAMPLES)],
+                               str(class_names[c]) if class_names is not None else str(c)
+                               for c in range(len(prior) // FIGURE_CLASS_SAMPLES)],
                            row_title=None if cond is None else "class",
                            title="samples from the prior (decoder means)" if cond is None else
                            "samples from the prior: a row per class, one z per column"))

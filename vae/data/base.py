@@ -204,11 +204,15 @@ def open_ground_truth(settings: DataSettings, gt, train, source: str) -> Opened:
                                                                  with_factors=True)
   labels = None
   if factor is not None:
-    labels = Labels(tuple(str(v) for v in range(gt.factor_sizes[factor])), None,
+    names = getattr(gt, "value_names", {}).get(settings.label) or tuple(
+        str(v) for v in range(gt.factor_sizes[factor]))
+    labels = Labels(tuple(names), None,
                     None if eval_factors is None else eval_factors[:, factor].astype(np.int32),
                     factor)
-  return Opened(train if settings.with_train else None, eval_data, gt,
-                {"source": source, "num_train": sources.num_examples(gt)}, labels)
+  fingerprint = {"source": source, "num_train": sources.num_examples(gt)}
+  if labels is not None:
+    fingerprint["classes"] = list(labels.class_names)
+  return Opened(train if settings.with_train else None, eval_data, gt, fingerprint, labels)
 
 
 def open_arrays(settings: DataSettings, load_split) -> Opened:

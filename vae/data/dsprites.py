@@ -147,6 +147,8 @@ class DSprites(GroundTruthData):
   factor_names = ("shape", "scale", "orientation", "posX", "posY")
   factor_sizes = (3, 6, 40, 32, 32)
   observation_shape = (64, 64, 1)
+  # Names of a factor's values where they have names (a conditional model's classes).
+  value_names = {"shape": ("square", "ellipse", "heart")}
 
   def factor_values(self, factors: jax.Array):
     """int factor indices [..., 5] -> the five continuous values."""

@@ -34,6 +34,8 @@ class GroundTruthData:
   factor_names: tuple[str, ...] = ()
   factor_sizes: tuple[int, ...] = ()
   observation_shape: tuple[int, ...] = ()
+  # {factor name: a name per value}, where the values have names (dSprites' shapes).
+  value_names: dict = {}
 
   @property
   def num_factors(self) -> int:
