@@ -70,6 +70,7 @@ def train_command(name: str, root: str, data_dir: str, steps: int, k: int, examp
   _, spec, extra, _, _ = next(m for m in MODELS if m[0] == name)
   cmd = [sys.executable, "-m", "experiments.train", "--config", spec,
          "--workdir", os.path.join(root, name), f"--config.data_dir={os.path.abspath(data_dir)}",
+         "--config.batch_size=100",      # alike, whatever a config's own batch
          f"--config.num_steps={steps}", f"--config.optim.decay_steps={steps}",
          "--config.eval_every=0", f"--config.checkpoint_every={steps}",
          f"--config.log_every={max(steps // 10, 1)}", f"--config.eval.max_examples={examples}",
