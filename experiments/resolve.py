@@ -118,7 +118,7 @@ def resolve(config, with_data: bool = True, train_data=None, labels=None) -> Job
     ev.check_eval_size(len(eval_data), spec=build.eval_spec(config),
                        probabilistic=objectives.get(config.objective).probabilistic)
     if model.conditioning is not None and labels is not None:
-      check_classes(model, labels)
+      model.conditioning.check_classes(labels.class_names)
       cond_lib.check_labels(labels.eval, model.conditioning.num_classes, "evaluation labels")
   elif isinstance(train_data, GroundTruthData):
     ground_truth = train_data
@@ -132,19 +132,6 @@ def resolve(config, with_data: bool = True, train_data=None, labels=None) -> Job
              seed=int(config.seed), dataset=config.dataset,
              prefetch_batches=int(config.get("prefetch_batches", 8)),
              data_fingerprint=fingerprint, labels=labels)
-
-
-def check_classes(model, labels) -> None:
-  """A conditional model reads as many classes as the data's labels have.
-
-  Raises:
-    ValueError: naming both counts and the data's classes.
-  """
-  want = model.conditioning.num_classes
-  if labels.num_classes != want:
-    raise ValueError(f"model.num_classes is {want} but the data's labels have "
-                     f"{labels.num_classes} classes ({', '.join(labels.class_names)}): set "
-                     f"model.num_classes={labels.num_classes}")
 
 
 def restore_state(workdir: str, job: Job):

@@ -268,7 +268,6 @@ def test_labels_are_checked_for_their_dtype_and_their_classes(tmp_path):
   import json
 
   from vae_experiments import rerun
-  from vae_experiments.resolve import check_classes
   m = _model()
   p = model_lib.init_params(jax.random.key(0), m)
   b = _batch()
@@ -276,7 +275,7 @@ def test_labels_are_checked_for_their_dtype_and_their_classes(tmp_path):
     model_lib.batch_elbo_terms(p, cond_lib.Labeled(b.x, b.y.astype(jnp.float32)),
                                jax.random.key(0), model=m)
   with pytest.raises(ValueError, match="set model.num_classes=2"):
-    check_classes(m, data_lib.Labels(("a", "b")))
+    m.conditioning.check_classes(data_lib.Labels(("a", "b")).class_names)
 
   class Job:
     labels = data_lib.Labels(("0", "1", "2"))

@@ -47,6 +47,14 @@ class Conditioning:
     checks.check_int_at_least("num_classes", self.num_classes, 2,
                               " (a conditional VAE needs at least two classes)")
 
+  def check_classes(self, class_names) -> None:
+    """Raises ``checks.InputError`` unless the data's labels have as many
+    classes as the model reads, naming both and the data's classes."""
+    if len(class_names) != self.num_classes:
+      raise checks.InputError(f"model.num_classes is {self.num_classes} but the data's labels "
+                              f"have {len(class_names)} classes ({', '.join(class_names)}): "
+                              f"set model.num_classes={len(class_names)}")
+
   def one_hot(self, y) -> jnp.ndarray:
     """float32 one-hot of integer labels ``y`` [...] -> [..., num_classes]."""
     return jnp.eye(self.num_classes, dtype=jnp.float32)[jnp.asarray(y, jnp.int32)]

@@ -196,10 +196,7 @@ def _check_labels(model, labels, train_data) -> None:
     raise checks.InputError(f"the model is conditional ({cond.num_classes} classes) but the "
                             "data carry no labels: set label ('class' for your own images in "
                             "class subfolders, a factor name for a ground-truth set)")
-  if labels.num_classes != cond.num_classes:
-    raise checks.InputError(f"model.num_classes is {cond.num_classes} but the data's labels "
-                            f"have {labels.num_classes} classes ({', '.join(labels.class_names)}"
-                            f"): set model.num_classes={labels.num_classes}")
+  cond.check_classes(labels.class_names)
   if isinstance(train_data, GroundTruthData):
     if labels.factor is None:
       raise checks.InputError("a ground-truth set's labels are one of its factors")
