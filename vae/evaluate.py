@@ -213,7 +213,7 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
 
   batch, labels = cond_lib.split_batch(batch, model, "iwae_log_likelihood")
   keys = jax.random.split(key, batch.shape[0])
-  return jax.vmap(one)(batch, keys) if labels is None else jax.vmap(one)(batch, keys, labels)
+  return jax.vmap(one)(batch, keys, labels)     # (labels None: no leaves to map)
 
 
 def iwae_log_likelihood(params, data, key, *, model, num_samples: int = 5000,

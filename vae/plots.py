@@ -84,18 +84,14 @@ def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
 
 @functools.partial(jax.jit, static_argnames="model")
 def _posterior_means(params, x, y=None, *, model):
-  x = x.astype(jnp.float32)
-  if y is None:
-    return jax.vmap(lambda e: model_lib.posterior_code(params, e, model=model))(x)
-  return jax.vmap(lambda e, l: model_lib.posterior_code(params, e, model=model, y=l))(x, y)
+  # (y None, a model without conditioning: vmap maps no leaves of it.)
+  return jax.vmap(lambda e, l: model_lib.posterior_code(params, e, model=model, y=l))(
+      x.astype(jnp.float32), y)
 
 
 @functools.partial(jax.jit, static_argnames="model")
 def _decoded_means(params, z, y=None, *, model):
-  if y is None:
-    out = jax.vmap(lambda zz: model_lib.decode(params, zz, model=model))(z)
-  else:
-    out = jax.vmap(lambda zz, l: model_lib.decode(params, zz, model=model, y=l))(z, y)
+  out = jax.vmap(lambda zz, l: model_lib.decode(params, zz, model=model, y=l))(z, y)
   return model_lib.likelihood_mean(out, model)
 
 

@@ -101,8 +101,7 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
     lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples, log_prior, y)
     return jax.nn.logsumexp(lw) - math.log(num_samples), jnp.mean(ll), kl
 
-  bounds, lls, kls = (jax.vmap(one)(batch, keys) if labels is None else
-                      jax.vmap(one)(batch, keys, labels))
+  bounds, lls, kls = jax.vmap(one)(batch, keys, labels)   # (labels None: no leaves)
   bound, ll, kl = jnp.mean(bounds), jnp.mean(lls), jnp.mean(kls)
   aux = {"loss": -bound, "iwae_bound": bound,
          "elbo": jax.lax.stop_gradient(ll - kl),
