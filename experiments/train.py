@@ -115,6 +115,11 @@ def main(argv):
                     if not isinstance(vv, (list, dict))}
   if "active_units" in results:
     summary["active_units"] = results["active_units"]["active_units"]
+  if "disentanglement" in results:       # each score's headline value
+    from vae import metrics as metrics_lib
+    summary["disentanglement"] = {name: score[metrics_lib.SCORE_KEYS[name]]
+                                  for name, score in results["disentanglement"].items()
+                                  if name in metrics_lib.SCORE_KEYS}
   print(json.dumps(summary, indent=2))
 
 

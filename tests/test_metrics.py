@@ -161,6 +161,25 @@ def test_mig_agrees_with_reference(entangled_codes):
   np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
+def test_latent_factors_names_the_factor_each_latent_encodes():
+  # Latents that are the factors, permuted: latent j encodes factor perm[j]
+  # exactly, so its normalised mutual information with that factor is 1.
+  rng = np.random.default_rng(1)
+  sizes, perm = (3, 6, 10, 12), (2, 0, 3, 1)
+  f = np.stack([rng.integers(0, s, 20_000) for s in sizes], 1)
+  codes = (f[:, perm] + 0.01 * rng.normal(size=f.shape)).astype(np.float32)
+  names = ("a", "b", "c", "d")
+  got = metrics.latent_factors(metrics.mig_scores(codes, f, factor_sizes=sizes), names)
+  assert [n for n, _ in got] == [names[k] for k in perm]
+  np.testing.assert_allclose([v for _, v in got], 1.0, atol=0.02)
+  # A noise latent informs nothing much, and a wrong factor count is refused.
+  noisy = np.concatenate([codes, rng.normal(size=(len(f), 1)).astype(np.float32)], 1)
+  assert metrics.latent_factors(metrics.mig_scores(noisy, f, factor_sizes=sizes),
+                                names)[-1][1] < 0.01
+  with pytest.raises(ValueError, match="F = 3 factor names"):
+    metrics.latent_factors(metrics.mig_scores(codes, f, factor_sizes=sizes), names[:3])
+
+
 def test_discretisation_and_mutual_information_match_numpy_and_sklearn(entangled_codes):
   sizes, x, y, _, _ = entangled_codes
   np.testing.assert_array_equal(np.asarray(utils.histogram_discretize(jnp.asarray(x))) + 1,

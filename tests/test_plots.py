@@ -42,3 +42,31 @@ def test_traversal_rows_name_the_latent_and_its_kl_and_columns_the_value(
   assert seen["col_labels"] == ["-2.0", "-1.0", "+0.0", "+1.0", "+2.0"]
   assert seen["images"][0] == 4 * 5 and seen["num_cols"] == 5
   assert open(path, "rb").read(4) == b"\x89PNG"
+
+
+def test_run_figures_name_the_factor_each_traversal_row_moves(
+    tiny_model, tiny_params, binary_images, tmp_path, monkeypatch):
+  # With notes (the factor each latent informs, from MIG), the PNG's rows
+  # carry them after the KL, and the GIF gets one labelled row per latent.
+  from PIL import Image
+  seen = {}
+  real = plots.save_grid
+
+  def spy(path, images, num_cols=None, **kw):
+    if path.endswith("traversals.png"):
+      seen.update(kw)
+    return real(path, images, num_cols, **kw)
+  monkeypatch.setattr(plots, "save_grid", spy)
+  kl = [0.5, 3.25, 0.0, 1.0]
+  notes = ["posX (0.61)", "scale (0.55)", "shape (0.02)", "posY (0.40)"]
+  plots.save_run_figures(str(tmp_path / "a"), tiny_params, binary_images[:4], jax.random.key(0),
+                         model=tiny_model, kl_per_dim=kl, latent_notes=notes)
+  assert seen["row_labels"] == ["z1  KL 3.25  scale (0.55)", "z3  KL 1.00  posY (0.40)",
+                                "z0  KL 0.50  posX (0.61)", "z2  KL 0.00  shape (0.02)"]
+  plots.save_run_figures(str(tmp_path / "b"), tiny_params, binary_images[:4], jax.random.key(0),
+                         model=tiny_model, kl_per_dim=kl)
+  labelled = Image.open(tmp_path / "a" / "traversals.gif")
+  plain = Image.open(tmp_path / "b" / "traversals.gif")
+  # 28-pixel tiles at scale 2: four rows against one row of four panels.
+  assert labelled.height > 4 * 2 * 28 > plain.height
+  assert plain.width > 4 * 2 * 28

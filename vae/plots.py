@@ -219,11 +219,20 @@ def save_traversals(path, params, x, *, model, kl_per_dim=None, num_steps: int =
                         span=span)
 
 
+def row_label(d, kl_per_dim=None, latent_notes=None) -> str:
+  """A traversal row's label: "z3", its KL ("z3  KL 2.41") and its note
+  ("z3  KL 2.41  posX (0.62)")."""
+  d = int(d)
+  return (f"z{d}" + ("" if kl_per_dim is None else f"  KL {float(kl_per_dim[d]):.2f}")
+          + ("" if latent_notes is None else f"  {latent_notes[d]}"))
+
+
 def traversals_png(path, images, order, *, kl_per_dim=None, num_steps: int = 10,
-                   span: float = 2.0) -> str:
-  """``save_traversals`` from ``latent_traversals``' images and order."""
-  rows = [f"z{int(d)}" + ("" if kl_per_dim is None else f"  KL {float(kl_per_dim[d]):.2f}")
-          for d in order]
+                   span: float = 2.0, latent_notes=None) -> str:
+  """``save_traversals`` from ``latent_traversals``' images and order;
+  ``latent_notes`` (one string per latent, e.g. the factor it informs)
+  follow each row's label."""
+  rows = [row_label(d, kl_per_dim, latent_notes) for d in order]
   cols = [f"{v:+.1f}" for v in np.linspace(-span, span, num_steps)]
   return save_grid(path, images, num_steps, title="latent traversals (others at the "
                    "posterior mean)", row_labels=rows, col_labels=cols,
@@ -316,7 +325,8 @@ FIGURE_MAX_CLASSES = 10
 
 
 def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
-                     probabilistic: bool = True, class_names=None) -> list[str]:
+                     probabilistic: bool = True, class_names=None,
+                     latent_notes=None) -> list[str]:
   """A run's figures (``reconstructions.png``; for probabilistic models also
   ``traversals.png``, ``traversals.gif`` of ``data[0]`` and
   ``prior_samples.png`` from ``key``), the same images as the ``save_*``
@@ -327,7 +337,11 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
   encoded and decoded with its label, the traversals keep ``data[0]``'s,
   and ``prior_samples.png`` is the class-conditional grid (``class_codes``:
   a row per class, the same z down each column), its rows named by
-  ``class_names`` (default: the label's index)."""
+  ``class_names`` (default: the label's index).
+
+  ``latent_notes``: one string per latent (for example the factor it
+  informs most, ``vae.metrics.latent_factors``), written after each
+  traversal row's label; the GIF then has a labelled row per latent."""
   cond = model.conditioning
   if cond is not None:
     if not isinstance(data, cond_lib.Labeled):
@@ -361,8 +375,10 @@ def save_run_figures(workdir: str, params, data, key, *, model, kl_per_dim=None,
   if probabilistic:
     prior, png, gif = decoded[1:]
     paths.append(traversals_png(join("traversals.png"), png, order, kl_per_dim=kl_per_dim,
-                                num_steps=FIGURE_TRAVERSAL_STEPS))
-    traversals_gif(join("traversals.gif"), gif, order, num_steps=FIGURE_GIF_STEPS)
+                                num_steps=FIGURE_TRAVERSAL_STEPS, latent_notes=latent_notes))
+    traversals_gif(join("traversals.gif"), gif, order, num_steps=FIGURE_GIF_STEPS,
+                   row_labels=None if latent_notes is None else {
+                       int(d): row_label(d, kl_per_dim, latent_notes) for d in order})
     paths.append(save_grid(join("prior_samples.png"), prior,
                            num_cols=None if cond is None else FIGURE_CLASS_SAMPLES,
                            row_labels=None if cond is None else [

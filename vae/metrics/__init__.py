@@ -31,7 +31,7 @@ from vae.metrics import utils as metric_utils
 from vae.metrics.beta_vae import beta_vae_from_features, compute_beta_vae
 from vae.metrics.dci import compute_dci, dci_from_codes
 from vae.metrics.factor_vae import compute_factor_vae
-from vae.metrics.mig import compute_mig, mig_from_codes, mig_scores
+from vae.metrics.mig import compute_mig, latent_factors, mig_from_codes, mig_scores
 from vae.metrics.modularity import compute_modularity_explicitness, modularity_from_codes
 from vae.metrics.sap import compute_sap, sap_from_codes
 
@@ -201,6 +201,6 @@ def images_encoded(name: str, settings: dict[str, Any]) -> int:
 __all__ = ["METRICS", "RECORDS", "SCORE_KEYS", "check_names", "compute_all", "protocol", "metric_key", "images_encoded", "scale_protocol", "score_disentanglement", "representation_from_params",
            "forward_model",
            "compute_beta_vae", "beta_vae_from_features", "compute_factor_vae",
-           "compute_mig", "mig_from_codes", "mig_scores", "compute_dci", "dci_from_codes",
+           "compute_mig", "latent_factors", "mig_from_codes", "mig_scores", "compute_dci", "dci_from_codes",
            "compute_sap", "sap_from_codes", "compute_modularity_explicitness",
            "modularity_from_codes"]
