@@ -141,9 +141,12 @@ def plot_scores(path: str, records, study=None) -> str:
   import matplotlib.pyplot as plt
   metrics = _metrics_present(records)
   methods = _methods(records, study)
-  fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1), 3.4),
-                           squeeze=False)
-  for ax, m in zip(axes[0], metrics):
+  cols = min(max(len(metrics), 1), 3)
+  rows = -(-max(len(metrics), 1) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
+  for ax in axes.flat[len(metrics):]:
+    ax.axis("off")
+  for ax, m in zip(axes.flat, metrics):
     get = _score(m)
     for i, method in enumerate(methods):
       v = [get(r) for r in records if r["method"] == method and r["status"] == "finished"
@@ -188,8 +191,10 @@ def plot_curves(path: str, records, study=None) -> str:
         ax.plot(*zip(*pts), marker="o", ms=3, label=f"{method} (seed {r['seed']})")
     ax.set_title("ELBO (nats)" if m == "elbo" else METRIC_LABELS[m], fontsize=9)
     ax.set_xlabel("step", fontsize=8)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(
+        lambda v, _: f"{v / 1000:g}k" if v else "0"))
     ax.tick_params(labelsize=7)
-  axes[0][0].legend(fontsize=7)
+  axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -204,14 +209,12 @@ def _score_key(metric):
 def latent_labels(record, factor_names) -> dict[int, str]:
   """{latent: "z3  KL 2.41  posX (0.62)"}: each latent's KL and the factor it
   informs most, by its mutual information divided by the factor's entropy
-  (MIG's normalised MI, from the run's final MIG)."""
-  mig = record["scores"]["mig"]
-  mi = np.asarray(mig["mutual_info"], np.float64)
-  h = np.asarray(mig["factor_entropy"], np.float64)
-  nmi = mi / np.where(h > 0, h, 1.0)
-  kl = record["kl_per_dim"]
-  return {d: f"z{d}  KL {kl[d]:.2f}  {factor_names[int(np.argmax(nmi[d]))]} "
-             f"({float(np.max(nmi[d])):.2f})" for d in range(len(kl))}
+  (``vae.metrics.latent_factors``, from the run's final MIG)."""
+  from vae import plots
+  from . import record as record_lib
+  notes = record_lib.factor_notes(record["scores"]["mig"], factor_names)
+  return {d: plots.row_label(d, record["kl_per_dim"], notes)
+          for d in range(len(record["kl_per_dim"]))}
 
 
 def traversal_gifs(study, results_root: str, workroot: str, docs: str, methods=None,
@@ -301,7 +304,9 @@ def report(study, results_root: str, docs: str) -> str:
     text += "".join(f"| {run} | {METRIC_LABELS[m]} | {s if s is None else f'{s:,}'} |\n"
                     for run, m, s in rows)
     text += (f"\nA budget from these curves (the largest, rounded up to 5,000 steps, at "
-             f"least 20,000): **{chosen:,} steps**.\n")
+             f"least 20,000): **{chosen:,} steps**, against the {records[0]['budget']:,} "
+             "trained. Where the two are equal, a score was still rising "
+             "near the end.\n")
   scores = plot_scores(os.path.join(docs, f"study_{study.name}_scores.png"), records, study)
   curves = plot_curves(os.path.join(docs, f"study_{study.name}_curves.png"), records, study)
   text += (f"\n![final scores]({os.path.basename(scores)})\n\n"
