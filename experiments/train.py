@@ -1,6 +1,6 @@
 """Train and evaluate one configuration.
 
-  vae-train                        # default: beta-VAE on procedural dSprites, ~2 min on CPU
+  vae-train                        # the default job (quickstart): beta-TCVAE on dSprites, MIG
   vae-train --config vae_binarized_mnist --workdir /tmp/vae --config.data_dir=DIR
   vae-train --list_configs         # every published config, with its summary
 
@@ -34,8 +34,9 @@ from . import configs
 
 __doc__ = (__doc__ or "") + "\nConfigs (--config NAME):\n" + configs.listing() + "\n"
 
-# The default config is found inside the package, whatever the current directory.
-_DEFAULT_CONFIG = configs.resolve("default")
+# The default job's config (quickstart.py; default.py names every field), found
+# inside the package, whatever the current directory.
+_DEFAULT_CONFIG = configs.resolve("quickstart")
 # A workdir's own config.json, as a config file (``--config`` left out on a
 # workdir that has one): get_config(workdir).
 _STORED_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stored_config.py")
@@ -58,7 +59,7 @@ def define_config_flag(argv: list[str]) -> None:
     _CONFIG = config_flags.DEFINE_config_file(
         "config", _DEFAULT_CONFIG, "A config name (see --list_configs), NAME:variant, or "
         "the path of a get_config() file; default: the workdir's own config.json when it "
-        "has one, else default.")
+        "has one, else quickstart (the default job).")
   except (KeyError, AttributeError) as e:
     cli.usage_error(cli.config_field_error(e, argv))
   finally:

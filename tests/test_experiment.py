@@ -231,3 +231,36 @@ def test_a_flat_hparams_config_from_an_older_workdir_is_upgraded():
   assert c.hparams.factor_vae.gamma == 35.0          # other sections: their defaults
   new = default.get_config()
   assert job_lib.upgrade_config(new) is new
+
+
+def test_the_default_job_is_quickstart_and_labels_its_traversals_by_factor(tmp_path,
+                                                                           monkeypatch):
+  # vae-train without --config runs quickstart: beta-TCVAE on dSprites that
+  # ends with MIG, and whose traversal rows name the factor each latent
+  # informs. Here shrunk (MLP, 20 steps) so that only the wiring is tested.
+  from experiments import train
+  from experiments.configs import quickstart
+  from vae import plots
+  assert train._DEFAULT_CONFIG.endswith(os.path.join("configs", "quickstart.py"))
+  c = quickstart.get_config()
+  assert (c.objective, c.dataset, tuple(c.eval.metrics)) == ("beta_tcvae", "dsprites", ("mig",))
+  c.model.architecture = "mlp"
+  c.model.encoder_hidden = c.model.decoder_hidden = (32,)
+  c.num_steps, c.log_every, c.checkpoint_every, c.eval_every = 20, 10, 20, 0
+  c.eval.score_every, c.eval.max_examples = 0, 64
+  rows = {}
+  real = plots.save_grid
+
+  def spy(path, images, num_cols=None, **kw):
+    if path.endswith("traversals.png"):
+      rows["labels"] = kw["row_labels"]
+    return real(path, images, num_cols, **kw)
+  monkeypatch.setattr(plots, "save_grid", spy)
+  res = job_lib.train_and_evaluate(c, str(tmp_path / "q"))
+  mig = json.load(open(tmp_path / "q" / "eval_validation.json"))["disentanglement"]["mig"]
+  assert 0 <= mig["mig"] <= 1 and mig["protocol"]["num_train"] == 10_000
+  assert res["disentanglement"]["mig"]["mig"] == mig["mig"]
+  names = ("shape", "scale", "orientation", "posX", "posY")
+  assert len(rows["labels"]) == 10
+  for label in rows["labels"]:          # "z3  KL 0.41  posX (0.02)"
+    assert label.split("  ")[2].split(" (")[0] in names, label

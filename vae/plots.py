@@ -51,7 +51,9 @@ def save_grid(path: str, images: np.ndarray, num_cols: int | None = None,
   grid = np.clip(image_grid(images, num_cols, pad), 0.0, 1.0)
   height, width = grid.shape[:2]
   h, w = images.shape[1:3]
-  left = 1.1 if row_labels is not None else 0.1      # inches for the labels
+  # Inches for the labels: 1.1, or more for long ones (about 0.065 a character).
+  left = (0.1 if row_labels is None else
+          max(1.1, 0.35 + 0.065 * max((len(str(r)) for r in row_labels), default=0)))
   bottom = 0.45 if col_labels is not None else 0.1
   top = 0.4 if title else 0.1
   fig_w, fig_h = width / 40 + left + 0.1, height / 40 + bottom + top

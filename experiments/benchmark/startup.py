@@ -1,7 +1,8 @@
 """Startup and shutdown of a run, timed from outside (--startup): the seconds
 from the command to the first training step, and from the last step to the
-process's exit, for the default job (700 steps) and a 10-step conv run on
-your own images (``vae_images``), each in a fresh process and workdir.
+process's exit, for the short beta-VAE job (``--config default``, 700 steps)
+and a 10-step conv run on your own images (``vae_images``), each in a fresh
+process and workdir.
 
 The first step is the first row of ``metrics.jsonl`` (the run is given
 ``--config.log_every=1``, so the row appears right after step 1); the last
@@ -27,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # (name, the job's flags); the images job gets --config.data_dir added.
 JOBS = {
-    "default": ("default job (700 steps)", ["--config", "default"]),
+    "default": ("beta-VAE job (--config default, 700 steps)", ["--config", "default"]),
     "images": ("vae_images, 10 steps", ["--config", "vae_images", "--config.num_steps=10",
                                         "--config.checkpoint_every=10",
                                         "--config.eval_every=0"]),

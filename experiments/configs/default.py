@@ -1,15 +1,18 @@
 """Every config field, with its default: beta-VAE on procedural dSprites.
 
-The default job needs no download: dSprites is rendered on the device from
-sampled factors each step (vae/data/dsprites.py). Conv encoder/decoder of
+Every published config starts from this file and names what it changes. The
+job `vae-train` runs without --config is quickstart.py (beta-TCVAE, scored
+by MIG); this file by itself is the short beta-VAE run below.
+
+It needs no download: dSprites is rendered on the device from sampled
+factors each step (vae/data/dsprites.py). Conv encoder/decoder of
 disentanglement_lib, 10 latents, Bernoulli decoder, beta = 4 (Higgins et al.
 2017), on a schedule that finishes in about two minutes on a 2-core CPU;
 it writes reconstructions, latent traversals, prior samples and the
-evaluation JSON. Other configs start from this one and name what they change.
+evaluation JSON.
 
 Command:
-  python -m experiments.train
-  (same as --config experiments/configs/default.py --workdir workdirs/default)
+  python -m experiments.train --config default --workdir workdirs/beta_vae_quick
 Expected: the ELBO on 1,000 held-out renders improves from about -2800 nats
 (untrained) to about -130 after 700 steps (measured: 53 s of training on 2 CPU
 cores, 10 active units; before the conv speed work and the fitted renderer it
