@@ -92,11 +92,13 @@ def latent_notes(job, results: dict[str, Any], kl_per_dim) -> list[str] | None:
   """With a final MIG on data with known factors, each latent's note for the
   traversal rows: the factor it informs most and its normalised mutual
   information, "posX (0.62)" (``vae.metrics.latent_factors``); else None.
-  None too where MIG scored a code other than the traversed latents."""
+  None too where MIG scored a code other than the traversed latents, or
+  where the data do not name their factors."""
   mig = results.get("disentanglement", {}).get("mig")
   if (mig is None or kl_per_dim is None or job.ground_truth_data is None
-      or len(mig["mutual_info"]) != len(kl_per_dim)):
-    return None
+      or len(mig["mutual_info"]) != len(kl_per_dim)
+      or len(job.ground_truth_data.factor_names) != len(mig["factor_entropy"])):
+    return None      # (a data set that does not name its factors: no notes)
   return factor_notes(mig, job.ground_truth_data.factor_names)
 
 

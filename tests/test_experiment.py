@@ -258,9 +258,33 @@ def test_the_default_job_is_quickstart_and_labels_its_traversals_by_factor(tmp_p
   monkeypatch.setattr(plots, "save_grid", spy)
   res = job_lib.train_and_evaluate(c, str(tmp_path / "q"))
   mig = json.load(open(tmp_path / "q" / "eval_validation.json"))["disentanglement"]["mig"]
-  assert 0 <= mig["mig"] <= 1 and mig["protocol"]["num_train"] == 10_000
+  assert mig["protocol"]["num_train"] == 10_000
   assert res["disentanglement"]["mig"]["mig"] == mig["mig"]
-  names = ("shape", "scale", "orientation", "posX", "posY")
-  assert len(rows["labels"]) == 10
-  for label in rows["labels"]:          # "z3  KL 0.41  posX (0.02)"
-    assert label.split("  ")[2].split(" (")[0] in names, label
+  # Each row carries its own latent's KL and the factor MIG's matrix gives
+  # that latent ("z3  KL 0.41  posX (0.02)"), rows in decreasing KL.
+  from experiments import record
+  kl = res["elbo"]["kl_per_dim"]
+  notes = record.factor_notes(res["disentanglement"]["mig"],
+                              ("shape", "scale", "orientation", "posX", "posY"))
+  latents = [int(label.split()[0][1:]) for label in rows["labels"]]
+  assert sorted(latents) == list(range(10))
+  assert rows["labels"] == [plots.row_label(d, kl, notes) for d in latents]
+  assert [kl[d] for d in latents] == sorted(kl, reverse=True)
+
+
+def test_latent_notes_only_where_mig_scored_the_traversed_latents_of_named_factors():
+  import types
+  from experiments import record
+  mig = {"mutual_info": [[0.0, 1.0], [0.5, 0.0], [0.0, 0.1]], "factor_entropy": [1.0, 2.0]}
+  gt = types.SimpleNamespace(factor_names=("a", "b"))
+  job = types.SimpleNamespace(ground_truth_data=gt)
+  kl = [1.0, 2.0, 0.1]
+  got = record.latent_notes(job, {"disentanglement": {"mig": mig}}, kl)
+  assert got == ["b (0.50)", "a (0.50)", "b (0.05)"]
+  assert record.latent_notes(job, {}, kl) is None                        # no MIG
+  assert record.latent_notes(job, {"disentanglement": {"mig": mig}}, None) is None  # an AE
+  assert record.latent_notes(job, {"disentanglement": {"mig": mig}}, kl[:2]) is None
+  unnamed = types.SimpleNamespace(ground_truth_data=types.SimpleNamespace(factor_names=()))
+  assert record.latent_notes(unnamed, {"disentanglement": {"mig": mig}}, kl) is None
+  no_factors = types.SimpleNamespace(ground_truth_data=None)
+  assert record.latent_notes(no_factors, {"disentanglement": {"mig": mig}}, kl) is None

@@ -306,7 +306,8 @@ def test_the_cli_works_from_any_directory(npz_dir, tmp_path):
 def test_the_default_job_runs_from_outside_the_repository(tmp_path):
   p = subprocess.Popen([_script("vae-train"), "--workdir", str(tmp_path / "wd"),
                         "--config.num_steps=0", "--config.eval.max_examples=16",
-                        "--config.eval_every=0"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                        "--config.eval_every=0", "--config.eval.score_every=0"],
+                       cwd=str(tmp_path), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True)
   _, err = p.communicate(timeout=600)
   assert p.returncode == 0, err[-3000:]

@@ -50,9 +50,10 @@ sizes on a trained model (--scoring_workdir), with its images and seconds.
       --scoring_workdir workdirs/studies/pilot/beta_vae-seed0
 
 Startup (--startup): seconds from the command to the first training step and
-from the last step to exit, for the default job and a 10-step vae_images run,
-each a fresh process; with --startup_baseline=PATH an older checkout is timed
-beside this one in the same run.
+from the last step to exit, for the 700-step beta-VAE job (--config default)
+and a 10-step vae_images run, each a fresh process; with
+--startup_baseline=PATH an older checkout is timed beside this one in the
+same run.
 
   python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --startup \
       --startup_baseline /path/to/older/worktree
@@ -137,13 +138,15 @@ flags.DEFINE_boolean("dci_agreement", False, "DCI with each importance (gbt, the
                      "hist_gbt; linear) on the same codes of each --scoring_workdir model "
                      "(comma-separated workdirs), with their times")
 flags.DEFINE_boolean("startup", False, "seconds from the command to the first training step "
-                     "and from the last step to exit, for the default job and a 10-step "
-                     "vae_images run, each in a fresh process (experiments/benchmark/startup.py)")
+                     "and from the last step to exit, for the 700-step beta-VAE job "
+                     "(--config default) and a 10-step vae_images run, each in a fresh "
+                     "process (experiments/benchmark/startup.py)")
 flags.DEFINE_string("startup_baseline", "", "--startup: also time this older checkout of the "
                     "repository (e.g. a git worktree), in the same run")
 flags.DEFINE_integer("startup_repeats", 1, "--startup: alternating repeats of each row")
 flags.DEFINE_list("startup_jobs", ["default", "images"], "--startup: the jobs timed "
-                  "(default: the default job; images: a 10-step vae_images run)")
+                  "(default: the 700-step beta-VAE job, --config default; images: a "
+                  "10-step vae_images run)")
 flags.DEFINE_string("json", "", "also write the results here")
 FLAGS = flags.FLAGS
 
