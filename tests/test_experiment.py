@@ -238,10 +238,13 @@ def test_the_default_job_is_quickstart_and_labels_its_traversals_by_factor(tmp_p
   # vae-train without --config runs quickstart: beta-TCVAE on dSprites that
   # ends with MIG, and whose traversal rows name the factor each latent
   # informs. Here shrunk (MLP, 20 steps) so that only the wiring is tested.
-  from experiments import train
   from experiments.configs import quickstart
   from vae import plots
-  assert train._DEFAULT_CONFIG.endswith(os.path.join("configs", "quickstart.py"))
+  # (train defines absl flags on import: read its default in a fresh process.)
+  out = subprocess.run([sys.executable, "-c", "from experiments import train; "
+                        "print(train._DEFAULT_CONFIG)"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+  assert out.stdout.strip().endswith(os.path.join("configs", "quickstart.py")), out.stderr
   c = quickstart.get_config()
   assert (c.objective, c.dataset, tuple(c.eval.metrics)) == ("beta_tcvae", "dsprites", ("mig",))
   c.model.architecture = "mlp"
