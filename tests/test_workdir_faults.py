@@ -276,11 +276,14 @@ def _script(name):
 
 @pytest.mark.slow   # ~15 s: train and evaluate processes from two other directories
 def test_the_cli_works_from_any_directory(npz_dir, tmp_path):
-  # The default config is found inside the package, not relative to the
-  # current directory (before: "experiments/configs/default.py" not found).
+  # The default config (the default job, quickstart.py) is found inside the
+  # package, not relative to the current directory (before:
+  # "experiments/configs/default.py" not found).
   check = subprocess.run(
       [sys.executable, "-c", "import os; from vae_experiments import train as t; "
        "assert os.path.isabs(t._DEFAULT_CONFIG) and os.path.exists(t._DEFAULT_CONFIG), "
+       "t._DEFAULT_CONFIG; "
+       "assert t._DEFAULT_CONFIG.endswith(os.path.join('configs', 'quickstart.py')), "
        "t._DEFAULT_CONFIG"], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
   assert check.returncode == 0, check.stderr[-2000:]
   # A relative data_dir is stored absolute, so that evaluation works on the
