@@ -144,8 +144,11 @@ class _FlaxDecoder(nn.Module):
 TOL_NETWORK = 1e-5
 
 
-@pytest.mark.parametrize("lead,impl", [((3,), "gemm"), ((2, 2), "gemm"), ((), "gemm"),
-                                       ((3,), "xla")])
+# The GEMM networks compile for about 25 s each: slow tests (every GEMM layer
+# shape, with gradients, is checked by the fast tests above).
+@pytest.mark.parametrize("lead,impl", [pytest.param((3,), "gemm", marks=pytest.mark.slow),
+                                       pytest.param((2, 2), "gemm", marks=pytest.mark.slow),
+                                       pytest.param((), "gemm", marks=pytest.mark.slow), ((3,), "xla")])
 def test_conv_networks_equal_flax_networks_with_gradients(lead, impl):
   """Both conv implementations (the GEMM form, channel-major inside, and
   XLA's own convolutions): the same parameter tree as the flax network, and
@@ -190,10 +193,11 @@ def test_channel_major_round_trip_and_shape_errors():
     conv.conv_transpose4x4_s2(jnp.zeros((8, 8, 3)), jnp.zeros((3, 3, 3, 5)))
 
 
-@pytest.mark.parametrize("op,c,f", [(conv.conv4x4_s2, 8, 16), (conv.conv4x4_s2, 1, 16),
+@pytest.mark.parametrize("op,c,f", [(conv.conv4x4_s2, 8, 16),
+                                    pytest.param(conv.conv4x4_s2, 1, 16, marks=pytest.mark.slow),
                                     (conv.conv_transpose4x4_s2, 8, 16),
-                                    (conv.conv_transpose4x4_s2, 40, 16),
-                                    (conv.conv_transpose4x4_s2, 8, 1)])
+                                    pytest.param(conv.conv_transpose4x4_s2, 40, 16, marks=pytest.mark.slow),
+                                    pytest.param(conv.conv_transpose4x4_s2, 8, 1, marks=pytest.mark.slow)])
 def test_gradients_come_back_in_the_input_dtypes(op, c, f):
   """Every path (shift and im2col convs, adjoint and 16-tap transposed convs,
   few-output backward) returns dx in x's dtype and dkernel in the kernel's, also when

@@ -65,6 +65,7 @@ def test_offline_copy_has_the_published_sizes():
   assert 0.10 < valid.mean() < 0.16  # MNIST's fraction of ink
 
 
+@pytest.mark.slow
 def test_tfds_path_with_mock_data():
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=25, max_value=2):

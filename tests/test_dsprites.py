@@ -67,6 +67,7 @@ def test_sizes_at_scale_one_and_axis_of_the_ellipse():
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsprites_reference" / "grid.npz"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REFERENCE.exists(), reason=f"no real dSprites images at {REFERENCE}")
 def test_renders_match_the_real_dsprites_images():
   """Every grid image of the public file (46,080: all shapes and scales, every
@@ -173,6 +174,7 @@ def test_extreme_combinations_are_non_empty_and_inside_the_canvas():
   _check_inside(grid.astype(np.int32))
 
 
+@pytest.mark.slow
 def test_every_combination_is_non_empty_and_inside_the_canvas():
   # All 737,280 renders, in chunks: about 20 s on one CPU core.
   _check_inside(DS.index_to_factors(np.arange(DS.num_combinations)).astype(np.int32))
@@ -190,6 +192,7 @@ def test_contact_sheet(tmp_path):
   assert open(p, "rb").read(4) == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_training_on_procedural_dsprites_lowers_the_loss(tmp_path):
   from experiments.configs import default
   c = default.get_config()

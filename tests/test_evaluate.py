@@ -108,6 +108,7 @@ def test_k_below_one_is_rejected(tiny_model, tiny_params, binary_images):
                            model=tiny_model, num_samples=0)
 
 
+@pytest.mark.slow
 def test_evaluation_and_training_show_progress(tiny_model, tiny_params, binary_images, capsys,
                                                 smoke_config, tmp_path):
   # The k = 5000 evaluation runs for many minutes: it must show progress.

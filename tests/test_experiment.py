@@ -15,6 +15,7 @@ from experiments import job as job_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_writes_the_workdir_and_resumes(smoke_config, tmp_path):
   wd = str(tmp_path / "run")
   res = job_lib.train_and_evaluate(smoke_config, wd)
@@ -34,7 +35,7 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes(smoke_config, tmp_pat
   assert train_steps == [50, 100, 150, 200, 250]
 
 
-@pytest.mark.parametrize("objective", ["ae", "dae", "iwae"])
+@pytest.mark.parametrize("objective", ["ae", "dae", pytest.param("iwae", marks=pytest.mark.slow)])
 def test_other_objectives_run_end_to_end(smoke_config, tmp_path, objective):
   smoke_config.objective = objective
   smoke_config.hparams.iwae.num_samples = 3
@@ -82,6 +83,7 @@ def test_cli_runs(npz_dir, tmp_path):
   assert '"iwae"' in out.stdout and '"step": 100' in out.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_cli_restores_a_workdir(smoke_config, tmp_path, npz_dir):
   wd = str(tmp_path / "ev")
   job_lib.train_and_evaluate(smoke_config, wd)
@@ -202,6 +204,7 @@ def test_unknown_hyperparameters_are_errors():
     job_lib.check_config(c)
 
 
+@pytest.mark.slow
 def test_config_json_records_the_effective_hyperparameters(smoke_config, tmp_path):
   smoke_config.objective = "beta_tcvae"
   smoke_config.hparams.beta_tcvae.beta = 3.0

@@ -57,6 +57,7 @@ def test_vae_loss_does_not_update_the_discriminator(tiny_model, binary_images):
   assert _norm(jax.tree.map(jnp.subtract, g["encoder"], g0["encoder"])) > 0.0
 
 
+@pytest.mark.slow
 def test_train_step_applies_each_players_gradient_with_its_own_optimizer(tiny_model,
                                                                           binary_images):
   params = _params(tiny_model)

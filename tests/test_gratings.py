@@ -33,6 +33,7 @@ def test_every_combination_is_a_different_binary_image(every_grating):
   assert len({im.tobytes() for im in images}) == len(images)
 
 
+@pytest.mark.slow
 def test_the_spectrum_peaks_at_the_factor_frequency_and_orientation(every_grating):
   """The defining property: the 2-D spectrum (zero-padded to 1/4-cycle
   resolution) peaks at ``frequency`` cycles across the image, in the

@@ -57,7 +57,8 @@ def _params(workdir):
   return jax.tree.leaves(job_lib.restore_state(workdir, job).params)
 
 
-@pytest.mark.parametrize("rgb,data_shape", [(True, (24, 24, 3)), (False, (16, 20, 1))])
+@pytest.mark.parametrize("rgb,data_shape", [pytest.param(True, (24, 24, 3), marks=pytest.mark.slow),
+                                            pytest.param(False, (16, 20, 1), marks=pytest.mark.slow)])
 def test_a_folder_of_images_trains_and_evaluates_in_memory_and_streamed(tmp_path, rgb, data_shape):
   write_folder(tmp_path / "imgs", rgb=rgb)
   results = {}
@@ -179,6 +180,7 @@ def test_16_bit_images_are_rescaled_not_clipped(tmp_path):
   np.testing.assert_array_equal(got, np.round(ramp * 255.0 / 65535).astype(np.uint8))
 
 
+@pytest.mark.slow
 def test_a_rerun_on_other_images_is_refused(tmp_path):
   write_folder(tmp_path / "a", n=40)
   write_folder(tmp_path / "b", n=40, seed=1)

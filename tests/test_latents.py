@@ -102,6 +102,7 @@ def _assert_mc_kl_is_the_closed_form(m, p):
   assert np.all(np.abs(np.mean(np.asarray(mc), 0) - np.asarray(closed)) < 4 * se + 1e-4)
 
 
+@pytest.mark.slow
 def test_vampprior_is_the_mixture_of_posteriors_at_its_pseudo_inputs():
   m = _model(prior="vampprior", prior_hparams={"num_components": 3})
   p = model_lib.init_params(jax.random.key(0), m)
@@ -285,6 +286,7 @@ def test_vq_quantizes_to_the_nearest_code_and_passes_gradients_straight_through(
     objectives.get_objective("vae")(p, _batch(), jax.random.key(2), model=m)
 
 
+@pytest.mark.slow
 def test_the_vq_ema_step_is_the_moving_average_and_restarts_dead_codes():
   import optax
   m = _vq_model(ema_decay=0.9)
@@ -329,6 +331,7 @@ def test_category_recovery_scores_a_perfect_code_1_and_an_unrelated_one_chance()
     discrete.category_recovery(shape[:5], shape)
 
 
+@pytest.mark.slow
 def test_two_layer_prior_estimates_log_p_z1_by_importance_sampling_its_second_layer():
   prior = priors_lib.make("two_layer", latent_dim=1, hidden=8)
   p = prior.init_params(jax.random.key(0), None, 1)

@@ -70,6 +70,7 @@ def test_a_learned_variance_is_a_parameter_and_enters_the_likelihood(obs_varianc
   assert float(jnp.min(model_lib.obs_logvar(params, m))) == pytest.approx(m.min_obs_logvar)
 
 
+@pytest.mark.slow
 def test_a_learned_variance_trains_towards_the_noise_level(tmp_path):
   """Data = a fixed pattern plus N(0, 0.1^2) noise: the learned shared
   variance moves from exp(0) = 1 towards 0.01."""

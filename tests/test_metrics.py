@@ -191,6 +191,7 @@ def test_discretisation_and_mutual_information_match_numpy_and_sklearn(entangled
                              ref.discrete_entropy(y), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sap_agrees_with_reference(entangled_codes):
   sizes, xtr, ytr, xte, yte = entangled_codes
   ours = metrics.sap_from_codes(xtr, ytr, xte, yte, factor_sizes=sizes)
@@ -208,6 +209,7 @@ def test_sap_binary_factor_matches_liblinear():
   np.testing.assert_allclose(ours["score_matrix"], theirs["score_matrix"], atol=0.003)
 
 
+@pytest.mark.slow
 def test_dci_linear_agrees_with_reference(entangled_codes):
   sizes, xtr, ytr, xte, yte = entangled_codes
   ours = metrics.dci_from_codes(xtr, ytr, xte, yte, factor_sizes=sizes, importance="linear")
@@ -239,6 +241,7 @@ def test_dci_of_known_importance_matrices():
                            np.zeros((4, 1), int), factor_sizes=(2,), importance="forest")
 
 
+@pytest.mark.slow
 def test_modularity_and_explicitness_agree_with_reference(entangled_codes):
   sizes, xtr, ytr, xte, yte = entangled_codes
   ours = metrics.modularity_from_codes(xtr, ytr, xte, yte, factor_sizes=sizes)
@@ -257,6 +260,7 @@ def test_roc_auc_matches_sklearn_with_ties():
                              roc_auc_score(y, s), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_beta_vae_classifier_agrees_with_sklearn(gt10):
   rep = _rotate01(0.3)
   from vae.metrics.beta_vae import beta_vae_features
@@ -275,6 +279,7 @@ def _noisy(rep):
   return lambda x: rep(x) + 1.5 * (_noise(x * 7.0) - 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["beta_vae", "factor_vae"])
 def test_sampling_metrics_agree_with_reference_loops(name):
   # The reference samples its own points (numpy RNG, a Python loop over

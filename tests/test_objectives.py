@@ -70,6 +70,7 @@ def trained_tiny(binary_images):
   return m, state.params, np.asarray(metrics["loss"])
 
 
+@pytest.mark.slow
 def test_iwae_bound_grows_with_k_on_a_trained_model(trained_tiny, binary_images):
   m, params, _ = trained_tiny
   x = jnp.asarray(binary_images[:200], jnp.float32)
@@ -83,6 +84,7 @@ def test_iwae_bound_grows_with_k_on_a_trained_model(trained_tiny, binary_images)
   assert means[2] - means[0] > 0.5  # a real gap, not noise
 
 
+@pytest.mark.slow
 def test_iwae_loss_gradient_is_finite_and_trains(trained_tiny, binary_images):
   m, params, _ = trained_tiny
   x = jnp.asarray(binary_images[:32], jnp.float32)
@@ -114,6 +116,7 @@ def test_masking_corruption_rate():
   assert abs(float(jnp.std(g - x)) - 0.5) < 0.01
 
 
+@pytest.mark.slow
 def test_registry_and_objectives_jit_and_share_the_signature(tiny_model, tiny_params, binary_images):
   x = jnp.asarray(binary_images[:8], jnp.float32)
   assert sorted(objectives.REGISTRY) == ["ae", "annealed_vae", "beta_tcvae", "beta_vae", "dae",
@@ -210,6 +213,7 @@ def test_each_objective_runs_under_jit_and_vmap(name, tiny_model, tiny_params, b
   assert np.all(np.isfinite(np.asarray(batched)))
 
 
+@pytest.mark.slow
 def test_beta_can_be_vmapped_as_a_traced_hyperparameter(tiny_model, tiny_params, binary_images):
   x = jnp.asarray(binary_images[:16], jnp.float32)
   f = lambda b: objectives.tc_vae_loss(tiny_params, x, jax.random.key(0), model=tiny_model,

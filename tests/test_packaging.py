@@ -46,6 +46,7 @@ def test_outside_a_checkout_vae_experiments_is_importable_and_experiments_is_not
   assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_the_console_scripts_run_from_outside_the_checkout(tmp_path):
   summaries = {"vae-train": "Train and evaluate one configuration.",
                "vae-evaluate": "Evaluate a workdir's latest checkpoint",

@@ -31,6 +31,7 @@ def _params(path):
     return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_single_device_step(tmp_path):
   out = tmp_path / "r.json"
   _run(["sharded_vs_single", out], devices=4)

@@ -455,6 +455,7 @@ def test_opening_a_big_npy_reads_a_sample_of_rows_not_the_whole_file(monkeypatch
   assert reader.scale == 1.0 / 255.0        # decided from the sample: the last row has 255
 
 
+@pytest.mark.slow
 def test_the_compilation_cache_gives_later_processes_the_same_programs(tmp_path):
   cache = str(tmp_path / "cache")
   code = ("import sys, jax, jax.numpy as jnp, numpy as np\n"

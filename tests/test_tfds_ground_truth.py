@@ -17,6 +17,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dsprites", "shapes3d"])
 def test_factors_come_from_the_tfds_features(name):
   with tfds.testing.mock_data(num_examples=40):

@@ -60,6 +60,7 @@ def test_train_step_traces_once(binary_images):
   assert int(state.step) == 5
 
 
+@pytest.mark.slow
 def test_scanned_loop_equals_host_fed_per_step_loop(binary_images):
   m, opt, step, src = _setup(binary_images)
   key = jax.random.key(2)

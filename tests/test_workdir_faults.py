@@ -125,6 +125,7 @@ def test_metrics_rows_after_the_restored_step_are_dropped(finished, smoke_config
 
 
 # ------------------------------------- item 3: a rerun with another config
+@pytest.mark.slow
 def test_a_rerun_with_another_config_is_refused_before_touching_anything(smoke_config, tmp_path):
   wd = str(tmp_path / "run")
   smoke_config.num_steps = 100
