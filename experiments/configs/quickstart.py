@@ -10,7 +10,7 @@ traversal row is labelled with its latent's KL and the factor it informs
 most (MIG's mutual information over the factor's entropy).
 
 Why these settings (what the study taught; README "The disentanglement
-study"): of the six objectives trained so far, beta-TCVAE reached the highest MIG, most
+study"): of the seven objectives trained so far, beta-TCVAE reached the highest MIG, most
 of it early (0.184 at 4.5k steps, 0.219 at 45k, Adam 1e-4, beta 6). At
 4,000 steps, Adam 5e-4 with beta 10 scored highest of the settings tried,
 and of seeds 0-3 only seed 1 gave posX, posY and scale rows of their own;
