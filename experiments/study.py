@@ -259,17 +259,13 @@ def _outcome(record: dict, study) -> str:
     return (f"extending to {study.num_steps} steps failed ({e['type']}: "
             f"{e['message'][:300]}); the finished result at {record['steps']} steps is kept")
   if record["status"] == FINISHED:
-    head = {m: (None if s.get(_headline(m)) is None else round(s[_headline(m)], 3))
-            for m, s in record.get("scores", {}).items()}
+    from vae import metrics as metrics_lib
+    head = {m: (None if v is None else round(v, 3))
+            for m, v in metrics_lib.headlines(record.get("scores", {})).items()}
     return (f"finished at step {record['steps']} "
             f"({record['train_seconds'] / 60:.1f} min training) scores {head}")
   return (f"failed at step {record['steps']}: {record['error']['type']}: "
           f"{record['error']['message'][:300]}")
-
-
-def _headline(metric: str) -> str:
-  from vae import metrics as metrics_lib
-  return metrics_lib.SCORE_KEYS[metric]
 
 
 def _read_eval(workdir, config):

@@ -25,9 +25,19 @@ import numpy as np
 
 # (column, how to read it from a results file, digits)
 def _score(metric: str):
+  return lambda r: _headlines(r).get(metric)
+
+
+def _headlines(point) -> dict:
+  """{metric: headline score} of a results file or a point of its curve."""
   from vae import metrics as metrics_lib
-  key = metrics_lib.SCORE_KEYS[metric]
-  return lambda r: (r.get("scores", {}).get(metric) or {}).get(key)
+  return metrics_lib.headlines(point.get("scores") or {})
+
+
+def _curve(record, metric: str) -> list[tuple[int, float]]:
+  """(step, score) of ``metric`` along a run's curve, where it was scored."""
+  return [(p["step"], v) for p in record.get("curve", [])
+          if (v := _headlines(p).get(metric)) is not None]
 
 
 METRIC_ORDER = ("mig", "factor_vae", "beta_vae", "dci", "sap", "modularity")
@@ -184,9 +194,7 @@ def plot_curves(path: str, records, study=None) -> str:
       if m == "elbo":
         pts = [(p["step"], p["elbo"]) for p in r["curve"] if p.get("elbo") is not None]
       else:
-        key = _score_key(m)
-        pts = [(p["step"], p["scores"][m][key]) for p in r["curve"]
-               if m in p.get("scores", {}) and p["scores"][m].get(key) is not None]
+        pts = _curve(r, m)
       if pts:
         ax.plot(*zip(*pts), marker="o", ms=3, label=f"{method} (seed {r['seed']})")
     ax.set_title("ELBO (nats)" if m == "elbo" else METRIC_LABELS[m], fontsize=9)
@@ -199,11 +207,6 @@ def plot_curves(path: str, records, study=None) -> str:
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
-
-
-def _score_key(metric):
-  from vae import metrics as metrics_lib
-  return metrics_lib.SCORE_KEYS[metric]
 
 
 def latent_labels(record, factor_names) -> dict[int, str]:
@@ -263,9 +266,7 @@ def steps_to_fraction(record, metric: str, fraction: float = 0.9) -> int | None:
   """The first step of a run's curve from which ``metric`` stays at or above
   ``fraction`` of its value at the last point (None: no scores). A score that
   reaches it early and falls back does not count until it is back for good."""
-  key = _score_key(metric)
-  pts = [(p["step"], p["scores"][metric][key]) for p in record.get("curve", [])
-         if metric in p.get("scores", {}) and p["scores"][metric].get(key) is not None]
+  pts = _curve(record, metric)
   if not pts:
     return None
   target = fraction * pts[-1][1]

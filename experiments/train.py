@@ -118,9 +118,7 @@ def main(argv):
     summary["active_units"] = results["active_units"]["active_units"]
   if "disentanglement" in results:       # each score's headline value
     from vae import metrics as metrics_lib
-    summary["disentanglement"] = {name: score[metrics_lib.SCORE_KEYS[name]]
-                                  for name, score in results["disentanglement"].items()
-                                  if name in metrics_lib.SCORE_KEYS}
+    summary["disentanglement"] = metrics_lib.headlines(results["disentanglement"])
   print(json.dumps(summary, indent=2))
 
 

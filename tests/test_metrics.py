@@ -68,6 +68,14 @@ def test_ground_truth_factors_score_at_or_near_one(perfect_scores):
   assert s["sap"]["sap"] > 0.1
 
 
+def test_headlines_are_each_metrics_named_score(perfect_scores):
+  head = metrics.headlines({**perfect_scores, "elbo": {"elbo": -1.0}, "mig": {"seconds": 1.0}})
+  assert "elbo" not in head and head["mig"] is None           # not a metric; no score
+  assert head["beta_vae"] == perfect_scores["beta_vae"]["eval_accuracy"]
+  assert head["dci"] == perfect_scores["dci"]["disentanglement"]
+  assert set(head) == set(metrics.SCORE_KEYS)
+
+
 @pytest.mark.slow
 def test_a_permuted_rescaled_copy_scores_the_same(gt10, perfect_scores):
   s = _all(gt10, _perm_scale(5))

@@ -157,7 +157,8 @@ def bench_scoring(*, workdir: str = "", names: Sequence[str] = (), scale: float 
   res = metrics_lib.score_disentanglement(params, gt, jax.random.key(3), model=m,
                                           names=resolve_metrics(names), scale=scale,
                                           progress=True)
-  out["metrics"] = [{"metric": k, "score": v[metrics_lib.SCORE_KEYS[k]],
+  head = metrics_lib.headlines(res)
+  out["metrics"] = [{"metric": k, "score": head[k],
                      "seconds": v["seconds"], "images": v["images_encoded"],
                      "encode_seconds": v["encode_seconds"]} for k, v in res.items()]
   return out

@@ -191,6 +191,15 @@ def metric_key(key, name: str):
   return jax.random.fold_in(key, list(METRICS).index(name))
 
 
+def headlines(scores: dict[str, dict]) -> dict[str, float | None]:
+  """{metric: its headline number} of a ``score_disentanglement`` result (or
+  a results file's "scores"): the entry ``SCORE_KEYS`` names (MIG's "mig",
+  the BetaVAE score's "eval_accuracy", ...); None where that entry is
+  missing. Names that are not metrics are left out."""
+  return {name: (score.get(SCORE_KEYS[name]) if isinstance(score, dict) else None)
+          for name, score in scores.items() if name in SCORE_KEYS}
+
+
 def images_encoded(name: str, settings: dict[str, Any]) -> int:
   """Observations a metric renders and encodes under ``settings`` (its
   ``protocol``): what scoring costs, before any classifier."""
@@ -198,7 +207,7 @@ def images_encoded(name: str, settings: dict[str, Any]) -> int:
   return RECORDS[name].images_encoded(settings)
 
 
-__all__ = ["METRICS", "RECORDS", "SCORE_KEYS", "check_names", "compute_all", "protocol", "metric_key", "images_encoded", "scale_protocol", "score_disentanglement", "representation_from_params",
+__all__ = ["METRICS", "RECORDS", "SCORE_KEYS", "check_names", "compute_all", "protocol", "metric_key", "headlines", "images_encoded", "scale_protocol", "score_disentanglement", "representation_from_params",
            "forward_model",
            "compute_beta_vae", "beta_vae_from_features", "compute_factor_vae",
            "compute_mig", "latent_factors", "mig_from_codes", "mig_scores", "compute_dci", "dci_from_codes",
