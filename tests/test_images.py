@@ -57,8 +57,8 @@ def _params(workdir):
   return jax.tree.leaves(job_lib.restore_state(workdir, job).params)
 
 
-@pytest.mark.parametrize("rgb,data_shape", [pytest.param(True, (24, 24, 3), marks=pytest.mark.slow),
-                                            pytest.param(False, (16, 20, 1), marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("rgb,data_shape", [(True, (24, 24, 3)), (False, (16, 20, 1))])
 def test_a_folder_of_images_trains_and_evaluates_in_memory_and_streamed(tmp_path, rgb, data_shape):
   write_folder(tmp_path / "imgs", rgb=rgb)
   results = {}

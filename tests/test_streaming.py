@@ -42,7 +42,8 @@ def _train(workdir, source, steps, loop="scan"):
                          progress=False)
 
 
-@pytest.mark.parametrize("loop", [pytest.param("scan", marks=pytest.mark.slow), pytest.param("per_step", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["scan", "per_step"])
 def test_a_restarted_streamed_run_equals_an_uninterrupted_one(tmp_path, loop, monkeypatch):
   # Chunks of 3 steps inside each log period of 5: the feeder's sub-chunks
   # and its assembling the next chunk ahead are exercised too.
