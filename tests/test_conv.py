@@ -226,3 +226,17 @@ def test_conv_impl_switch_defaults_to_gemm_on_cpu_only(monkeypatch):
   assert networks.resolve_conv_impl("gemm") == "gemm"
   with pytest.raises(ValueError, match="conv_impl must be one of"):
     make("cudnn")
+
+
+def test_scoring_encodes_with_the_conv_of_the_backend_it_runs_on(monkeypatch):
+  from vae import metrics, model as model_lib
+  trained_on_gpu = model_lib.make_model(architecture="conv", data_shape=(64, 64, 1),
+                                        latent_dim=4, conv_impl="xla")
+  assert metrics.forward_model(trained_on_gpu).encoder.conv_impl == "gemm"
+  p = model_lib.init_params(jax.random.key(0), trained_on_gpu)
+  x = (jax.random.uniform(jax.random.key(1), (8, 64, 64, 1)) > 0.5).astype(jnp.float32)
+  np.testing.assert_allclose(metrics.representation_from_params(p, trained_on_gpu)(x),
+                             metrics.representation_from_params(p, trained_on_gpu, "xla")(x),
+                             rtol=1e-5, atol=1e-5)
+  monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+  assert metrics.forward_model(trained_on_gpu).encoder.conv_impl == "xla"

@@ -180,8 +180,7 @@ class ConvEncoder(nn.Module):
   posterior: str = "diagonal"
   dtype: str = "float32"
   # "gemm" (vae.conv, channel-major inside: the CPU's training path) or "xla"
-  # (XLA's conv, NHWC: GPU/TPU, and the fast forward-only path that scoring
-  # uses on a CPU). Same parameters. ``make_model`` resolves "auto".
+  # (XLA's conv, NHWC: GPU/TPU). Same parameters. ``make_model`` resolves "auto".
   conv_impl: str = "gemm"
 
   @nn.compact

@@ -122,13 +122,16 @@ def _scoring_model(workdir: str):
 
 
 def _encoder_paths(m) -> dict[str, Callable]:
+  """The encoder's forward forms on 512-image batches; scoring takes
+  ``forward_model``'s "auto" (GEMM on a CPU)."""
   gemm_model = metrics_lib.forward_model(m, "gemm")
   return {
-      "GEMM conv, one example at a time (vmap; scoring before)": jax.jit(lambda p, x: jax.lax.map(
-          lambda b: jax.vmap(lambda xi: model_lib.encode(p, xi, model=gemm_model)[0])(b), x)),
-      "GEMM conv, batch 512 (training path)": jax.jit(lambda p, x: jax.lax.map(
-          lambda b: model_lib.encode_batch(p, b, model=gemm_model)[0], x)),
-      "XLA conv, batch 512 (scoring now)": jax.jit(lambda p, x: jax.lax.map(
+      "GEMM conv, one example at a time (vmap)": jax.jit(
+          lambda p, x: jax.lax.map(lambda b: jax.vmap(
+              lambda xi: model_lib.encode(p, xi, model=gemm_model)[0])(b), x)),
+      "XLA conv, batch 512 (scoring on a GPU or TPU)": jax.jit(lambda p, x: jax.lax.map(
+          metrics_lib.representation_from_params(p, m, "xla"), x)),
+      "GEMM conv, batch 512 (scoring on a CPU)": jax.jit(lambda p, x: jax.lax.map(
           metrics_lib.representation_from_params(p, m), x)),
   }
 

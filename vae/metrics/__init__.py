@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from vae import evaluate
 from vae import interrupt
+from vae import networks
 from vae.metrics import beta_vae, dci, factor_vae, mig, modularity, sap
 from vae.metrics import utils as metric_utils
 from vae.metrics.beta_vae import beta_vae_from_features, compute_beta_vae
@@ -45,18 +46,25 @@ METRICS: dict[str, Callable[..., dict]] = {n: r.compute for n, r in RECORDS.item
 SCORE_KEYS = {n: r.score_key for n, r in RECORDS.items()}
 
 
-def forward_model(model, conv_impl: str = "xla"):
+def forward_model(model, conv_impl: str = "auto"):
   """``model`` with the encoder's convolutions computed by ``conv_impl``:
-  "xla" (XLA's own conv; without a backward pass the fastest on a CPU too,
-  about 3x the GEMM form when encoding images for a metric) or "gemm" (the
-  training path). The parameters and the function are the same; other
-  architectures come back unchanged."""
-  if not hasattr(model.encoder, "conv_impl") or model.encoder.conv_impl == conv_impl:
+  "gemm" (``vae.conv``, the training path on a CPU), "xla" (XLA's own conv:
+  cuDNN on a GPU, the TPU's) or "auto" (the default; as training: GEMM on a
+  CPU, XLA's elsewhere), resolved on the backend of this process, whatever
+  the model was trained with. Encoding without a backward pass, the GEMM
+  form is 1.5-1.75x XLA:CPU's conv at every batch from 64 to 2,048 on a
+  2-core AMD EPYC (the scoring benchmark, ``experiments.benchmark
+  --scoring``, measures both). The parameters and the function are the same
+  (codes agree to 2e-6); other architectures come back unchanged."""
+  if not hasattr(model.encoder, "conv_impl"):
+    return model
+  conv_impl = networks.resolve_conv_impl(conv_impl)
+  if model.encoder.conv_impl == conv_impl:
     return model
   return dataclasses.replace(model, encoder=model.encoder.clone(conv_impl=conv_impl))
 
 
-def representation_from_params(params, model, conv_impl: str = "xla"
+def representation_from_params(params, model, conv_impl: str = "auto"
                                ) -> Callable[[jax.Array], jax.Array]:
   """The posterior mean E_q[z|x] of a trained model as a representation
   function (the code disentanglement_lib scores), for batches [B, ...]; for

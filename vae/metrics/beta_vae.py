@@ -30,24 +30,26 @@ def beta_vae_features(ground_truth, representation_fn, key, num_points: int,
 def _features(ground_truth, representation_fn, key, num_points: int, batch_size: int):
   nf = ground_truth.num_factors
 
-  def one(k):
+  def pair(k):
     k_idx, k1, k2 = jax.random.split(k, 3)
     idx = jax.random.randint(k_idx, (), 0, nf)
     f1 = ground_truth.sample_factors(k1, batch_size)
     f2 = ground_truth.sample_factors(k2, batch_size)
     f2 = f2.at[:, idx].set(f1[:, idx])
-    z = representation_fn(ground_truth.observations(jnp.concatenate([f1, f2]),
-                                                    observation_key(k)))
-    z = z.astype(jnp.float32)
-    return jnp.mean(jnp.abs(z[:batch_size] - z[batch_size:]), axis=0), idx
+    return ground_truth.observations(jnp.concatenate([f1, f2]), observation_key(k)), idx
 
-  # Points in vmapped groups of about 2,048 observations per call: few loop
+  def points(k):
+    obs, idx = jax.vmap(pair)(k)
+    z = utils.encode_groups(representation_fn, obs)          # [group, 2 batch, D]
+    feats = jnp.mean(jnp.abs(z[:, :batch_size] - z[:, batch_size:]), axis=1)
+    return feats, idx
+
+  # Points in groups of about 2,048 observations per loop iteration: few
   # iterations, bounded memory.
   group = max(1, min(num_points, 2048 // (2 * batch_size)))
   n = -(-num_points // group) * group
   keys = jax.random.split(key, n).reshape(n // group, group)
-  feats, labels = jax.lax.map(
-      lambda k: utils.encoded(jax.vmap(one)(k), group * 2 * batch_size), keys)
+  feats, labels = jax.lax.map(points, keys)
   return (feats.reshape(n, -1)[:num_points], labels.reshape(n)[:num_points])
 
 

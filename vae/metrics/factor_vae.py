@@ -27,20 +27,24 @@ def _votes(ground_truth, representation_fn, key, num_points, batch_size, global_
   nf = ground_truth.num_factors
   d = global_var.shape[0]
 
-  def one(k):
+  def batch(k):
     k_idx, k_f = jax.random.split(k)
     idx = jax.random.randint(k_idx, (), 0, nf)
     f = ground_truth.sample_factors(k_f, batch_size)
     f = f.at[:, idx].set(f[0, idx])
-    z = representation_fn(ground_truth.observations(f, observation_key(k))).astype(jnp.float32)
-    local = jnp.var(z, axis=0, ddof=1) / global_var
-    return jnp.argmin(jnp.where(active, local, jnp.inf)), idx
+    return ground_truth.observations(f, observation_key(k)), idx
+
+  def votes(k):
+    obs, idx = jax.vmap(batch)(k)
+    z = utils.encode_groups(representation_fn, obs)          # [group, batch, D]
+    local = jnp.var(z, axis=1, ddof=1) / global_var
+    dims = jnp.argmin(jnp.where(active, local, jnp.inf), axis=1)
+    return dims, idx
 
   group = max(1, min(num_points, 2048 // batch_size))
   n = -(-num_points // group) * group
   keys = jax.random.split(key, n).reshape(n // group, group)
-  dims, factors = jax.lax.map(lambda k: utils.encoded(jax.vmap(one)(k), group * batch_size),
-                              keys)
+  dims, factors = jax.lax.map(votes, keys)
   dims, factors = dims.reshape(n)[:num_points], factors.reshape(n)[:num_points]
   return jax.nn.one_hot(dims, d).T @ jax.nn.one_hot(factors, nf)    # [D, F]
 
