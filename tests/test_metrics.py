@@ -239,6 +239,20 @@ def test_dci_gbt_agrees_with_reference(entangled_codes):
     np.testing.assert_allclose(ours[k], theirs[k], atol=1e-4, err_msg=k)
 
 
+def test_dci_with_trees_in_jax_agrees_with_scikit_learns(entangled_codes):
+  sizes, xtr, ytr, xte, yte = entangled_codes
+  n = 600
+  args = (xtr[:n], ytr[:n, :2], xte[:n], yte[:n, :2])
+  ours = metrics.dci_from_codes(*args, factor_sizes=sizes[:2], importance="gbt_jax")
+  theirs = metrics.dci_from_codes(*args, factor_sizes=sizes[:2], importance="gbt")
+  # The same algorithm; exact ties among splits go their own way from the
+  # first one on (tests/test_gbt.py), so agreement, not equality.
+  for k in ("disentanglement", "completeness"):
+    np.testing.assert_allclose(ours[k], theirs[k], atol=5e-3, err_msg=k)
+  for k in ("informativeness_train", "informativeness_test"):
+    np.testing.assert_allclose(ours[k], theirs[k], atol=0.01, err_msg=k)
+
+
 def test_dci_of_known_importance_matrices():
   d, c = metrics.dci.dci_from_importance(jnp.eye(4))
   np.testing.assert_allclose([d, c], [1.0, 1.0], atol=1e-6)

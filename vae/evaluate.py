@@ -438,7 +438,7 @@ class EvalSpec:
     diagnostics_batch_size: batch of the KL-decomposition estimators.
     metrics: disentanglement metrics to score at the end (ground-truth data).
     metric_scale: multiplies the metrics' published sample sizes.
-    dci_importance: "gbt" (reference protocol), "hist_gbt" or "linear"
+    dci_importance: "gbt" (reference protocol), "gbt_jax", "hist_gbt" or "linear"
       (vae.metrics.dci).
     score_every: score ``score_metrics`` in the periodic evaluation every
       this many steps (0: never); learning curves of disentanglement.

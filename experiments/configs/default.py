@@ -157,7 +157,7 @@ def get_config() -> ml_collections.ConfigDict:
   # sizes are the published protocols times metric_scale.
   c.eval.metrics = ()
   c.eval.metric_scale = 1.0
-  c.eval.dci_importance = "gbt"       # "gbt" (reference protocol) | "hist_gbt" | "linear"
+  c.eval.dci_importance = "gbt"       # "gbt" (reference protocol) | "gbt_jax" | "hist_gbt" | "linear"
   # Learning curves of disentanglement: every score_every steps (a multiple
   # of eval_every; 0: off) the periodic evaluation also scores these metrics
   # (same sample sizes and key as the final scores) into metrics.jsonl and

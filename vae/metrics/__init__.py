@@ -147,7 +147,7 @@ def score_disentanglement(params, ground_truth, key, *, model, names=None,
     model: the static ``Model``.
     names: metric names (default: all six).
     scale: multiplies every published sample size (for quick looks).
-    dci_importance: "gbt" (reference protocol), "hist_gbt" or "linear"
+    dci_importance: "gbt" (reference protocol), "gbt_jax", "hist_gbt" or "linear"
       (``vae.metrics.dci``).
     progress: a bar within each metric: images rendered and encoded, their
       rate and the time left.
