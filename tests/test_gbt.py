@@ -19,19 +19,19 @@ def _problem(seed, n, classes, d=5):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_tree_is_scikit_learns_regression_tree(seed):
-  """On a continuous target (no two candidate splits tie in exact
-  arithmetic), the tree is scikit-learn's: the same splits, leaves and
-  importances, including where two latents cut a node identically (their
-  random order of latents is replayed)."""
+  """On a continuous target the tree is scikit-learn's: the same splits,
+  leaves and importances, also where two latents are copies and so tie at
+  every split (scikit-learn's random order of latents is replayed)."""
   import jax
   from sklearn.tree import DecisionTreeRegressor
   from vae.metrics import gbt
   rng = np.random.default_rng(seed)
   x = rng.normal(size=(300, 5)).astype(np.float32)
   r = np.sin(2 * x[:, 0]) + x[:, 1] * x[:, 2] + 0.3 * rng.normal(size=300)
+  x = np.concatenate([x, x[:, :3]], axis=1)     # copies: every split on 0-2 ties with one
   theirs = DecisionTreeRegressor(criterion="squared_error", max_depth=3, random_state=seed)
   theirs.fit(x, r)
-  rank = gbt.visiting_orders(np.random.RandomState(seed).randint(0, gbt.RAND_R_MAX, size=1), 5)
+  rank = gbt.visiting_orders(np.random.RandomState(seed).randint(0, gbt.RAND_R_MAX, size=1), 8)
   with jax.enable_x64(True):
     xd = jax.numpy.asarray(x, jax.numpy.float64)
     order = jax.numpy.argsort(xd, axis=0).T.astype(jax.numpy.int32)
@@ -60,6 +60,13 @@ def test_the_ensemble_agrees_with_scikit_learns(classes):
   np.testing.assert_allclose(ours.feature_importances_, theirs.feature_importances_, atol=0.02)
   assert np.argmax(ours.feature_importances_) == np.argmax(theirs.feature_importances_) == 0
   assert abs(ours.feature_importances_.sum() - 1) < 1e-12
+
+
+def test_codes_that_are_not_finite_are_refused():
+  x = np.zeros((10, 2), np.float32)
+  x[3, 1] = np.nan
+  with pytest.raises(ValueError, match=r"fit needs finite codes, got 1 NaN or infinite"):
+    GradientBoostedTrees().fit(x, np.arange(10) % 2)
 
 
 def test_bad_labels_are_refused():

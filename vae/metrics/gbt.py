@@ -36,6 +36,7 @@ and ensembles and DCI against it within tolerances.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -275,8 +276,9 @@ def _fit(x, y, ranks, *, num_classes: int, learning_rate: float):
     p = _probabilities(raw, binary)
     r = (target - p).T                                              # [T, N]
     node, struct, imp = jax.vmap(lambda ri, ki: _grow_one(ri, x, order, ki))(r, rank)
+    # scikit-learn's leaf step reads the probability back as target - residual.
     values = jax.vmap(lambda nd, ri, pi: _leaf_values(nd, ri, pi, 2 ** DEPTH, scale))(
-        node, r, p.T)
+        node, r, target.T - r)
     raw = raw + learning_rate * jnp.take_along_axis(values, node, axis=1).T
     return raw, (struct, values, imp, struct[2][0][:, 0])
 
@@ -308,6 +310,16 @@ def _raw_predict(trees: Trees, raw0, x, learning_rate: float):
   return jax.lax.scan(add, jnp.broadcast_to(raw0, (x.shape[0],) + raw0.shape), per_stage)[0]
 
 
+def _finite(x, what: str) -> np.ndarray:
+  """``x`` as float32, refused (as scikit-learn refuses it) if not finite:
+  a NaN would be counted right of every split and sent left by it."""
+  x = np.asarray(x, np.float32)
+  if not np.all(np.isfinite(x)):
+    raise ValueError(f"{what} needs finite codes, got {int(np.sum(~np.isfinite(x)))} NaN or "
+                     f"infinite values in an array of shape {x.shape}")
+  return x
+
+
 class GradientBoostedTrees:
   """``GradientBoostingClassifier(random_state=seed)`` with scikit-learn's
   other defaults (100 stages, learning rate 0.1, depth 3), fitted on the CPU
@@ -321,10 +333,16 @@ class GradientBoostedTrees:
     self.stages, self.learning_rate, self.seed = int(stages), float(learning_rate), int(seed)
 
   def fit(self, x, y):
-    x = np.asarray(x, np.float32)
+    x = _finite(x, "fit")
     y = np.asarray(y)
     if x.ndim != 2 or y.shape != (x.shape[0],):
       raise ValueError(f"fit takes x [N, D] and y [N], got {x.shape} and {y.shape}")
+    spread = x.max(0) - x.min(0) if len(x) else np.zeros(x.shape[1:])
+    if np.any(spread <= FEATURE_THRESHOLD):
+      warnings.warn(f"latents {np.flatnonzero(spread <= FEATURE_THRESHOLD).tolist()} are "
+                    "constant; scikit-learn then draws its order of latents differently, so "
+                    "ties among splits may go another way than there (the trees stay valid)",
+                    stacklevel=2)
     self.classes_, encoded = np.unique(y, return_inverse=True)
     if len(self.classes_) < 2:
       raise ValueError(f"y needs at least 2 classes to boost trees on, got {self.classes_}")
@@ -345,7 +363,7 @@ class GradientBoostedTrees:
 
   def decision_function(self, x):
     """Raw scores [N, K] ([N, 1] for two classes) of observations ``x``."""
-    x = np.asarray(x, np.float32)
+    x = _finite(x, "decision_function")
     with jax.enable_x64(True):
       xd = jax.device_put(x.astype(np.float64), jax.devices("cpu")[0])
       return np.asarray(_raw_predict(self._trees, self._raw0, xd, self.learning_rate))
