@@ -10,7 +10,7 @@ of every latent d and an accuracy (informativeness). Then (Sec. 3, Eq. 1-2):
   entropy in base D, weighted by each factor's share of importance;
 * informativeness: the predictors' accuracy on train and held-out points.
 
-Importances, as two options:
+Importances, as options:
 * ``importance="gbt"``: gradient-boosted trees (scikit-learn's
   ``GradientBoostingClassifier``, feature_importances_), the protocol of
   disentanglement_lib; runs on the CPU;
@@ -91,11 +91,15 @@ def linear_importance(xtr, ytr, xte, yte, *, factor_sizes: tuple):
   return imp.T, a_tr, a_te
 
 
-def _per_factor_trees(xtr, ytr, xte, yte, fit, threads: int = 1):
+def _per_factor_trees(xtr, ytr, xte, yte, fit, threads: int | None = 1):
   """R [D, F] and train/test accuracies [F] of one tree classifier per factor:
-  ``fit(x, y) -> (model, importance [D])``, fitted on ``threads`` threads,
-  the costliest factor (most classes) first."""
+  ``fit(x, y) -> (model, importance [D])``, fitted on ``threads`` threads
+  (None: the CPUs this process may use), the costliest factor (most classes)
+  first."""
   import concurrent.futures
+  import os
+  if threads is None:
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   xtr, ytr, xte, yte = (np.asarray(a) for a in (xtr, ytr, xte, yte))
   d, f = xtr.shape[1], ytr.shape[1]
   imp = np.zeros((d, f))
@@ -120,15 +124,12 @@ def gbt_importance(xtr, ytr, xte, yte, seed: int = 0, threads: int | None = None
   without the GIL, so they are fitted on ``threads`` threads (default: the
   CPUs this process may use), the costliest (most classes) first; each
   classifier is the same as fitted alone."""
-  import os
   from sklearn.ensemble import GradientBoostingClassifier
 
   def fit(x, y):
     model = GradientBoostingClassifier(random_state=seed).fit(x, y)
     return model, np.abs(model.feature_importances_)
 
-  if threads is None:
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return _per_factor_trees(xtr, ytr, xte, yte, fit, threads)
 
 
@@ -136,15 +137,12 @@ def gbt_jax_importance(xtr, ytr, xte, yte, threads: int | None = None):
   """R [D, F] and accuracies from the reference's gradient-boosted trees
   grown in JAX (``vae.metrics.gbt.GradientBoostedTrees``), one factor per
   thread (default: the CPUs this process may use)."""
-  import os
   from vae.metrics import gbt
 
   def fit(x, y):
     model = gbt.GradientBoostedTrees().fit(x, y)
     return model, np.abs(model.feature_importances_)
 
-  if threads is None:
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return _per_factor_trees(xtr, ytr, xte, yte, fit, threads)
 
 

@@ -143,7 +143,7 @@ def _candidates(r, node, perm, x, can, m: int):
   proxy = jnp.where(valid, cl * cl / nl + sr * sr / jnp.maximum(nr, 1.0), -jnp.inf)
   top = jax.ops.segment_max(jnp.max(proxy, axis=0), seg, num_segments=m)   # [M]
   tied = (proxy == top[seg]) & valid
-  return dict(cnt=cnt, s=s, sq=sq, seg=seg, xv=xv, nxt=nxt, tied=tied)
+  return dict(cnt=cnt, s=s, sq=sq, first=first, seg=seg, xv=xv, nxt=nxt, tied=tied)
 
 
 def _choose(cand, rank, j, m: int):
@@ -219,20 +219,19 @@ def _grow_one(r, x, order, rank):
       # after its parent's, a right child's after its left sibling's.
       left_j = j + calls.astype(jnp.int32)
       j = jnp.stack([left_j, left_j + nxt_calls[0::2].astype(jnp.int32)], 1).reshape(-1)
-      perm = _partition(perm, right, node, cand["cnt"], ccnt)
+      perm = _partition(perm, right, cand["first"], cand["seg"], ccnt)
       calls, imp = nxt_calls, cimp
     node = child
   feats, thrs, splits = (tuple(a) for a in zip(*struct))
   return node, (feats, thrs, splits), importance / n
 
 
-def _partition(perm, right, node, cnt, ccnt):
-  """Every node's run in ``perm`` [D, N] split stably into its children's,
-  the left child's first."""
+def _partition(perm, right, first, seg, ccnt):
+  """Every node's run in ``perm`` [D, N] (node m's from position ``first``
+  [M]; ``seg`` [N]: the node of each position, as ``_candidates`` found
+  them) split stably into its children's, the left child's first."""
   d, n = perm.shape
   pos = jnp.arange(n)
-  first = (jnp.cumsum(cnt) - cnt).astype(jnp.int32)
-  seg = jnp.searchsorted(jnp.cumsum(cnt), pos, side="right").clip(0, len(cnt) - 1)
   g = right[perm].astype(jnp.int32)                               # [D, N]
   cr = jnp.cumsum(g, axis=1)
   right_before = cr - g - jnp.where(first > 0, cr[:, jnp.maximum(first - 1, 0)], 0)[:, seg]
