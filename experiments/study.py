@@ -2,7 +2,10 @@
 
   vae-study run pilot                  # train, score and record every unfinished run
   vae-study run pilot --workers 2      # two processes, one CPU each (faster on 2 cores)
-  vae-study status pilot               # which runs are finished, failed or to do
+  vae-study status pilot               # which runs are finished, failed, parked or to do
+  vae-study park pilot                 # pack each unfinished run's newest checkpoint into
+                                       # results/pilot/parked/ (commit it; resumes elsewhere)
+  vae-study unpark pilot               # unpack them into --workroot (`run` does this itself)
   vae-study report pilot               # table and figures from results/pilot/*.json
   vae-study gifs pilot                 # labelled traversal GIFs of the best seeds (needs
                                        # the runs' workdirs: on the machine that trained them)
@@ -22,8 +25,15 @@ extending it to a larger budget fails, its result stays, with
 run whose workdir another process holds is skipped.
 
 The results files are what a study is: commit them as they land. Workdirs
-(checkpoints) stay on the machine that trained them; a run interrupted on one
-machine starts again from step 0 on another.
+(checkpoints) stay on the machine that trained them. To carry an unfinished
+run to another machine (a sitting that ends before the run does), ``park``
+packs its newest checkpoint, config and metrics rows into
+``results/<study>/parked/<run>.tar.gz`` (``vae.checkpoint.pack``: about 8 MB
+for the study's conv networks with Adam's moments); commit it, and ``run``
+on the other machine resumes the run from it (or ``unpark`` puts it into the
+workroot first, for a runner at an older commit) and deletes the archive once
+the run has finished. A run that was neither finished nor parked starts
+again from step 0 on another machine.
 """
 
 from __future__ import annotations
@@ -63,6 +73,11 @@ FINISHED, FAILED = "finished", "failed"
 
 def result_path(results_root: str, study: str, run: str) -> str:
   return os.path.join(results_root, study, run + ".json")
+
+
+def parked_path(results_root: str, study: str, run: str) -> str:
+  """Where ``park`` puts a run's packed checkpoint."""
+  return os.path.join(results_root, study, "parked", run + ".tar.gz")
 
 
 def read_result(path: str) -> dict[str, Any] | None:
@@ -203,7 +218,7 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
       continue
     workdir = os.path.join(workroot, study.name, run.name)
     try:
-      record = _train_run(study, run, workdir, path, retry, progress,
+      record = _train_run(study, run, workdir, results_root, retry, progress,
                           lambda m, tag=tag: log(f"{tag}: {m}"))
     except workdir_lib.WorkdirLockedError:
       # With --workers, this is how the workers share the runs, not an error.
@@ -219,9 +234,13 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
   return written
 
 
-def _train_run(study, run, workdir: str, path: str, retry: bool, progress: bool, log):
-  """Trains and scores one run under its workdir's lock and writes its
-  record; None when another process finished it meanwhile."""
+def _train_run(study, run, workdir: str, results_root: str, retry: bool, progress: bool,
+               log):
+  """Trains and scores one run under its workdir's lock (resuming from its
+  parked checkpoint if it has one and the workdir nothing newer) and writes
+  its record; None when another process finished it meanwhile."""
+  path = result_path(results_root, study.name, run.name)
+  parked = parked_path(results_root, study.name, run.name)
   from . import job as job_lib
   from vae import workdir as workdir_lib
   t0 = time.perf_counter()
@@ -229,6 +248,9 @@ def _train_run(study, run, workdir: str, path: str, retry: bool, progress: bool,
     previous = read_result(path)
     if _done(previous, study, retry):       # finished by another process meanwhile
       return None
+    resumed = _unpark(parked, workdir)
+    if resumed is not None:
+      log(f"unpacked its parked checkpoint (step {resumed})")
     log(f"training to {study.num_steps} steps in {workdir}")
     config = None
     try:
@@ -249,7 +271,53 @@ def _train_run(study, run, workdir: str, path: str, retry: bool, progress: bool,
       previous["extension_failed"] = {"budget": study.num_steps, **record["error"]}
       record = previous
     workdir_lib.write_json(path, record, indent=1)
+    if record["status"] == FINISHED and os.path.exists(parked):
+      os.remove(parked)       # its run has finished; the archive has served
   return record
+
+
+def _unpark(archive: str, workdir: str) -> int | None:
+  """Unpacks a parked run into ``workdir`` unless that has a checkpoint as
+  new; the step unpacked, or None."""
+  from vae import checkpoint
+  return checkpoint.unpack(archive, workdir) if os.path.exists(archive) else None
+
+
+def park(study: studies_lib.Study, workroot: str, results_root: str,
+         log: Callable[[str], None] = print) -> dict[str, int]:
+  """Packs the newest checkpoint of every unfinished run of ``study`` that
+  has one under ``workroot`` into ``results/<study>/parked/<run>.tar.gz``
+  (safe while the runs train); {run name: step packed}."""
+  from vae import checkpoint
+  out = {}
+  for run in study.runs:
+    if _done(read_result(result_path(results_root, study.name, run.name)), study, False):
+      continue
+    workdir = os.path.join(workroot, study.name, run.name)
+    if checkpoint.latest_step(workdir) is None:
+      continue
+    archive = parked_path(results_root, study.name, run.name)
+    if os.path.exists(archive) and checkpoint.packed_step(archive) >= checkpoint.latest_step(
+        workdir):
+      continue           # parked already at this step (or a later one, from elsewhere)
+    out[run.name] = checkpoint.pack(workdir, archive)
+    log(f"{run.name}: parked at step {out[run.name]} in {archive} "
+        f"({os.path.getsize(archive) / 2**20:.1f} MiB)")
+  return out
+
+
+def unpark(study: studies_lib.Study, workroot: str, results_root: str,
+           log: Callable[[str], None] = print) -> dict[str, int]:
+  """Unpacks every parked run of ``study`` into ``workroot`` where that has
+  no checkpoint as new; {run name: step unpacked}."""
+  out = {}
+  for run in study.runs:
+    step = _unpark(parked_path(results_root, study.name, run.name),
+                   os.path.join(workroot, study.name, run.name))
+    if step is not None:
+      out[run.name] = step
+      log(f"{run.name}: unpacked at step {step}")
+  return out
 
 
 def _outcome(record: dict, study) -> str:
@@ -288,7 +356,11 @@ def status(study: studies_lib.Study, results_root: str) -> list[tuple[str, str]]
   out = []
   for run in study.runs:
     rec = read_result(result_path(results_root, study.name, run.name))
-    if rec is None:
+    archive = parked_path(results_root, study.name, run.name)
+    if not _done(rec, study, False) and os.path.exists(archive):
+      from vae import checkpoint
+      out.append((run.name, f"parked at step {checkpoint.packed_step(archive)}"))
+    elif rec is None:
       out.append((run.name, "to do"))
     elif rec.get("overrides") != _jsonable(run.overrides):
       out.append((run.name, f"stale: trained with {rec.get('overrides')}"))
@@ -318,8 +390,8 @@ def main(argv):
   allocator.tune()   # the malloc settings XLA:CPU needs (vae/allocator.py)
   compile_cache.enable()   # programs compiled once are read back (vae/compile_cache.py)
   logging.set_verbosity(logging.WARNING)
-  if len(argv) != 3 or argv[1] not in ("run", "status", "report", "gifs"):
-    cli.usage_error("usage: vae-study run|status|report|gifs <study>; studies: "
+  if len(argv) != 3 or argv[1] not in ("run", "status", "report", "gifs", "park", "unpark"):
+    cli.usage_error("usage: vae-study run|status|report|gifs|park|unpark <study>; studies: "
                     f"{sorted(studies_lib.REGISTRY)}")
   command, name = argv[1], argv[2]
   try:
@@ -329,6 +401,9 @@ def main(argv):
   if command == "status":
     for run, what in status(study, _RESULTS.value):
       print(f"{run:32s} {what}")
+    return
+  if command in ("park", "unpark"):
+    (park if command == "park" else unpark)(study, _WORKROOT.value, _RESULTS.value)
     return
   if command == "report":
     from . import study_report

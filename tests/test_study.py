@@ -92,6 +92,67 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
     assert os.path.getsize(os.path.join(docs, f)) > 0
 
 
+def test_a_parked_run_resumes_on_another_machine_and_ends_as_an_uninterrupted_one(tmp_path):
+  import jax
+  import numpy as np
+  from vae import checkpoint
+  s = _study([VAE])
+  results, logs = str(tmp_path / "results"), []
+  # Machine A trains 4 of the 8 steps, then parks the run (as a sitting ends).
+  half = study.run_config(s, VAE)
+  half.num_steps = 4
+  job_lib.train(half, str(tmp_path / "a" / "tiny" / VAE.name), progress=False)
+  assert study.park(s, str(tmp_path / "a"), results, log=logs.append) == {VAE.name: 4}
+  assert study.park(s, str(tmp_path / "a"), results, log=logs.append) == {}   # parked already
+  archive = study.parked_path(results, "tiny", VAE.name)
+  assert study.status(s, results) == [(VAE.name, "parked at step 4")]
+  # Machine B has no workdir: the run resumes from the archive at step 4 and
+  # finishes; the archive, having served, is deleted.
+  [rec] = study.run_study(s, str(tmp_path / "b"), results, log=logs.append)
+  assert rec["status"] == "finished" and rec["steps"] == 8
+  assert any("unpacked its parked checkpoint (step 4)" in m for m in logs)
+  assert not os.path.exists(archive)
+  rows = study.read_metrics(str(tmp_path / "b" / "tiny" / VAE.name))
+  assert [r["step"] for r in rows if r["split"] == "train"] == [4, 8]
+  # Its first rows are machine A's (their timings too): carried, not retrained.
+  assert rows[0] == study.read_metrics(str(tmp_path / "a" / "tiny" / VAE.name))[0]
+  # The same run uninterrupted, on one machine: the same parameters and losses.
+  state = job_lib.train(study.run_config(s, VAE), str(tmp_path / "c"), progress=False)
+  resumed = checkpoint.restore(str(tmp_path / "b" / "tiny" / VAE.name), state, step=8)
+  for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  uninterrupted = study.read_metrics(str(tmp_path / "c"))
+  assert ([r["elbo"] for r in rows if r["split"] == "train"]
+          == [r["elbo"] for r in uninterrupted if r["split"] == "train"])
+  # A workdir with a newer checkpoint than the archive is left alone.
+  assert checkpoint.pack(str(tmp_path / "a" / "tiny" / VAE.name), archive) == 4
+  assert checkpoint.unpack(archive, str(tmp_path / "c")) is None
+  assert checkpoint.latest_step(str(tmp_path / "c")) == 8
+
+
+def test_unpack_refuses_archives_that_pack_did_not_write(tmp_path):
+  import io
+  import tarfile
+  from vae import checkpoint
+
+  def archive(name, members):
+    path = str(tmp_path / name)
+    with tarfile.open(path, "w:gz") as tar:
+      for member in members:
+        info = tarfile.TarInfo(member)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    return path
+
+  escaping = archive("escaping.tar.gz", ["checkpoints/4/x", "../outside"])
+  with pytest.raises(checkpoint.CheckpointError, match="'../outside'.*not a plain file"):
+    checkpoint.unpack(escaping, str(tmp_path / "work"))
+  assert not (tmp_path / "outside").exists()
+  two = archive("two.tar.gz", ["checkpoints/4/x", "checkpoints/8/x"])
+  with pytest.raises(checkpoint.CheckpointError, match=r"holds checkpoints \[4, 8\], not one"):
+    checkpoint.unpack(two, str(tmp_path / "work"))
+
+
 def test_study_definitions():
   pilot = studies.get("pilot")
   assert pilot.num_steps == 50_000 and {r.method for r in pilot.runs} == {"beta-VAE",

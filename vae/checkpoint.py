@@ -12,6 +12,13 @@ unreadable ones to ``workdir/damaged_checkpoints/<step>`` once an older one
 has been restored, so that nothing is deleted and training can write that step
 again. Only when no checkpoint can be read is it an error
 (``CheckpointError``, listing each one and why).
+
+``pack(workdir, archive)`` and ``unpack(archive, workdir)`` move a run that
+has not finished to another machine: one gzip tar file holding the newest
+checkpoint, ``config.json`` and the rows of ``metrics.jsonl`` up to that
+checkpoint (TensorBoard's event files stay behind). Unpacked into an empty
+workdir, or one whose checkpoints are older, the run resumes where it was
+packed and ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 import re
 import shutil
 import sys
+import tarfile
 import tempfile
 import warnings
 from typing import Any
@@ -275,3 +283,79 @@ def _set_aside(workdir: str, steps: list[int]) -> str:
       dest, n = os.path.join(dest_root, f"{step}.{n}"), n + 1
     shutil.move(step_dir(workdir, step), dest)
   return dest_root
+
+
+# What a packed run holds besides its newest checkpoint.
+PACKED_FILES = ("config.json", "metrics.jsonl")
+
+
+def pack(workdir: str, archive: str) -> int:
+  """Writes ``workdir``'s newest checkpoint, its ``config.json`` and its
+  ``metrics.jsonl`` rows up to that checkpoint into the gzip tar ``archive``
+  (replaced atomically); returns the checkpoint's step.
+
+  Safe while the run trains on: a checkpoint folder is complete once it
+  appears, and the metrics rows after it are left out, as a resume from it
+  would drop them.
+
+  Raises:
+    FileNotFoundError: ``workdir`` has no checkpoint.
+  """
+  from vae import workdir as workdir_lib
+  step = latest_step(workdir)
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints to pack")
+  os.makedirs(os.path.dirname(os.path.abspath(archive)), exist_ok=True)
+  tmp = archive + ".tmp"
+  with tempfile.TemporaryDirectory() as scratch, tarfile.open(tmp, "w:gz") as tar:
+    for name in PACKED_FILES:
+      path = os.path.join(workdir, name)
+      if not os.path.exists(path):
+        continue
+      copy = os.path.join(scratch, name)
+      shutil.copyfile(path, copy)
+      if name == "metrics.jsonl":
+        workdir_lib.truncate_metrics(copy, step)
+      tar.add(copy, arcname=name)
+    tar.add(step_dir(workdir, step), arcname=os.path.join("checkpoints", str(step)))
+  os.replace(tmp, archive)
+  return step
+
+
+def packed_step(archive: str) -> int:
+  """The step of the checkpoint that ``archive`` (from ``pack``) holds."""
+  with tarfile.open(archive, "r:gz") as tar:
+    steps = {int(parts[1]) for parts in (m.name.split("/") for m in tar.getmembers())
+             if len(parts) >= 2 and parts[0] == "checkpoints" and parts[1].isdigit()}
+  if len(steps) != 1:
+    raise CheckpointError(f"{archive} holds checkpoints {sorted(steps)}, not one: "
+                          "it was not written by vae.checkpoint.pack")
+  return steps.pop()
+
+
+def unpack(archive: str, workdir: str) -> int | None:
+  """Unpacks ``archive`` (from ``pack``) into ``workdir`` so that the run
+  resumes from its checkpoint; returns that step, or None (and changes
+  nothing) when ``workdir`` already has a checkpoint as new or newer.
+
+  The archive's ``config.json`` and ``metrics.jsonl`` replace the workdir's.
+  Only plain files and folders inside ``workdir`` are written (tarfile's
+  ``data`` filter).
+  """
+  step = packed_step(archive)
+  here = latest_step(workdir)
+  if here is not None and here >= step:
+    return None
+  os.makedirs(workdir, exist_ok=True)
+  with tarfile.open(archive, "r:gz") as tar:
+    for m in tar.getmembers():      # also where tarfile has no filters (Python < 3.10.12)
+      parts = m.name.split("/")
+      if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in parts:
+        raise CheckpointError(f"{archive} holds {m.name!r}, which is not a plain file or "
+                              "folder inside the run: it was not written by "
+                              "vae.checkpoint.pack")
+    if hasattr(tarfile, "data_filter"):
+      tar.extractall(workdir, filter="data")
+    else:
+      tar.extractall(workdir)
+  return step
