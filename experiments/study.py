@@ -28,8 +28,9 @@ The results files are what a study is: commit them as they land. Workdirs
 (checkpoints) stay on the machine that trained them. To carry an unfinished
 run to another machine (a sitting that ends before the run does), ``park``
 packs its newest checkpoint, config and metrics rows into
-``results/<study>/parked/<run>.tar.gz`` (``vae.checkpoint.pack``: about 8 MB
-for the study's conv networks with Adam's moments); commit it, and ``run``
+``results/<study>/parked/<run>.tar.gz`` (``vae.checkpoint.pack``: 8 MB for
+the study's conv networks with Adam's moments, 64 MB for FactorVAE, whose
+6 x 1000 discriminator has 5M parameters); commit it, and ``run``
 on the other machine resumes the run from it (or ``unpark`` puts it into the
 workroot first, for a runner at an older commit) and deletes the archive once
 the run has finished. A run that was neither finished nor parked starts
@@ -211,6 +212,7 @@ def run_study(study: studies_lib.Study, workroot: str, results_root: str, *,
     path = result_path(results_root, study.name, run.name)
     previous = read_result(path)
     if _done(previous, study, retry):
+      _drop_served_archive(results_root, study, run, previous, log)
       continue
     if previous is not None and previous.get("overrides") != _jsonable(run.overrides):
       log(f"{tag}: {path} was trained with other hyperparameters "
@@ -248,12 +250,12 @@ def _train_run(study, run, workdir: str, results_root: str, retry: bool, progres
     previous = read_result(path)
     if _done(previous, study, retry):       # finished by another process meanwhile
       return None
-    resumed = _unpark(parked, workdir)
-    if resumed is not None:
-      log(f"unpacked its parked checkpoint (step {resumed})")
-    log(f"training to {study.num_steps} steps in {workdir}")
     config = None
     try:
+      resumed = _unpark(parked, workdir)
+      if resumed is not None:
+        log(f"unpacked its parked checkpoint (step {resumed})")
+      log(f"training to {study.num_steps} steps in {workdir}")
       config = run_config(study, run)
       results = job_lib.train_and_evaluate(config, workdir, progress=progress)
       status, error = FINISHED, None
@@ -271,9 +273,24 @@ def _train_run(study, run, workdir: str, results_root: str, retry: bool, progres
       previous["extension_failed"] = {"budget": study.num_steps, **record["error"]}
       record = previous
     workdir_lib.write_json(path, record, indent=1)
-    if record["status"] == FINISHED and os.path.exists(parked):
-      os.remove(parked)       # its run has finished; the archive has served
+    if record is not previous:
+      _drop_served_archive(results_root, study, run, record, log)
   return record
+
+
+def _finished(record, study) -> bool:
+  return (record is not None and record.get("status") == FINISHED
+          and int(record.get("steps", 0)) >= study.num_steps)
+
+
+def _drop_served_archive(results_root, study, run, record, log) -> None:
+  """Deletes a run's parked archive once its run has finished at the budget
+  (wherever it finished: here, or by a runner that was given it by
+  ``unpark``)."""
+  archive = parked_path(results_root, study.name, run.name)
+  if _finished(record, study) and os.path.exists(archive):
+    os.remove(archive)
+    log(f"{run.name}: finished, so its parked archive {archive} was deleted")
 
 
 def _unpark(archive: str, workdir: str) -> int | None:
@@ -291,7 +308,9 @@ def park(study: studies_lib.Study, workroot: str, results_root: str,
   from vae import checkpoint
   out = {}
   for run in study.runs:
-    if _done(read_result(result_path(results_root, study.name, run.name)), study, False):
+    record = read_result(result_path(results_root, study.name, run.name))
+    if _done(record, study, False):
+      _drop_served_archive(results_root, study, run, record, log)
       continue
     workdir = os.path.join(workroot, study.name, run.name)
     if checkpoint.latest_step(workdir) is None:
@@ -309,11 +328,20 @@ def park(study: studies_lib.Study, workroot: str, results_root: str,
 def unpark(study: studies_lib.Study, workroot: str, results_root: str,
            log: Callable[[str], None] = print) -> dict[str, int]:
   """Unpacks every parked run of ``study`` into ``workroot`` where that has
-  no checkpoint as new; {run name: step unpacked}."""
+  no checkpoint as new (under each workdir's lock: a run that a process is
+  training is left alone); {run name: step unpacked}."""
   out = {}
   for run in study.runs:
-    step = _unpark(parked_path(results_root, study.name, run.name),
-                   os.path.join(workroot, study.name, run.name))
+    archive = parked_path(results_root, study.name, run.name)
+    if not os.path.exists(archive):
+      continue
+    workdir = os.path.join(workroot, study.name, run.name)
+    try:
+      with workdir_lib.lock(workdir):
+        step = _unpark(archive, workdir)
+    except workdir_lib.WorkdirLockedError as e:
+      log(f"{run.name}: not unpacked: {e}")
+      continue
     if step is not None:
       out[run.name] = step
       log(f"{run.name}: unpacked at step {step}")
@@ -348,7 +376,7 @@ def _done(record, study, retry: bool) -> bool:
     return False
   if record.get("status") == FAILED:
     return not retry
-  return record.get("status") == FINISHED and int(record.get("steps", 0)) >= study.num_steps
+  return _finished(record, study)
 
 
 def status(study: studies_lib.Study, results_root: str) -> list[tuple[str, str]]:
@@ -359,7 +387,10 @@ def status(study: studies_lib.Study, results_root: str) -> list[tuple[str, str]]
     archive = parked_path(results_root, study.name, run.name)
     if not _done(rec, study, False) and os.path.exists(archive):
       from vae import checkpoint
-      out.append((run.name, f"parked at step {checkpoint.packed_step(archive)}"))
+      try:
+        out.append((run.name, f"parked at step {checkpoint.packed_step(archive)}"))
+      except checkpoint.CheckpointError as e:
+        out.append((run.name, f"parked, but the archive is unusable: {e}"))
     elif rec is None:
       out.append((run.name, "to do"))
     elif rec.get("overrides") != _jsonable(run.overrides):
@@ -369,7 +400,9 @@ def status(study: studies_lib.Study, results_root: str) -> list[tuple[str, str]]
     else:
       out.append((run.name, f"finished at {rec['steps']} steps"
                   + ("" if rec["steps"] >= study.num_steps else
-                     f" (budget now {study.num_steps}: to do)")))
+                     f" (budget now {study.num_steps}: to do)")
+                  + (" (its parked archive is left over: `run` or `park` deletes it)"
+                     if _finished(rec, study) and os.path.exists(archive) else "")))
   return out
 
 

@@ -128,6 +128,11 @@ def test_a_parked_run_resumes_on_another_machine_and_ends_as_an_uninterrupted_on
   assert checkpoint.pack(str(tmp_path / "a" / "tiny" / VAE.name), archive) == 4
   assert checkpoint.unpack(archive, str(tmp_path / "c")) is None
   assert checkpoint.latest_step(str(tmp_path / "c")) == 8
+  # That archive, left beside a finished run (one finished by a runner that
+  # was given it by `unpark`), is reported and deleted by the next `park`.
+  assert "left over" in study.status(s, results)[0][1]
+  assert study.park(s, str(tmp_path / "a"), results, log=logs.append) == {}
+  assert not os.path.exists(archive)
 
 
 def test_unpack_refuses_archives_that_pack_did_not_write(tmp_path):
@@ -151,6 +156,40 @@ def test_unpack_refuses_archives_that_pack_did_not_write(tmp_path):
   two = archive("two.tar.gz", ["checkpoints/4/x", "checkpoints/8/x"])
   with pytest.raises(checkpoint.CheckpointError, match=r"holds checkpoints \[4, 8\], not one"):
     checkpoint.unpack(two, str(tmp_path / "work"))
+
+
+def test_pack_passes_over_a_damaged_checkpoint_and_a_bad_archive_fails_only_its_run(tmp_path):
+  import numpy as np
+  from vae import checkpoint
+  work = str(tmp_path / "w")
+  values = {step: np.random.default_rng(step).normal(size=(64, 64)).astype(np.float32)
+            for step in (1, 2)}
+  for step in (1, 2):
+    checkpoint.save(work, step, {"w": values[step]})
+  data = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(
+      checkpoint.step_dir(work, 2), "default")) for f in fs if "/d/" in os.path.join(r, f)]
+  victim = max(data, key=os.path.getsize)
+  with open(victim, "r+b") as f:
+    f.truncate(os.path.getsize(victim) // 2)
+  archive = str(tmp_path / "parked" / "r.tar.gz")
+  with pytest.warns(checkpoint.CheckpointFallbackWarning, match="step 2 cannot be restored"):
+    assert checkpoint.pack(work, archive) == 1
+  assert os.listdir(tmp_path / "parked") == ["r.tar.gz"]     # no temporary file left
+  assert checkpoint.unpack(archive, str(tmp_path / "fresh")) == 1
+  restored = checkpoint.restore(str(tmp_path / "fresh"), {"w": np.zeros((64, 64), np.float32)})
+  np.testing.assert_array_equal(np.asarray(restored["w"]), values[1])
+
+  # An archive that cannot be read fails its run, recorded; the study goes on.
+  s = _study([VAE])
+  results = str(tmp_path / "results")
+  bad = study.parked_path(results, "tiny", VAE.name)
+  os.makedirs(os.path.dirname(bad))
+  with open(bad, "wb") as f:
+    f.write(b"not a tar file")
+  assert study.status(s, results)[0][1].startswith("parked, but the archive is unusable")
+  [rec] = study.run_study(s, str(tmp_path / "work"), results, log=[].append)
+  assert rec["status"] == "failed" and rec["error"]["type"] == "CheckpointError"
+  assert "cannot be read" in rec["error"]["message"]
 
 
 def test_study_definitions():

@@ -285,48 +285,90 @@ def _set_aside(workdir: str, steps: list[int]) -> str:
   return dest_root
 
 
-# What a packed run holds besides its newest checkpoint.
+# What a packed run holds besides its checkpoint.
 PACKED_FILES = ("config.json", "metrics.jsonl")
 
 
+def _readable_steps(workdir: str) -> list[int]:
+  """The steps of the workdir's checkpoints, newest first, that restore
+  (every array read back, as orbax stored it)."""
+  out = []
+  for step in reversed(all_steps(workdir)):
+    try:
+      with _manager(workdir) as mngr:
+        mngr.restore(int(step), args=ocp.args.StandardRestore())
+    except Exception as e:  # pylint: disable=broad-except  (any damage, as in restore_latest)
+      warnings.warn(f"checkpoint step {step} cannot be restored "
+                    f"({damaged_file(step_dir(workdir, step), e) or step_dir(workdir, step)}: "
+                    f"{_describe(e)}); packing an older one", CheckpointFallbackWarning,
+                    stacklevel=3)
+      continue
+    out.append(step)
+  return out
+
+
 def pack(workdir: str, archive: str) -> int:
-  """Writes ``workdir``'s newest checkpoint, its ``config.json`` and its
-  ``metrics.jsonl`` rows up to that checkpoint into the gzip tar ``archive``
-  (replaced atomically); returns the checkpoint's step.
+  """Writes ``workdir``'s newest checkpoint that can be restored, its
+  ``config.json`` and its ``metrics.jsonl`` rows up to that checkpoint into
+  the gzip tar ``archive`` (replaced atomically); returns the checkpoint's
+  step.
 
   Safe while the run trains on: a checkpoint folder is complete once it
   appears, and the metrics rows after it are left out, as a resume from it
-  would drop them.
+  would drop them. A damaged newest checkpoint is passed over with a
+  ``CheckpointFallbackWarning`` (as ``restore_latest`` does).
 
   Raises:
     FileNotFoundError: ``workdir`` has no checkpoint.
+    CheckpointError: it has checkpoints, but none can be restored.
   """
   from vae import workdir as workdir_lib
-  step = latest_step(workdir)
-  if step is None:
+  if latest_step(workdir) is None:
     raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints to pack")
-  os.makedirs(os.path.dirname(os.path.abspath(archive)), exist_ok=True)
-  tmp = archive + ".tmp"
-  with tempfile.TemporaryDirectory() as scratch, tarfile.open(tmp, "w:gz") as tar:
-    for name in PACKED_FILES:
-      path = os.path.join(workdir, name)
-      if not os.path.exists(path):
-        continue
-      copy = os.path.join(scratch, name)
-      shutil.copyfile(path, copy)
-      if name == "metrics.jsonl":
-        workdir_lib.truncate_metrics(copy, step)
-      tar.add(copy, arcname=name)
-    tar.add(step_dir(workdir, step), arcname=os.path.join("checkpoints", str(step)))
-  os.replace(tmp, archive)
+  readable = _readable_steps(workdir)
+  if not readable:
+    raise CheckpointError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')} can be "
+                          "restored: nothing to pack")
+  step = readable[0]
+  folder = os.path.dirname(os.path.abspath(archive))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".packing-", suffix=".tar.gz", dir=folder)
+  os.close(fd)
+  try:
+    with tempfile.TemporaryDirectory() as scratch, tarfile.open(tmp, "w:gz") as tar:
+      for name in PACKED_FILES:
+        path = os.path.join(workdir, name)
+        if not os.path.exists(path):
+          continue
+        copy = os.path.join(scratch, name)
+        shutil.copyfile(path, copy)
+        if name == "metrics.jsonl":
+          workdir_lib.truncate_metrics(copy, step)
+        tar.add(copy, arcname=name)
+      tar.add(step_dir(workdir, step), arcname=os.path.join("checkpoints", str(step)))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)      # mkstemp's file is private; an archive is not
+    os.replace(tmp, archive)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
   return step
 
 
 def packed_step(archive: str) -> int:
-  """The step of the checkpoint that ``archive`` (from ``pack``) holds."""
-  with tarfile.open(archive, "r:gz") as tar:
-    steps = {int(parts[1]) for parts in (m.name.split("/") for m in tar.getmembers())
-             if len(parts) >= 2 and parts[0] == "checkpoints" and parts[1].isdigit()}
+  """The step of the checkpoint that ``archive`` (from ``pack``) holds.
+
+  Raises:
+    CheckpointError: ``archive`` cannot be read, or is not one of ``pack``'s.
+  """
+  try:
+    with tarfile.open(archive, "r:gz") as tar:
+      names = tar.getnames()
+  except (tarfile.TarError, OSError, EOFError) as e:
+    raise CheckpointError(f"{archive} cannot be read ({type(e).__name__}: {e})") from e
+  steps = {int(parts[1]) for parts in (n.split("/") for n in names)
+           if len(parts) >= 2 and parts[0] == "checkpoints" and parts[1].isdigit()}
   if len(steps) != 1:
     raise CheckpointError(f"{archive} holds checkpoints {sorted(steps)}, not one: "
                           "it was not written by vae.checkpoint.pack")
@@ -338,24 +380,39 @@ def unpack(archive: str, workdir: str) -> int | None:
   resumes from its checkpoint; returns that step, or None (and changes
   nothing) when ``workdir`` already has a checkpoint as new or newer.
 
-  The archive's ``config.json`` and ``metrics.jsonl`` replace the workdir's.
-  Only plain files and folders inside ``workdir`` are written (tarfile's
-  ``data`` filter).
+  The archive is extracted beside the workdir's files first; its
+  ``config.json`` and ``metrics.jsonl`` then replace the workdir's, and its
+  checkpoint folder is moved into ``checkpoints/`` last, so an unpacking cut
+  short leaves no partial checkpoint behind. Only plain files and folders
+  inside ``workdir`` are written. Take the workdir's lock around it if a
+  process may be training there.
+
+  Raises:
+    CheckpointError: the archive cannot be read or was not written by ``pack``.
   """
   step = packed_step(archive)
   here = latest_step(workdir)
   if here is not None and here >= step:
     return None
   os.makedirs(workdir, exist_ok=True)
-  with tarfile.open(archive, "r:gz") as tar:
-    for m in tar.getmembers():      # also where tarfile has no filters (Python < 3.10.12)
-      parts = m.name.split("/")
-      if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in parts:
-        raise CheckpointError(f"{archive} holds {m.name!r}, which is not a plain file or "
-                              "folder inside the run: it was not written by "
-                              "vae.checkpoint.pack")
-    if hasattr(tarfile, "data_filter"):
-      tar.extractall(workdir, filter="data")
-    else:
-      tar.extractall(workdir)
+  with tempfile.TemporaryDirectory(prefix=".unpacking-", dir=workdir) as scratch:
+    try:
+      with tarfile.open(archive, "r:gz") as tar:
+        for m in tar.getmembers():   # also where tarfile has no filters (Python < 3.10.12)
+          parts = m.name.split("/")
+          if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in parts:
+            raise CheckpointError(f"{archive} holds {m.name!r}, which is not a plain file or "
+                                  "folder inside the run: it was not written by "
+                                  "vae.checkpoint.pack")
+        if hasattr(tarfile, "data_filter"):
+          tar.extractall(scratch, filter="data")
+        else:
+          tar.extractall(scratch)
+    except (tarfile.TarError, EOFError) as e:
+      raise CheckpointError(f"{archive} cannot be read ({type(e).__name__}: {e})") from e
+    for name in PACKED_FILES:
+      if os.path.exists(os.path.join(scratch, name)):
+        os.replace(os.path.join(scratch, name), os.path.join(workdir, name))
+    os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
+    os.replace(os.path.join(scratch, "checkpoints", str(step)), step_dir(workdir, step))
   return step
