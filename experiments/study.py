@@ -313,11 +313,11 @@ def park(study: studies_lib.Study, workroot: str, results_root: str,
       _drop_served_archive(results_root, study, run, record, log)
       continue
     workdir = os.path.join(workroot, study.name, run.name)
-    if checkpoint.latest_step(workdir) is None:
+    latest = checkpoint.latest_step(workdir)
+    if latest is None:
       continue
     archive = parked_path(results_root, study.name, run.name)
-    if os.path.exists(archive) and checkpoint.packed_step(archive) >= checkpoint.latest_step(
-        workdir):
+    if os.path.exists(archive) and checkpoint.packed_step(archive) >= latest:
       continue           # parked already at this step (or a later one, from elsewhere)
     out[run.name] = checkpoint.pack(workdir, archive)
     log(f"{run.name}: parked at step {out[run.name]} in {archive} "

@@ -15,10 +15,11 @@ again. Only when no checkpoint can be read is it an error
 
 ``pack(workdir, archive)`` and ``unpack(archive, workdir)`` move a run that
 has not finished to another machine: one gzip tar file holding the newest
-checkpoint, ``config.json`` and the rows of ``metrics.jsonl`` up to that
-checkpoint (TensorBoard's event files stay behind). Unpacked into an empty
-workdir, or one whose checkpoints are older, the run resumes where it was
-packed and ends as an uninterrupted run would.
+checkpoint that can be restored, ``config.json`` and the rows of
+``metrics.jsonl`` up to that checkpoint (TensorBoard's event files stay
+behind). Unpacked into an empty workdir, or one whose checkpoints are older,
+the run resumes where it was packed and, on a machine with the same hardware
+and software, ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -289,10 +290,10 @@ def _set_aside(workdir: str, steps: list[int]) -> str:
 PACKED_FILES = ("config.json", "metrics.jsonl")
 
 
-def _readable_steps(workdir: str) -> list[int]:
-  """The steps of the workdir's checkpoints, newest first, that restore
-  (every array read back, as orbax stored it)."""
-  out = []
+def _newest_readable_step(workdir: str) -> int | None:
+  """The step of the workdir's newest checkpoint that restores (every array
+  read back, as orbax stored it), warning of each newer one that does not;
+  None when none does."""
   for step in reversed(all_steps(workdir)):
     try:
       with _manager(workdir) as mngr:
@@ -303,8 +304,8 @@ def _readable_steps(workdir: str) -> list[int]:
                     f"{_describe(e)}); packing an older one", CheckpointFallbackWarning,
                     stacklevel=3)
       continue
-    out.append(step)
-  return out
+    return step
+  return None
 
 
 def pack(workdir: str, archive: str) -> int:
@@ -325,11 +326,10 @@ def pack(workdir: str, archive: str) -> int:
   from vae import workdir as workdir_lib
   if latest_step(workdir) is None:
     raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints to pack")
-  readable = _readable_steps(workdir)
-  if not readable:
+  step = _newest_readable_step(workdir)
+  if step is None:
     raise CheckpointError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')} can be "
                           "restored: nothing to pack")
-  step = readable[0]
   folder = os.path.dirname(os.path.abspath(archive))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".packing-", suffix=".tar.gz", dir=folder)
