@@ -192,8 +192,8 @@ def check_unrecorded_checkpoints(job, workdir: str) -> bool:
     return False
   import jax
   from vae import train as train_lib
-  target = jax.eval_shape(lambda: train_lib.init_state(jax.random.key(0), job.model,
-                                                       job.optimizer, job.objective))
+  target = jax.eval_shape(lambda: train_lib.restore_target(job.model, job.optimizer,
+                                                           job.objective))
   step = ckpt_lib.latest_step(workdir)
   try:
     differences = ckpt_lib.shape_mismatches(workdir, target, step)

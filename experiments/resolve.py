@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 import numpy as np
 
 from vae import checkpoint as ckpt_lib
@@ -141,7 +140,7 @@ def restore_state(workdir: str, job: Job):
   Raises:
     vae.checkpoint.CheckpointError: no checkpoint, or none can be read.
   """
-  target = train_lib.init_state(jax.random.key(0), job.model, job.optimizer, job.objective)
+  target = train_lib.restore_target(job.model, job.optimizer, job.objective)
   state, step = ckpt_lib.restore_latest(workdir, target)
   if step is None:
     raise ckpt_lib.CheckpointError(f"no checkpoint under {workdir}/checkpoints")

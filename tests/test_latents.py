@@ -397,3 +397,51 @@ def test_the_metrics_score_the_code_the_decoder_reads():
   assert set(np.unique(np.asarray(rep)[:, -2:])) <= {0.0, 1.0}
   g = _model()
   assert evaluate.representation_fn(g) is evaluate.posterior_mean_fn(g)
+
+
+def test_a_vampprior_initialised_from_data_starts_at_training_examples(tmp_path):
+  import optax
+
+  from vae import train as train_lib
+  from vae.data import sources, streaming
+  data = np.asarray(_batch(20, seed=5))
+  m = _model(prior="vampprior", prior_hparams={"num_components": 5, "init": "data",
+                                               "init_std": 0.0})
+  assert m.prior.init_examples == 5 and _model(prior="vampprior").prior.init_examples == 0
+  key = jax.random.key(3)
+  src = sources.ArraySource(data, 4, key)
+  ex = np.asarray(train_lib.prior_examples(src, jax.random.key(8), m))
+  # Five distinct rows of the training data, the same whether held or streamed.
+  rows = [int(np.flatnonzero((data == e).all(axis=(1, 2, 3)))[0]) for e in ex]
+  assert len(set(rows)) == 5
+  stream = streaming.StreamingSource(streaming.ArrayReader(data), 4, key)
+  np.testing.assert_array_equal(np.asarray(stream.examples(jax.random.key(8), 5)), ex)
+  stream.close()
+  p = model_lib.init_params(jax.random.key(0), m, examples=ex)
+  np.testing.assert_array_equal(np.asarray(p["prior"]["pseudo_inputs"]), ex)
+  # With the reference's noise (init_std): examples + init_std * N(0, 1).
+  noisy = dataclasses.replace(m, prior=dataclasses.replace(m.prior, init_std=0.01))
+  d = np.asarray(model_lib.init_params(jax.random.key(0), noisy, examples=ex)["prior"][
+      "pseudo_inputs"]) - ex
+  assert 0.008 < d.std() < 0.012 and abs(d.mean()) < 0.002
+  # Said loudly: no examples, the wrong shape, more components than examples.
+  with pytest.raises(ValueError, match=r"init='data'.*needs examples \(5, 6, 6, 1\), got None"):
+    model_lib.init_params(jax.random.key(0), m)
+  with pytest.raises(ValueError, match=r"got \(4, 6, 6, 1\)"):
+    model_lib.init_params(jax.random.key(0), m, examples=ex[:4])
+  with pytest.raises(ValueError, match="5 distinct training examples .* have 3"):
+    sources.ArraySource(data[:3], 3, key).examples(key, 5)
+  with pytest.raises(ValueError, match="init must be one of"):
+    _model(prior="vampprior", prior_hparams={"init": "kmeans"})
+  # The trainer draws them (its "prior_examples" key): with a zero learning
+  # rate the trained pseudo-inputs are still those rows; a restore target
+  # has the same structure without any data.
+  state = train_lib.train(str(tmp_path / "run"), model=m, objective=objectives.get_objective("vae"),
+                          optimizer=optax.sgd(0.0), source=src,
+                          schedule=train_lib.Schedule(num_steps=2, log_every=2,
+                                                      checkpoint_every=2), progress=False)
+  want = train_lib.prior_examples(src, train_lib.named_keys(0)["prior_examples"], m)
+  np.testing.assert_array_equal(np.asarray(state.params["prior"]["pseudo_inputs"]),
+                                np.asarray(want))
+  target = train_lib.restore_target(m, optax.sgd(0.0))
+  assert jax.tree.structure(target) == jax.tree.structure(state)

@@ -65,7 +65,7 @@ def test_terms_sum_to_the_mean_kl(tiny_model, tiny_params, binary_images, estima
       tiny_params, x, k, model=tiny_model, dataset_size=512, estimator=estimator))
   t = objectives.batch_elbo_terms(tiny_params, x, jax.random.key(0), model=tiny_model)
   closed = float(jnp.mean(t["kl"]))
-  sums, mcs = [], []
+  sums = []
   for i in range(200):
     d = fn(jax.random.key(i))
     s = d["mutual_info"] + d["total_correlation"] + d["dim_kl"]

@@ -157,3 +157,12 @@ def check_int_at_least(name: str, value, low: int, what: str = "") -> int:
   if isinstance(value, bool) or int(value) != value or int(value) < low:
     raise ValueError(f"{name} must be an integer >= {low}{what}, got {value}")
   return int(value)
+
+
+def check_example_count(n: int, num_examples: int) -> None:
+  """Raises ValueError unless the training data have ``n`` distinct examples
+  (what a prior initialised from data asks for)."""
+  if int(n) > int(num_examples):
+    raise ValueError(f"{n} distinct training examples were asked for (a prior "
+                     f"initialised from data: the VampPrior's num_components with "
+                     f"init='data'), but the training data have {num_examples}")

@@ -276,20 +276,29 @@ def _init_networks(key: jax.Array, x: jax.Array, z: jax.Array, *, model: Model) 
           "decoder": model.decoder.init(k_dec, z, y)["params"]}
 
 
-def init_params(key: jax.Array, model: Model) -> Params:
+def init_params(key: jax.Array, model: Model, examples=None) -> Params:
   """Initialises {'encoder': ..., 'decoder': ...} parameters, plus
   ``obs_logvar`` (raw: the log-variance is ``min_obs_logvar +
   softplus(raw)``, starting at ``model.obs_logvar``) for a learned Gaussian
   variance: shape () when shared, ``data_shape`` per pixel; plus
   ``posterior`` and ``prior`` for a family or prior with parameters of its
-  own (a flow's, the VampPrior's pseudo-inputs)."""
+  own (a flow's, the VampPrior's pseudo-inputs).
+
+  ``examples``: the ``model.prior.init_examples`` training examples
+  [n, *data_shape] that a prior starting from data is given (the VampPrior
+  with ``init="data"``; ``vae.train`` draws them from its source); None for
+  every other prior.
+
+  Raises:
+    ValueError: the prior needs examples and none (or the wrong shape) came.
+  """
   params = dict(_init_networks(key, jnp.zeros(model.data_shape, jnp.float32),
                                jnp.zeros((model.latent_dim,), jnp.float32), model=model))
   posterior = model.posterior.init_params(jax.random.fold_in(key, 1), model.latent_dim)
   if posterior is not None:
     params["posterior"] = posterior
   prior = model.prior.init_params(jax.random.fold_in(key, 2), model.data_shape,
-                                  model.latent_dim)
+                                  model.latent_dim, examples=examples)
   if prior is not None:
     params["prior"] = prior
   if model.learned_variance:

@@ -52,23 +52,45 @@ class TrainState:
 def named_keys(seed: int) -> dict[str, jax.Array]:
   """Splits the run's root key into the named keys used everywhere."""
   root = jax.random.key(int(seed))
-  names = ("init", "train", "data", "eval")
+  names = ("init", "train", "data", "eval", "prior_examples")
   return {n: jax.random.fold_in(root, i) for i, n in enumerate(names)}
 
 
 def init_state(key: jax.Array, model: model_lib.Model,
                optimizer: optax.GradientTransformation,
-               objective: objectives.BoundObjective | None = None) -> TrainState:
+               objective: objectives.BoundObjective | None = None,
+               examples=None) -> TrainState:
   """Fresh state: model parameters from ``key`` plus, when ``objective`` trains
-  more (FactorVAE's discriminator), those from ``fold_in(key, 1)``."""
-  def build(key):
-    params = model_lib.init_params(key, model)
+  more (FactorVAE's discriminator), those from ``fold_in(key, 1)``.
+  ``examples``: the training examples a prior starting from data is given
+  (``model_lib.init_params``; ``train`` draws them with ``prior_examples``)."""
+  def build(key, examples):
+    params = model_lib.init_params(key, model, examples=examples)
     if objective is not None:
       params.update(objective.init_extra_params(jax.random.fold_in(key, 1), model))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=optimizer.init(params))
   # One compiled function: op by op, a conv model's state took ~800 compiles.
-  return jax.jit(build)(key)
+  return jax.jit(build)(key, examples)
+
+
+def restore_target(model: model_lib.Model, optimizer: optax.GradientTransformation,
+                   objective: objectives.BoundObjective | None = None) -> TrainState:
+  """A state of the right structure, shapes and dtypes for restoring a
+  checkpoint into (its values are replaced): a prior that starts from data
+  is given zeros in place of the examples."""
+  n = int(model.prior.init_examples)
+  examples = (jnp.zeros((n,) + tuple(model.data_shape), jnp.float32) if n else None)
+  return init_state(jax.random.key(0), model, optimizer, objective, examples=examples)
+
+
+def prior_examples(source, key: jax.Array, model: model_lib.Model):
+  """The ``model.prior.init_examples`` distinct training examples a prior
+  starting from data is initialised at (the VampPrior's pseudo-inputs with
+  ``init="data"``), drawn from ``source`` with ``key``; None when the prior
+  needs none."""
+  n = int(model.prior.init_examples)
+  return source.examples(key, n) if n else None
 
 
 # ---------------------------------------------------------------- train step
@@ -351,7 +373,8 @@ def _train_locked(workdir, *, model, objective, optimizer, source, schedule, see
   mesh = mesh if mesh is not None else parallel.make_mesh()
   parallel.check_batch_divides(source.batch_size, mesh)
   bound = objective if isinstance(objective, objectives.BoundObjective) else None
-  state = parallel.replicate(init_state(keys["init"], model, optimizer, bound), mesh)
+  examples = prior_examples(source, keys["prior_examples"], model)
+  state = parallel.replicate(init_state(keys["init"], model, optimizer, bound, examples), mesh)
   state, restored = ckpt_lib.restore_latest(workdir, state)
   start = int(state.step)
   out.resume(start)

@@ -8,7 +8,10 @@ tanh, 50 latents). Both use their KL warm-up of 100 epochs (50,000 steps of
 100 here): without it the VampPrior collapses at once (measured: KL 0 from
 step 1,000, the decoder drawing the mean digit), since any encoder that
 ignores its input matches a prior made of itself. The KL is the one-sample
-estimate log q(z|x) - log p(z) (vae/priors/vampprior.py).
+estimate log q(z|x) - log p(z) (vae/priors/vampprior.py). The pseudo-inputs
+start near 0.05 (the authors' default); ``--config.model.prior_hparams.
+vampprior.init=data`` starts them at 500 training images instead (their
+``use_training_data_init``; README.md, "Models", has what each gave).
 
 Command:
   python -m experiments.train --config experiments/configs/vampprior_binarized_mnist.py \

@@ -11,7 +11,9 @@
 A source has ``arrays()`` (the device arrays it needs), ``init(arrays, step)``
 (its carry at a step) and ``next(arrays, carry, step) -> (batch, carry)``,
 all functions of the step alone, so a resumed run draws the batches an
-uninterrupted run draws. ``make_source`` picks the one a data set needs and
+uninterrupted run draws; and ``examples(key, n)``, n distinct training
+examples as float32 [n, *shape] (what a prior starting from data is
+initialised at). ``make_source`` picks the one a data set needs and
 checks the data against the model first.
 """
 
@@ -78,6 +80,13 @@ class ArraySource:
       return cond_lib.Labeled(x, jnp.take(arrays[2], idx, axis=0)), perm
     return x, perm
 
+  def examples(self, key: jax.Array, n: int) -> jax.Array:
+    """``n`` distinct examples, rows ``permutation(key, N)[:n]``, as float32."""
+    checks.check_example_count(n, self.num_examples)
+    rows = jax.random.permutation(key, self.num_examples)[:int(n)]
+    x = jnp.take(self.data, rows, axis=0).astype(jnp.float32)
+    return x * self.scale if self.scale != 1.0 else x
+
   def host_batches(self, start_step: int) -> Iterable[np.ndarray]:
     """The same batches as ``next``, produced on the host (for comparison
     with a host-fed loop)."""
@@ -117,6 +126,10 @@ class GroundTruthSource:
 
   def init(self, arrays, step):
     return jnp.zeros((), jnp.int32)
+
+  def examples(self, key: jax.Array, n: int) -> jax.Array:
+    """``n`` fresh renders (``dataset.sample(key, n)``)."""
+    return self.dataset.sample(key, int(n))[0]
 
   def next(self, arrays, carry, step):
     images, factors = self.dataset.sample(jax.random.fold_in(arrays[0], step), self.batch_size)

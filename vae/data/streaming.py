@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vae import parallel
+from vae import checks, parallel
 
 
 class ArrayReader:
@@ -289,6 +289,16 @@ class StreamingSource:
     if self.check is not None:
       self.check(batch, rows)
     return batch
+
+  def examples(self, key: jax.Array, n: int) -> np.ndarray:
+    """``n`` distinct examples, rows ``permutation(key, N)[:n]`` read now
+    (and checked), as float32 scaled as the batches are."""
+    checks.check_example_count(n, self.num_examples)
+    rows = _on_host(lambda k: jax.random.permutation(k, self.num_examples)[:int(n)], key)
+    x = self.reader.read(rows)
+    if self.check is not None:
+      self.check(x, rows)
+    return x.astype(np.float32) * np.float32(self.scale)
 
   def _produce(self, start: int, q: queue.Queue, stop: threading.Event, rows):
     def put(item) -> bool:

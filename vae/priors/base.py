@@ -5,8 +5,11 @@ A prior is a frozen dataclass whose fields are its hyperparameters, with:
 * ``name``, ``reference``: its registry name and paper;
 * ``standard_normal``: p(z) = N(0, I), so with the Gaussian posterior the KL
   has a closed form;
-* ``init_params(key, data_shape, latent_dim)``: its own parameters
-  (``params["prior"]`` of the model), or None;
+* ``init_params(key, data_shape, latent_dim, examples=None)``: its own
+  parameters (``params["prior"]`` of the model), or None;
+* ``init_examples``: how many training examples ``init_params`` is given
+  (``examples`` [n, *data_shape], drawn by the trainer from the training
+  data; 0, the default: none, and ``examples`` is None);
 * ``log_prob_fn(params, encode_batch)``: the per-example ``log p(z)``
   (z [D] -> scalar), or for a ``stochastic`` prior (one with latents of its
   own, ``two_layer.py``) ``(z, key) -> `` a one-sample estimate of it whose
@@ -31,9 +34,10 @@ class Prior:
   reference: ClassVar[str] = ""
   standard_normal: ClassVar[bool] = False
   stochastic: ClassVar[bool] = False
+  init_examples: ClassVar[int] = 0
 
-  def init_params(self, key, data_shape, latent_dim: int) -> Any:
-    del key, data_shape, latent_dim
+  def init_params(self, key, data_shape, latent_dim: int, examples=None) -> Any:
+    del key, data_shape, latent_dim, examples
     return None
 
   def log_prob_fn(self, params, encode_batch) -> Callable:

@@ -69,8 +69,8 @@ class TwoLayer(base.Prior):
       object.__setattr__(self, field, checks.check_int_at_least(
           f"two_layer: {field}", getattr(self, field), 1))
 
-  def init_params(self, key, data_shape, latent_dim):
-    del data_shape
+  def init_params(self, key, data_shape, latent_dim, examples=None):
+    del data_shape, examples
     k_p, k_q = jax.random.split(key)
     d1, d2, h = int(latent_dim), self.latent_dim, self.hidden
     return {"p_z1": _mlp_init(k_p, (d2, h, h, 2 * d1)),

@@ -5,7 +5,11 @@ pseudo-inputs,
 
 trained jointly with the encoder and decoder. The pseudo-inputs ``u_k`` are
 parameters of data shape, passed through a hardtanh into [0, 1] (the authors'
-parametrisation for binary images, Sec. 3 / App.), initialised near 0.05. There
+parametrisation for binary images, Sec. 3 / App.), initialised near 0.05
+(``init="random"``, their default) or, with ``init="data"``, at K random
+training images plus the same small noise (their code's
+``use_training_data_init``; a mixture that starts at the data's posteriors
+instead of K copies of one blank image's). There
 is no closed-form KL: the ELBO uses the one-sample estimate
 ``log q(z|x) - log p(z)`` (their Eq. 11 estimated as in Eq. 2).
 
@@ -27,12 +31,17 @@ from vae import checks
 from vae import distributions as dist
 from vae.priors import base
 
+INITS = ("random", "data")
+
 
 @dataclasses.dataclass(frozen=True)
 class VampPrior(base.Prior):
   """num_components: K pseudo-inputs (500 for MNIST in the paper);
-  init_mean, init_std: their initial values' normal distribution."""
+  init: "random" (each pixel ``init_mean + init_std * N(0, 1)``) or "data"
+  (K distinct training examples, drawn by the trainer, ``+ init_std * N(0,
+  1)``); init_mean, init_std: as said."""
   num_components: int = 500
+  init: str = "random"
   init_mean: float = 0.05
   init_std: float = 0.01
   name = "vampprior"
@@ -41,13 +50,29 @@ class VampPrior(base.Prior):
   def __post_init__(self):
     object.__setattr__(self, "num_components", checks.check_int_at_least(
         "vampprior: num_components", self.num_components, 1))
+    if self.init not in INITS:
+      raise ValueError(f"vampprior: init must be one of {INITS}, got {self.init!r}")
     if not float(self.init_std) >= 0:
       raise ValueError(f"vampprior: init_std must be >= 0, got {self.init_std}")
 
-  def init_params(self, key, data_shape, latent_dim):
+  @property
+  def init_examples(self) -> int:
+    return self.num_components if self.init == "data" else 0
+
+  def init_params(self, key, data_shape, latent_dim, examples=None):
     del latent_dim
     shape = (self.num_components,) + tuple(data_shape)
-    return {"pseudo_inputs": (self.init_mean + self.init_std * jax.random.normal(key, shape)
+    if self.init == "data":
+      if examples is None or tuple(examples.shape) != shape:
+        raise ValueError(
+            f"vampprior: init='data' starts the pseudo-inputs at {self.num_components} "
+            f"training examples of shape {tuple(data_shape)}: init_params needs "
+            f"examples {shape}, got "
+            f"{None if examples is None else tuple(examples.shape)}")
+      start = jnp.asarray(examples, jnp.float32)
+    else:
+      start = self.init_mean
+    return {"pseudo_inputs": (start + self.init_std * jax.random.normal(key, shape)
                               ).astype(jnp.float32)}
 
   @staticmethod
