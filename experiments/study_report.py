@@ -4,9 +4,10 @@
 (what ``vae-study run`` writes; nothing is recomputed), and writes
 
 * ``<docs>/study_<study>.md``: per method, the median, min-max and every seed
-  of each score and of the ELBO, reconstruction and KL, with the budget and
-  the scoring cost;
-* ``<docs>/study_<study>_scores.png``: every seed's final scores per method;
+  of each score and of the ELBO, IWAE log-likelihood, reconstruction and KL,
+  with the budget and the scoring cost;
+* ``<docs>/study_<study>_scores.png``: every seed's final scores per method
+  (not for a study without scores, such as one of likelihoods);
 * ``<docs>/study_<study>_curves.png``: score against step for one seed
   (the lowest) of each method, from the periodic evaluations.
 
@@ -44,11 +45,14 @@ METRIC_ORDER = ("mig", "factor_vae", "beta_vae", "dci", "sap", "modularity")
 METRIC_LABELS = {"mig": "MIG", "factor_vae": "FactorVAE score", "beta_vae": "BetaVAE score",
                  "dci": "DCI disentanglement", "sap": "SAP", "modularity": "modularity"}
 OTHER_COLUMNS = (("ELBO (nats)", lambda r: r.get("elbo"), 1),
+                 ("IWAE log p(x) (nats)", lambda r: (r.get("iwae") or {}).get("log_likelihood"),
+                  2),
                  ("reconstruction (nats)", lambda r: r.get("log_likelihood"), 1),
                  ("KL (nats)", lambda r: r.get("kl"), 2),
                  ("active latents", lambda r: r.get("active_units"), 0),
                  ("training (min)", lambda r: r.get("train_seconds", 0) / 60, 1),
-                 ("scoring (s)", lambda r: r.get("scoring_seconds"), 0))
+                 ("scoring (s)", lambda r: r.get("scoring_seconds") if r.get("scores") else None,
+                  0))
 
 
 def load(results_root: str, study: str) -> list[dict[str, Any]]:
@@ -102,14 +106,20 @@ def markdown(records, study=None, study_name: str = "") -> str:
   if study is not None:
     lines += [study.description, ""]
   budgets = sorted({r["budget"] for r in records})
+  batches = sorted({r["config"]["batch_size"] for r in records if r.get("config")})
   machines = sorted({f"{r['machine']['cpu']} ({r['machine']['cpus_used']} CPU)"
                      for r in records if r.get("machine")})
   finished = [r for r in records if r["status"] == "finished"]
-  lines += [f"Budget: {', '.join(f'{b:,}' for b in budgets)} steps at batch 64. "
+  iwae = sorted({(r["iwae"]["num_samples"], r.get("eval_examples")) for r in finished
+                 if r.get("iwae")})
+  lines += [f"Budget: {', '.join(f'{b:,}' for b in budgets)} steps at batch "
+            f"{', '.join(str(b) for b in batches) or 'n/a'}. "
             f"Runs: {len(finished)} finished, {len(records) - len(finished)} failed"
             + (f", {sum(r.name not in {x['run'] for x in records} for r in study.runs)} to do"
                if study is not None else "")
-            + f". Trained on: {'; '.join(machines) or 'n/a'}.", ""]
+            + f". Trained on: {'; '.join(machines) or 'n/a'}."
+            + "".join(f" IWAE: k = {k:,} importance samples on {n:,} held-out examples."
+                      for k, n in iwae if n), ""]
   rows = table_rows(records, study)
   # The summary: methods down, quantities across, "median [min, max]".
   quantities = list(dict.fromkeys(r["quantity"] for r in rows))
@@ -297,7 +307,8 @@ def report(study, results_root: str, docs: str) -> str:
                             f"run `vae-study run {study.name}` first")
   os.makedirs(docs, exist_ok=True)
   text = markdown(records, study)
-  if all(len(r.get("curve", [])) > 1 for r in records if r["status"] == "finished"):
+  scored = bool(_metrics_present(records))
+  if scored and all(len(r.get("curve", [])) > 1 for r in records if r["status"] == "finished"):
     chosen, rows = budget(records)
     text += ("\nSteps from which each score stays at or above 90% of its value at the "
              f"last step ({records[0]['budget']:,}):\n\n| run | metric | steps |\n"
@@ -308,10 +319,11 @@ def report(study, results_root: str, docs: str) -> str:
              f"least 20,000): **{chosen:,} steps**, against the {records[0]['budget']:,} "
              "trained. Where the two are equal, a score was still rising "
              "near the end.\n")
-  scores = plot_scores(os.path.join(docs, f"study_{study.name}_scores.png"), records, study)
+  if scored:      # (a study of likelihoods, without scores, has no score figure)
+    scores = plot_scores(os.path.join(docs, f"study_{study.name}_scores.png"), records, study)
+    text += f"\n![final scores]({os.path.basename(scores)})\n"
   curves = plot_curves(os.path.join(docs, f"study_{study.name}_curves.png"), records, study)
-  text += (f"\n![final scores]({os.path.basename(scores)})\n\n"
-           f"![learning curves]({os.path.basename(curves)})\n")
+  text += f"\n![learning curves]({os.path.basename(curves)})\n"
   with open(os.path.join(docs, f"study_{study.name}.md"), "w") as f:
     f.write(text)
   return text

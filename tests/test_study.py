@@ -249,3 +249,41 @@ def test_budget_is_where_the_scores_stay_above_90_percent():
   assert study_report.budget([a, b], metrics=("mig",))[0] == 20_000
   late = {"run": "c", "status": "finished", "curve": curve([0.1] * 5 + [1.0])}
   assert study_report.budget([a, late], metrics=("mig",))[0] == 30_000
+
+
+def test_a_study_of_likelihoods_records_and_reports_the_iwae_without_scores(tmp_path):
+  from tests.conftest import write_npz_dataset
+  real = studies.get("binarized_mnist_800")
+  assert real.num_steps == 400_000
+  for run in real.runs:                   # every run's config resolves as the study trains it
+    c = study.run_config(real, run)
+    job_lib.check_config(c)
+    assert (c.num_steps, c.batch_size, c.eval.num_importance_samples) == (400_000, 100, 5000)
+  vamp = study.run_config(real, real.run("vamp_prior-seed0"))
+  assert (vamp.model.prior, vamp.hparams.vae.warmup_steps) == ("vampprior", 50_000)
+  # The VAE and the VampPrior of that study, small: a tiny MLP, 4 steps, k = 4.
+  data = write_npz_dataset(tmp_path / "npz", train_n=120, valid_n=40)
+  s = studies.Study(
+      name="lik", description="A test study of likelihoods.", num_steps=4,
+      runs=(real.run("vae-seed0"), real.run("vamp_prior-seed0")),
+      settings={"data_dir": data, "model.encoder_hidden": (16,), "model.decoder_hidden": (16,),
+                "model.prior_hparams.vampprior.num_components": 5, "log_every": 2,
+                "checkpoint_every": 2, "eval_every": 2, "eval.max_examples": 32,
+                "eval.num_importance_samples": 4, "eval.iwae_batch_size": 8,
+                "eval.chunk_size": 4, "eval.elbo_batch_size": 32})
+  work, results, docs = (str(tmp_path / d) for d in ("work", "results", "docs"))
+  written = study.run_study(s, work, results, log=lambda m: None)
+  assert [(r["run"], r["status"]) for r in written] == [("vae-seed0", "finished"),
+                                                        ("vamp_prior-seed0", "finished")]
+  for r in written:
+    assert r["scores"] == {} and r["iwae"]["num_samples"] == 4 and r["eval_examples"] == 32
+    assert r["iwae"]["log_likelihood"] >= r["elbo"] - 1.0
+  text = study_report.report(s, results, docs)
+  rows = study_report.table_rows(study_report.load(results, "lik"), s)
+  iwae = {r["method"]: r["median"] for r in rows if r["quantity"] == "IWAE log p(x) (nats)"}
+  assert iwae == {r["method"]: r["iwae"]["log_likelihood"] for r in written}
+  assert not any(r["quantity"] == "scoring (s)" for r in rows)
+  assert "at batch 100" in text and "IWAE: k = 4 importance samples on 32 held-out" in text
+  assert f"{written[1]['iwae']['log_likelihood']:.2f}" in text
+  assert not os.path.exists(os.path.join(docs, "study_lik_scores.png"))
+  assert os.path.getsize(os.path.join(docs, "study_lik_curves.png")) > 0
