@@ -11,7 +11,8 @@ ignores its input matches a prior made of itself. The KL is the one-sample
 estimate log q(z|x) - log p(z) (vae/priors/vampprior.py). The pseudo-inputs
 start near 0.05 (the authors' default); ``--config.model.prior_hparams.
 vampprior.init=data`` starts them at 500 training images instead (their
-``use_training_data_init``; README.md, "Models", has what each gave).
+``use_training_data_init``; README.md, "Models", compares the two starts over
+1,000 steps).
 
 Command:
   python -m experiments.train --config experiments/configs/vampprior_binarized_mnist.py \

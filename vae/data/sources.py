@@ -11,9 +11,9 @@
 A source has ``arrays()`` (the device arrays it needs), ``init(arrays, step)``
 (its carry at a step) and ``next(arrays, carry, step) -> (batch, carry)``,
 all functions of the step alone, so a resumed run draws the batches an
-uninterrupted run draws; and ``examples(key, n)``, n distinct training
-examples as float32 [n, *shape] (what a prior starting from data is
-initialised at). ``make_source`` picks the one a data set needs and
+uninterrupted run draws; and ``examples(key, n)``, n training examples as
+float32 [n, *shape] (distinct rows of a stored set, fresh renders of a
+procedural one: what a prior starting from data is initialised at). ``make_source`` picks the one a data set needs and
 checks the data against the model first.
 """
 

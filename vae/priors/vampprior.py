@@ -38,8 +38,13 @@ INITS = ("random", "data")
 class VampPrior(base.Prior):
   """num_components: K pseudo-inputs (500 for MNIST in the paper);
   init: "random" (each pixel ``init_mean + init_std * N(0, 1)``) or "data"
-  (K distinct training examples, drawn by the trainer, ``+ init_std * N(0,
-  1)``); init_mean, init_std: as said."""
+  (K training examples, drawn by the trainer, ``+ init_std * N(0, 1)``);
+  init_mean, init_std: as said.
+
+  With ``init="data"`` on binary images, the noise pushes about half of each
+  pseudo-input's pixels just outside [0, 1], where the hardtanh passes no
+  gradient: those pixels stay as they started. The authors' code does the
+  same (``use_training_data_init`` with their Hardtanh)."""
   num_components: int = 500
   init: str = "random"
   init_mean: float = 0.05
