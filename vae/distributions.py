@@ -183,6 +183,75 @@ def _bernoulli_sum_bwd(res, g):
 _bernoulli_sum.defvjp(_bernoulli_sum_fwd, _bernoulli_sum_bwd)
 
 
+def gaussian_mixture_log_prob(z: jax.Array, means: jax.Array, logvars: jax.Array) -> jax.Array:
+  """log (1/K) sum_k N(z_b; means_k, diag(exp(logvars_k))) for a batch of points.
+
+  The density of an equal-weight mixture of diagonal Gaussians (the
+  VampPrior's, Tomczak & Welling 2018, Eq. 9), computed exactly as
+  ``gaussian_log_prob`` per point and component, with a log-sum-exp over
+  the components.
+
+  Args:
+    z: [B, D] points.
+    means: [K, D] component means.
+    logvars: [K, D] component log-variances, or [K, 1] (one per component).
+
+  Returns:
+    [B] log-densities.
+
+  The gradient is written by hand, as matrix products: autodiff's gradient
+  of the broadcast [B, K, D] form reduces over B and K in passes that took
+  ~55 ms per step for B = 100, K = 500, D = 50 on a CPU core, 30 times the
+  forward pass (README, "Why the CPU path looks as it does").
+  """
+  z, means = jnp.asarray(z), jnp.asarray(means)
+  if z.ndim != 2 or means.ndim != 2 or z.shape[1] != means.shape[1]:
+    raise ValueError(f"gaussian_mixture_log_prob: z must be [B, D] and means [K, D] with the "
+                     f"same D, got {z.shape} and {means.shape}")
+  logvars = jnp.broadcast_to(logvars, means.shape)
+  return _mixture_log_prob(z, means, logvars)
+
+
+def _mixture_components(z, means, logvars):
+  """[B, K] log N(z_b; means_k, exp(logvars_k)), summed over D as
+  ``gaussian_log_prob`` sums."""
+  inv_var = jnp.exp(-logvars)
+  return jax.vmap(lambda zz: jnp.sum(-0.5 * (LOG_2PI + logvars + (zz - means) ** 2 * inv_var),
+                                     axis=-1))(z)
+
+
+@jax.custom_vjp
+def _mixture_log_prob(z, means, logvars):
+  comp = _mixture_components(z, means, logvars)
+  return jax.nn.logsumexp(comp, axis=-1) - math.log(means.shape[0])
+
+
+def _mixture_log_prob_fwd(z, means, logvars):
+  comp = _mixture_components(z, means, logvars)
+  out = jax.nn.logsumexp(comp, axis=-1)
+  resp = jnp.exp(comp - out[:, None])           # [B, K] responsibilities
+  return out - math.log(means.shape[0]), (z, means, logvars, resp)
+
+
+def _mixture_log_prob_bwd(res, g):
+  z, means, logvars, resp = res
+  w = resp * g[:, None]                          # [B, K]
+  inv_var = jnp.exp(-logvars)                    # [K, D]
+  wk = jnp.sum(w, axis=0)                        # [K]
+  wz = w.T @ z                                   # [K, D]: sum_b w_bk z_b
+  # d/dz_b = -sum_k w_bk (z_b - m_k) / v_k
+  dz = -(z * (w @ inv_var) - w @ (means * inv_var))
+  # d/dm_k = sum_b w_bk (z_b - m_k) / v_k
+  dm = inv_var * (wz - means * wk[:, None])
+  # d/dlogvar_k = -1/2 sum_b w_bk (1 - (z_b - m_k)^2 / v_k)
+  sq = w.T @ (z * z) - 2.0 * means * wz + means * means * wk[:, None]
+  dlv = -0.5 * (wk[:, None] - inv_var * sq)
+  return dz, dm, dlv
+
+
+_mixture_log_prob.defvjp(_mixture_log_prob_fwd, _mixture_log_prob_bwd)
+
+
 def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   """log Bernoulli(x; sigmoid(logits)) summed over all event dimensions.
 

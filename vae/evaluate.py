@@ -191,7 +191,7 @@ def _iwae_batch(params, batch, key, *, model, num_samples: int, chunk_size: int)
   num_chunks = -(-num_samples // chunk_size)
 
   # The prior's per-parameter work once per batch (None: the Gaussian's own program).
-  log_prior = None if model.gaussian else model_lib.prior_log_prob(params, model=model)
+  log_prior = None if model.gaussian else model_lib.prior_log_prob_batch(params, model=model)
 
   def one(x, k, y=None):
     x = x.astype(jnp.float32)

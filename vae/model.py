@@ -524,7 +524,7 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
     kl = jnp.sum(kl_per_dim, axis=-1)
   else:
     prior_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    kl = log_q - jax.vmap(prior_log_prob(params, model=model))(z, prior_keys)
+    kl = log_q - prior_log_prob_batch(params, model=model)(z, prior_keys)
   return {"elbo": ll - kl, "log_likelihood": ll, "kl": kl, "kl_per_dim": kl_per_dim,
           "mean": mean, "logvar": jnp.broadcast_to(logvar, mean.shape), "z": z}
 
@@ -568,6 +568,14 @@ def prior_log_prob(params: Params, *, model: Model):
   return fn if model.prior.stochastic else (lambda z, key=None: fn(z))
 
 
+def prior_log_prob_batch(params: Params, *, model: Model):
+  """``prior_log_prob`` for a batch: (z [N, D], keys [N]) -> log p(z) [N]
+  (the VampPrior's as matrix products, with its gradient written by hand:
+  ``vae.distributions.gaussian_mixture_log_prob``)."""
+  return model.prior.log_prob_batch_fn(params.get("prior"),
+                                       lambda x: encode_batch(params, x, model=model))
+
+
 def sample_prior(params: Params, key: jax.Array, num: int, *, model: Model) -> jax.Array:
   """``num`` draws from the model's prior, [num, D] (for the standard prior,
   the posterior family's: N(0, I), with uniform codes for a discrete part)."""
@@ -587,8 +595,8 @@ def log_importance_weights(params: Params, x: jax.Array, key: jax.Array, num_sam
   Args:
     params, x, key, model: as ``elbo``.
     num_samples: k.
-    log_prior: ``prior_log_prob(params, model=model)`` when the caller has it
-      (computed once for a batch); None computes it here.
+    log_prior: ``prior_log_prob_batch(params, model=model)`` when the caller
+      has it (computed once for a batch); None computes it here.
     y: a conditional model's label (the weights of log p(x|y)).
 
   Returns:
@@ -612,7 +620,7 @@ def log_importance_weights(params: Params, x: jax.Array, key: jax.Array, num_sam
   out = decode(params, z, model=model, y=y)
   ll = jax.vmap(lambda o: log_likelihood(x, o, model=model))(out)
   prior_keys = jax.random.split(jax.random.fold_in(key, 1), num_samples)
-  log_p = jax.vmap(log_prior or prior_log_prob(params, model=model))(z, prior_keys)
+  log_p = (log_prior or prior_log_prob_batch(params, model=model))(z, prior_keys)
   return ll + log_p - log_q, ll, log_q - log_p
 
 

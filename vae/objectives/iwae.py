@@ -95,7 +95,7 @@ def iwae_loss(params, batch, key, *, model, num_samples: int = IWAEHparams.num_s
 
   # The prior's per-parameter work once per batch (the Gaussian/N(0, I) path
   # keeps its own program: log_prior None).
-  log_prior = None if model.gaussian else model_lib.prior_log_prob(params, model=model)
+  log_prior = None if model.gaussian else model_lib.prior_log_prob_batch(params, model=model)
 
   def one(x, k, y=None):
     lw, ll, kl = _log_weights_and_terms(params, x, k, model, num_samples, log_prior, y)

@@ -17,6 +17,10 @@ A prior is a frozen dataclass whose fields are its hyperparameters, with:
   parameters bound (``x [B, *data_shape] -> (mean, logvar)``), for priors made
   of the posterior (the VampPrior): whatever depends on ``params`` alone is
   computed once here, not once per example;
+* ``log_prob_batch_fn(params, encode_batch)``: the same for a batch,
+  ``(z [N, D], keys [N]) -> [N]`` (keys used by a stochastic prior only);
+  by default ``log_prob_fn`` under vmap, overridden where a batch is faster
+  as a whole (the VampPrior's mixture, as matrix products);
 * ``sample(key, num, params, encode_batch, latent_dim)``: ``num`` draws
   [num, D] (prior samples, figures).
 """
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, ClassVar
+
+import jax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +48,10 @@ class Prior:
 
   def log_prob_fn(self, params, encode_batch) -> Callable:
     raise NotImplementedError
+
+  def log_prob_batch_fn(self, params, encode_batch) -> Callable:
+    fn = jax.vmap(self.log_prob_fn(params, encode_batch))
+    return fn if self.stochastic else (lambda z, keys=None: fn(z))
 
   def sample(self, key, num: int, params, encode_batch, latent_dim: int):
     raise NotImplementedError

@@ -22,7 +22,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -90,13 +89,12 @@ class VampPrior(base.Prior):
     return encode_batch(self.pseudo_inputs(params))
 
   def log_prob_fn(self, params, encode_batch):
-    means, logvars = self.components(params, encode_batch)
-    log_k = math.log(self.num_components)
+    batch = self.log_prob_batch_fn(params, encode_batch)
+    return lambda z: batch(z[None])[0]
 
-    def log_prob(z):
-      per = jax.vmap(lambda m, lv: dist.gaussian_log_prob(z, m, lv))(means, logvars)
-      return jax.nn.logsumexp(per) - log_k
-    return log_prob
+  def log_prob_batch_fn(self, params, encode_batch):
+    means, logvars = self.components(params, encode_batch)
+    return lambda z, keys=None: dist.gaussian_mixture_log_prob(z, means, logvars)
 
   def sample(self, key, num, params, encode_batch, latent_dim):
     means, logvars = self.components(params, encode_batch)
