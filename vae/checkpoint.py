@@ -356,6 +356,10 @@ def pack(workdir: str, archive: str) -> int:
   return step
 
 
+def _unreadable(archive: str, e: BaseException) -> CheckpointError:
+  return CheckpointError(f"{archive} cannot be read ({type(e).__name__}: {e})")
+
+
 def packed_step(archive: str) -> int:
   """The step of the checkpoint that ``archive`` (from ``pack``) holds.
 
@@ -366,7 +370,7 @@ def packed_step(archive: str) -> int:
     with tarfile.open(archive, "r:gz") as tar:
       names = tar.getnames()
   except (tarfile.TarError, OSError, EOFError) as e:
-    raise CheckpointError(f"{archive} cannot be read ({type(e).__name__}: {e})") from e
+    raise _unreadable(archive, e) from e
   steps = {int(parts[1]) for parts in (n.split("/") for n in names)
            if len(parts) >= 2 and parts[0] == "checkpoints" and parts[1].isdigit()}
   if len(steps) != 1:
@@ -409,7 +413,7 @@ def unpack(archive: str, workdir: str) -> int | None:
         else:
           tar.extractall(scratch)
     except (tarfile.TarError, EOFError) as e:
-      raise CheckpointError(f"{archive} cannot be read ({type(e).__name__}: {e})") from e
+      raise _unreadable(archive, e) from e
     for name in PACKED_FILES:
       if os.path.exists(os.path.join(scratch, name)):
         os.replace(os.path.join(scratch, name), os.path.join(workdir, name))
