@@ -117,11 +117,17 @@ def test_benchmark_times_methods_and_metrics(tmp_path):
   out = subprocess.run(
       [sys.executable, "-m", "experiments.benchmark", "--notraining", "--nogeneration",
        "--eval_examples", "0", "--methods", "dip_vae_i", "--method_steps", "1",
-       "--metrics", "mig,sap", "--metric_scale", "0.05", "--json", str(tmp_path / "b.json")],
+       "--metrics", "mig,sap", "--metric_scale", "0.05", "--priors", "--prior_steps", "1",
+       "--repeats", "1", "--json", str(tmp_path / "b.json")],
       cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "Disentangling family" in out.stdout and "reference" in out.stdout
+  assert "Learned priors" in out.stdout
   res = json.load(open(tmp_path / "b.json"))
+  rows = {r["step"]: r for r in res["priors"]}
+  assert rows["vae"]["vs_vae"] == [1.0] and rows["vampprior"]["steps_per_sec"][0] > 0
+  # The two forms of the VampPrior's density give the same loss.
+  assert rows["vampprior"]["first_loss"] == rows["vampprior, autodiff gradient"]["first_loss"]
   assert res["methods"][0]["method"] == "dip_vae_i" and res["methods"][0]["steps_per_sec"] > 0
   for r in res["metrics"]:
     assert r["ours_seconds"] > 0 and r["reference_seconds"] > 0

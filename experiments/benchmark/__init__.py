@@ -12,7 +12,8 @@
   the results (the JSON that --json writes): ``loops`` (scanned against
   per-step training), ``evaluation`` (k = 5000 IWAE), ``generation``
   (procedural dSprites), ``scaling`` (devices and batch sizes), ``methods``
-  (the objective registry's disentangling methods), ``metrics`` (the
+  (the objective registry's disentangling methods), ``priors`` (the
+  VampPrior's step, its gradient by hand against autodiff's), ``metrics`` (the
   metrics against their reference, scoring, DCI agreement), ``streaming``
   and ``vs_torch`` (PyTorch eager).
 

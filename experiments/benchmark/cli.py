@@ -49,6 +49,15 @@ sizes on a trained model (--scoring_workdir), with its images and seconds.
   python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --scoring \\
       --scoring_workdir workdirs/studies/pilot/beta_vae-seed0
 
+Learned priors (--priors): the VampPrior's training step (784-200-200-50
+MLP, batch --batch_size, K = 500) with its log p(z) as
+vae.distributions.gaussian_mixture_log_prob (the gradient by hand), and the
+same step with autodiff's gradient of the density as defined, beside the
+plain VAE's step, in one process, alternated (--repeats rounds of
+--prior_steps steps).
+
+  python -m experiments.benchmark --notraining --eval_examples 0 --nogeneration --priors
+
 Startup (--startup): seconds from the command to the first training step and
 from the last step to exit, for the 700-step beta-VAE job (--config default)
 and a 10-step vae_images run, each a fresh process; with
@@ -75,7 +84,8 @@ from absl import flags
 
 from vae import allocator
 
-from . import evaluation, generation, loops, methods, metrics, scaling, startup, streaming, tables
+from . import (evaluation, generation, loops, methods, metrics, priors, scaling, startup,
+               streaming, tables)
 from . import vs_torch
 from .. import cli
 
@@ -117,10 +127,13 @@ flags.DEFINE_list("peer_models", ["conv", "mlp500", "mlp1200"],
                   "64x64 images, batch 64: the beta-VAE paper's dSprites MLP)")
 flags.DEFINE_list("cores", ["all", "1"], "CPU sets for --vs_torch: 'all', or a count n "
                   "(the process is pinned to CPUs 0..n-1, as taskset -c does)")
-flags.DEFINE_integer("repeats", 3, "alternating repeats of each --vs_torch pair (the table "
-                     "gives the range)")
+flags.DEFINE_integer("repeats", 3, "alternating repeats of each --vs_torch pair and rounds "
+                     "of --priors (the tables give the range)")
 flags.DEFINE_string("step_worker", "", "worker mode (started by --vs_torch): print our step's "
                     "figures for one --peer_models entry as JSON and exit")
+flags.DEFINE_boolean("priors", False, "the VampPrior's step, its gradient by hand against "
+                     "autodiff's, beside the VAE's step")
+flags.DEFINE_integer("prior_steps", 60, "timed steps per --priors measurement")
 flags.DEFINE_boolean("streaming", False, "the streaming source (image files decoded on the "
                      "host, or a memory-mapped array) against the in-memory source: "
                      "examples/s fed, and training steps/s with each")
@@ -179,6 +192,8 @@ class Settings:
   cores: list
   repeats: int
   step_worker: str
+  priors: bool
+  prior_steps: int
   streaming: bool
   stream_examples: int
   stream_steps: int
@@ -244,7 +259,7 @@ def _mlp_benchmarks(s: Settings, out: dict) -> None:
 
 
 def _other_benchmarks(s: Settings, out: dict) -> None:
-  """Methods, metrics, PyTorch, scoring, DCI agreement and streaming."""
+  """Methods, metrics, PyTorch, scoring, DCI agreement, streaming, priors and startup."""
   if s.methods:
     out["methods"] = methods.bench_methods(methods.resolve_methods(s.methods),
                                            steps=s.method_steps, compute_dtype=s.compute_dtype)
@@ -262,6 +277,10 @@ def _other_benchmarks(s: Settings, out: dict) -> None:
   if s.streaming:
     out["streaming"] = streaming.bench_streaming(
         examples=s.stream_examples, steps=s.stream_steps, repeats=s.stream_repeats)
+  if s.priors:
+    train_data, _ = loops.mnist_data(s.data_dir)
+    out["priors"] = priors.bench_priors(train_data[:s.batch_size], steps=s.prior_steps,
+                                        repeats=s.repeats)
   if s.startup:
     out["startup"] = startup.bench_startup(s.startup_baseline, s.startup_repeats,
                                            s.startup_jobs)

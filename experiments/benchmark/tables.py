@@ -66,6 +66,16 @@ def print_methods(out, s):
           f"{r['examples_per_sec']:>12,.0f}{r['steps_per_sec'] / base['steps_per_sec']:>8.2f}x")
 
 
+def print_priors(out, s):
+  rows = out["priors"]
+  print(f"\nLearned priors: the VampPrior's step (K = {rows[0]['num_components']}, 784-200-200-50 "
+        f"MLP, batch {rows[0]['batch']}, Adam), {out['device']}; each round alternates the three")
+  print(f"{'step':<32}{'steps/s':>16}{'vs VAE':>14}{'first loss':>12}")
+  for r in rows:
+    print(f"{r['step']:<32}{_span(r['steps_per_sec'], '{:,.1f}'):>16}"
+          f"{_span(r['vs_vae'], '{:.3f}'):>14}{r['first_loss']:>12.4f}")
+
+
 def print_vs_torch(out, s):
   print(f"\nOur training step vs the same step in PyTorch eager (experiments/torch_peer.py, "
         f"torch {out['vs_torch'][0]['torch_version']}), examples/s, ranges over "
@@ -152,7 +162,8 @@ def print_startup(out, s):
 
 TABLES = (("training", print_training), ("iwae_eval", print_iwae_eval),
           ("generation", print_generation), ("scaling", print_scaling),
-          ("sweep", print_sweep), ("methods", print_methods), ("vs_torch", print_vs_torch),
+          ("sweep", print_sweep), ("methods", print_methods), ("priors", print_priors),
+          ("vs_torch", print_vs_torch),
           ("streaming", print_streaming), ("scoring", print_scoring),
           ("dci_agreement", print_dci_agreement), ("metrics", print_metrics),
           ("startup", print_startup))
