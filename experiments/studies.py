@@ -214,8 +214,8 @@ def binarized_mnist_800() -> Study:
                    "are (the flows without a warm-up, like the VAE), seed 0, IWAE log-likelihood with k = 5,000 on the 10,000 validation "
                    "images. One core of a 2-core AMD EPYC trains the VAE in 42 min (then "
                    "21 min of evaluation); a step of the planar flows costs 1.2-1.3 times "
-                   "the VAE's, of the IAF 1.6 times, of the VampPrior 5.5-6 times (measured "
-                   "side by side), so about 55 min, 70 min and 4 h: estimates."),
+                   "the VAE's, of the IAF 1.6 times, of the VampPrior 4-6 times (measured "
+                   "side by side), so about 55 min, 70 min and 3-4 h: estimates."),
       num_steps=400_000, runs=runs,
       # Relative to where `vae-study run` starts (a checkout beside ../shared).
       settings={"data_dir": "../shared/data/binarized_mnist"})
