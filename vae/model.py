@@ -570,8 +570,8 @@ def prior_log_prob(params: Params, *, model: Model):
 
 def prior_log_prob_batch(params: Params, *, model: Model):
   """``prior_log_prob`` for a batch: (z [N, D], keys [N]) -> log p(z) [N]
-  (the VampPrior's as matrix products, with its gradient written by hand:
-  ``vae.distributions.gaussian_mixture_log_prob``)."""
+  (the VampPrior's as one mixture density with its gradient written by
+  hand: ``vae.distributions.gaussian_mixture_log_prob``)."""
   return model.prior.log_prob_batch_fn(params.get("prior"),
                                        lambda x: encode_batch(params, x, model=model))
 

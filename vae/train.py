@@ -85,10 +85,10 @@ def restore_target(model: model_lib.Model, optimizer: optax.GradientTransformati
 
 
 def prior_examples(source, key: jax.Array, model: model_lib.Model):
-  """The ``model.prior.init_examples`` distinct training examples a prior
-  starting from data is initialised at (the VampPrior's pseudo-inputs with
-  ``init="data"``), drawn from ``source`` with ``key``; None when the prior
-  needs none."""
+  """The ``model.prior.init_examples`` training examples a prior starting
+  from data is initialised at (the VampPrior's pseudo-inputs with
+  ``init="data"``), drawn by ``source.examples`` with ``key``; None when the
+  prior needs none."""
   n = int(model.prior.init_examples)
   return source.examples(key, n) if n else None
 

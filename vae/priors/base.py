@@ -20,7 +20,7 @@ A prior is a frozen dataclass whose fields are its hyperparameters, with:
 * ``log_prob_batch_fn(params, encode_batch)``: the same for a batch,
   ``(z [N, D], keys [N]) -> [N]`` (keys used by a stochastic prior only);
   by default ``log_prob_fn`` under vmap, overridden where a batch is faster
-  as a whole (the VampPrior's mixture, as matrix products);
+  as a whole (the VampPrior's mixture, its gradient written by hand);
 * ``sample(key, num, params, encode_batch, latent_dim)``: ``num`` draws
   [num, D] (prior samples, figures).
 """
