@@ -63,10 +63,16 @@ def save(workdir: str, step: int, state: Any, max_to_keep: int = 2) -> None:
   tensorstore print about it meanwhile (a traceback from orbax's writer
   thread, then one "Event loop is closed" traceback per pending write, about
   180 lines) is held back; after a save that succeeds, anything printed is
-  passed on."""
+  passed on. The "Event loop is closed" reports come through
+  ``sys.unraisablehook`` from tensorstore's threads, some while fd 2 is being
+  handed back and some after ``save`` has raised; so the hook drops them
+  during the save, and after a failed one for the rest of the process (see
+  ``_drop_closed_loop_reports``)."""
   absl_logger = logging.getLogger("absl")
   level = absl_logger.level
   absl_logger.setLevel(logging.CRITICAL)
+  hook = sys.unraisablehook
+  _drop_closed_loop_reports()
   try:
     with _stderr_held() as held:
       try:
@@ -75,9 +81,37 @@ def save(workdir: str, step: int, state: Any, max_to_keep: int = 2) -> None:
           mngr.wait_until_finished()
       except BaseException:
         held.drop = True
+        hook = None                      # keep dropping: pending writes end later
         raise
   finally:
     absl_logger.setLevel(level)
+    if hook is not None and getattr(sys.unraisablehook, "drops_closed_loop_reports", False):
+      sys.unraisablehook = hook
+
+
+def _closed_loop_report(unraisable) -> bool:
+  e = unraisable.exc_value
+  return isinstance(e, RuntimeError) and str(e) == "Event loop is closed"
+
+
+def _drop_closed_loop_reports() -> None:
+  """Wraps ``sys.unraisablehook`` (once) so that it drops the reports of
+  writes that a failed save left pending: each ends on a tensorstore thread
+  by calling back into the event loop orbax has closed, at any time, also
+  after ``save`` raised. Without this, pieces of those tracebacks were
+  printed around the one-line error of a full disk, depending on thread
+  timing (about one run in five on a loaded 2-core machine). Every other
+  unraisable exception still reaches the previous hook."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_closed_loop_reports", False):
+    return
+
+  def hook(unraisable):
+    if not _closed_loop_report(unraisable):
+      previous(unraisable)
+
+  hook.drops_closed_loop_reports = True
+  sys.unraisablehook = hook
 
 
 class _Held:
