@@ -241,6 +241,26 @@ def test_joint_code_kl_and_gumbel_softmax_samples():
   np.testing.assert_allclose(np.asarray(z[:, 2:]).sum(-1), 1.0, rtol=1e-5)
 
 
+def test_the_joint_codes_information_is_the_mutual_information_of_the_batch():
+  fam = posteriors.make("joint", num_categories=3)
+  cont = jnp.zeros((6, 2))
+  def info(logits):
+    mean = jnp.concatenate([cont, jnp.asarray(logits, jnp.float32)], axis=-1)
+    return float(fam.code_information(mean, jnp.zeros_like(mean)))
+  # A collapsed code: one confident category for every example meets
+  # KL(q(c|x) || U(3)) near log 3 and carries nothing.
+  same = np.tile([20.0, 0.0, 0.0], (6, 1))
+  assert abs(info(same)) < 1e-6
+  # Each example a confident category, the three used equally: log 3.
+  np.testing.assert_allclose(info(np.repeat(20.0 * np.eye(3), 2, axis=0)), np.log(3), rtol=1e-6)
+  # Any batch: I(x; c) of the joint distribution p(x_b, c) = q(c|x_b) / B.
+  logits = np.random.default_rng(0).normal(size=(6, 3)) * 2
+  a = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  joint = a / 6
+  mi = np.sum(joint * np.log(joint / (joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True))))
+  np.testing.assert_allclose(info(logits), mi, rtol=1e-5)
+
+
 def test_joint_vae_trains_only_the_joint_code_and_refuses_what_it_cannot_give():
   m = _model(posterior_family="joint", posterior_hparams={"num_categories": 2})
   p = model_lib.init_params(jax.random.key(0), m)
@@ -253,6 +273,9 @@ def test_joint_vae_trains_only_the_joint_code_and_refuses_what_it_cannot_give():
                                                                          step=50)
   assert float(aux["capacity_cont"]) == 20.0
   np.testing.assert_allclose(float(aux["capacity_disc"]), np.log(2) / 2, rtol=1e-6)  # at most log 2
+  mean, logvar = model_lib.encode_batch(p, x, model=m)
+  np.testing.assert_allclose(float(aux["code_information"]),
+                             float(m.posterior.code_information(mean, logvar)), rtol=1e-6)
   with pytest.raises(ValueError, match="trains the 'joint' posterior family"):
     objectives.get_objective("joint_vae")(p, x, key, model=_model(), step=1)
   with pytest.raises(ValueError, match="need log q"):

@@ -62,8 +62,10 @@ def joint_vae_loss(params, batch, key, *, model, gamma: float = JointVAEHparams.
     step: the training step.
 
   Returns:
-    (loss, aux): aux as ``vae_loss`` plus ``kl_cont``, ``kl_disc`` and the two
-    capacities ``capacity_cont``, ``capacity_disc``.
+    (loss, aux): aux as ``vae_loss`` plus ``kl_cont``, ``kl_disc``, the two
+    capacities ``capacity_cont``, ``capacity_disc``, and ``code_information``
+    (the batch's I(x; c), ``Joint.code_information``: near 0 while
+    ``kl_disc`` meets its capacity is a collapsed code).
   """
   num_categories = model.posterior.num_categories
 
@@ -73,8 +75,9 @@ def joint_vae_loss(params, batch, key, *, model, gamma: float = JointVAEHparams.
     c_cont = capacity(step, cont_capacity, iteration_threshold)
     c_disc = capacity(step, min(disc_capacity, math.log(num_categories)), iteration_threshold)
     penalty = gamma * (jnp.abs(kl_cont - c_cont) + jnp.abs(kl_disc - c_disc))
+    info = model.posterior.code_information(t["mean"], t["logvar"])
     return None, penalty, {"kl_cont": kl_cont, "kl_disc": kl_disc, "capacity_cont": c_cont,
-                           "capacity_disc": c_disc}
+                           "capacity_disc": c_disc, "code_information": info}
   return family_loss(params, batch, key, model=model, regularizer=regularizer)
 
 

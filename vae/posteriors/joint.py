@@ -67,6 +67,28 @@ class Joint(base.Posterior):
     discrete = a * (jax.nn.log_softmax(logits) + math.log(self.num_categories))
     return jnp.concatenate([dist.kl_to_standard_normal_per_dim(m, lv), discrete], axis=-1)
 
+  def code_information(self, mean, logvar):
+    """The information the categorical code carries about a batch, in nats:
+    I(x; c) under q, with x uniform over the batch's B examples,
+
+      H(mean_b q(c|x_b)) - mean_b H(q(c|x_b)),
+
+    between 0 (every example gets the same q(c|x)) and log K (each a
+    different confident category, used equally). The discrete KL alone
+    cannot tell a code in use from a collapsed one: ``KL(q(c|x) || U(K)) =
+    log K - H(q(c|x))`` is met by the same confident q(c|x) for every x,
+    which carries nothing. Dupont (2018) trains the KL; this is for watching.
+
+    Args:
+      mean, logvar: [B, latent_dim] encoder outputs of a batch.
+    """
+    _, _, logits = self.split(mean, logvar)
+    log_a = jax.nn.log_softmax(logits, axis=-1)
+    a = jnp.exp(log_a)
+    mean_a = jnp.mean(a, axis=0)
+    marginal_entropy = -jnp.sum(mean_a * jnp.log(jnp.maximum(mean_a, 1e-30)))
+    return marginal_entropy - jnp.mean(-jnp.sum(a * log_a, axis=-1))
+
   def sample(self, key, mean, logvar, params, num_samples=None):
     del params
     m, lv, logits = self.split(mean, logvar)
