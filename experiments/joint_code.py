@@ -5,8 +5,10 @@ argmax against the true factor (``vae.metrics.discrete``).
   python -m experiments.joint_code --workdir workdirs/joint_vae [--factor shape] [--num 10000]
 
 Prints the accuracy under the best matching of categories to values (chance
-1/K), the normalised mutual information and the contingency table, and writes
-them to ``<workdir>/discrete_code.json``.
+1/K), the normalised mutual information and the contingency table, and the
+code's information about the renders (I(x; c) under q, from 0 for a
+collapsed code to log K; ``Joint.code_information``), and writes them to
+``<workdir>/discrete_code.json``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ def discrete_code_recovery(workdir: str, factor: str = "shape", num: int = 10_00
   out = discrete.category_recovery(categories, np.asarray(factors)[:, gt.factor_names.index(
       factor)])
   out.update(factor=factor, num=int(num), step=int(state.step),
-             chance=1.0 / family.num_categories)
+             chance=1.0 / family.num_categories,
+             # I(x; c) under q over the renders (0: collapsed; at most log K)
+             code_information=float(family.code_information(means, np.zeros_like(means))),
+             log_num_categories=float(np.log(family.num_categories)))
   with open(os.path.join(workdir, "discrete_code.json"), "w") as f:
     json.dump(out, f, indent=2)
   return out
