@@ -71,7 +71,7 @@ def save(workdir: str, step: int, state: Any, max_to_keep: int = 2) -> None:
   absl_logger = logging.getLogger("absl")
   level = absl_logger.level
   absl_logger.setLevel(logging.CRITICAL)
-  hook = sys.unraisablehook
+  previous_hook = sys.unraisablehook
   _drop_closed_loop_reports()
   try:
     with _stderr_held() as held:
@@ -80,13 +80,11 @@ def save(workdir: str, step: int, state: Any, max_to_keep: int = 2) -> None:
           mngr.save(int(step), args=ocp.args.StandardSave(state), force=True)
           mngr.wait_until_finished()
       except BaseException:
-        held.drop = True
-        hook = None                      # keep dropping: pending writes end later
+        held.drop = True                 # the hook stays: pending writes end later
         raise
+    sys.unraisablehook = previous_hook
   finally:
     absl_logger.setLevel(level)
-    if hook is not None and getattr(sys.unraisablehook, "drops_closed_loop_reports", False):
-      sys.unraisablehook = hook
 
 
 def _closed_loop_report(unraisable) -> bool:
