@@ -144,11 +144,12 @@ class _FlaxDecoder(nn.Module):
 TOL_NETWORK = 1e-5
 
 
-# The GEMM networks compile for about 25 s each: slow tests (every GEMM layer
-# shape, with gradients, is checked by the fast tests above).
-@pytest.mark.parametrize("lead,impl", [pytest.param((3,), "gemm", marks=pytest.mark.slow),
-                                       pytest.param((2, 2), "gemm", marks=pytest.mark.slow),
-                                       pytest.param((), "gemm", marks=pytest.mark.slow), ((3,), "xla")])
+# The GEMM networks compile for about 25 s each, the XLA network for about
+# 7 s: slow tests (every layer shape, with gradients, is checked by the fast
+# tests above).
+@pytest.mark.slow
+@pytest.mark.parametrize("lead,impl", [((3,), "gemm"), ((2, 2), "gemm"), ((), "gemm"),
+                                       ((3,), "xla")])
 def test_conv_networks_equal_flax_networks_with_gradients(lead, impl):
   """Both conv implementations (the GEMM form, channel-major inside, and
   XLA's own convolutions): the same parameter tree as the flax network, and

@@ -43,6 +43,7 @@ def test_a_tree_is_scikit_learns_regression_tree(seed):
   np.testing.assert_allclose(imp / imp.sum(), theirs.feature_importances_, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [2, 4])
 def test_the_ensemble_agrees_with_scikit_learns(classes):
   """Boosting on class labels: stage 0's residuals take two values, so

@@ -36,6 +36,7 @@ TCVAE = studies.StudyRun("beta-TCVAE", "beta_tcvae_dsprites", {"hparams.beta_tcv
 BROKEN = studies.StudyRun("broken", "beta_vae_dsprites", {"hparams.beta_vae.beta": -1.0}, 0)
 
 
+@pytest.mark.slow   # trains three tiny runs and scores them: ~30 s
 def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_path):
   s = _study([BROKEN, VAE, TCVAE])
   work, results, docs = (str(tmp_path / d) for d in ("work", "results", "docs"))
@@ -251,6 +252,7 @@ def test_budget_is_where_the_scores_stay_above_90_percent():
   assert study_report.budget([a, late], metrics=("mig",))[0] == 30_000
 
 
+@pytest.mark.slow   # trains and evaluates a VAE and a VampPrior: ~25 s
 def test_a_study_of_likelihoods_records_and_reports_the_iwae_without_scores(tmp_path):
   from tests.conftest import write_npz_dataset
   real = studies.get("binarized_mnist_800")

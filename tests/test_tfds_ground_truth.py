@@ -37,6 +37,7 @@ def test_factors_come_from_the_tfds_features(name):
   assert obs.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_smallnorb_is_read_as_disentanglement_lib_reads_it():
   with tfds.testing.mock_data(num_examples=60):
     ds = TfdsGroundTruth("smallnorb")
