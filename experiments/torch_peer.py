@@ -1,5 +1,5 @@
 """The same VAE training step in PyTorch (eager, Adam), the peer that
-``experiments/benchmark.py --vs_torch`` times beside ours.
+``vae-benchmark --vs_torch`` (``experiments/benchmark/``) times beside ours.
 
 What a PyTorch user writes: the network of ``vae.networks`` (the
 disentanglement_lib conv VAE on 64x64x1 with 10 latents, or an MLP VAE),

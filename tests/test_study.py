@@ -36,16 +36,22 @@ TCVAE = studies.StudyRun("beta-TCVAE", "beta_tcvae_dsprites", {"hparams.beta_tcv
 BROKEN = studies.StudyRun("broken", "beta_vae_dsprites", {"hparams.beta_vae.beta": -1.0}, 0)
 
 
-@pytest.mark.slow   # trains three tiny runs and scores them: ~30 s
-def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_path):
-  s = _study([BROKEN, VAE, TCVAE])
+# The issue's fast test is the 2-run study: a failed run and a VAE stopped in
+# the middle and resumed. With beta-TCVAE as a third run (another objective,
+# trained without a stop) it is slow: ~15 s more.
+@pytest.mark.parametrize("runs", [(BROKEN, VAE),
+                                  pytest.param((BROKEN, VAE, TCVAE), marks=pytest.mark.slow)],
+                         ids=["two_runs", "three_runs"])
+def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_path, runs):
+  s = _study(runs)
+  finished = [r for r in runs if r is not BROKEN]
   work, results, docs = (str(tmp_path / d) for d in ("work", "results", "docs"))
   logs = []
   # Stopped in the middle of a run: 4 of VAE's 8 steps trained.
   half = study.run_config(s, VAE)
   half.num_steps = 4
   job_lib.train(half, os.path.join(work, "tiny", VAE.name), progress=False)
-  assert [w for _, w in study.status(s, results)] == ["to do"] * 3
+  assert [w for _, w in study.status(s, results)] == ["to do"] * len(runs)
   # The broken run is recorded as failed and the study goes on: VAE resumes
   # from its checkpoint and finishes; stopped again after it.
   written = study.run_study(s, work, results, log=logs.append, stop_after=2)
@@ -53,14 +59,14 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
                                                         (VAE.name, "finished")]
   assert written[0]["error"]["type"] == "InputError" and "beta" in written[0]["error"]["message"]
   assert study.status(s, results)[0][1].startswith("failed")
-  assert study.status(s, results)[2] == (TCVAE.name, "to do")
+  assert study.status(s, results)[2:] == [(r.name, "to do") for r in runs[2:]]
   # The rest; the finished run is not trained again, the failed one not retried.
   written = study.run_study(s, work, results, log=logs.append)
-  assert [r["run"] for r in written] == [TCVAE.name]
+  assert [r["run"] for r in written] == [r.name for r in runs[2:]]
   assert study.run_study(s, work, results, log=logs.append) == []
 
-  recs = {r: json.load(open(os.path.join(results, "tiny", r + ".json")))
-          for r in (VAE.name, TCVAE.name)}
+  recs = {r.name: json.load(open(os.path.join(results, "tiny", r.name + ".json")))
+          for r in finished}
   for name, rec in recs.items():
     assert rec["status"] == "finished" and rec["steps"] == 8 and rec["budget"] == 8
     assert set(rec["scores"]) == {"mig"}
@@ -74,8 +80,9 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
     assert rec["curve"][-1]["scores"]["mig"]["mig"] == pytest.approx(
         rec["scores"]["mig"]["mig"])
     assert rec["train_seconds"] > 0
-  assert recs[TCVAE.name]["effective"]["hparams"]["beta"] == 6.0
-  assert recs[TCVAE.name]["config"]["seed"] == 1
+  if TCVAE in runs:
+    assert recs[TCVAE.name]["effective"]["hparams"]["beta"] == 6.0
+    assert recs[TCVAE.name]["config"]["seed"] == 1
   # The resumed run's metrics rows were not repeated: one train row per log period.
   rows = study.read_metrics(os.path.join(work, "tiny", VAE.name))
   assert [r["step"] for r in rows if r["split"] == "train"] == [4, 8]
@@ -83,10 +90,10 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
   text = study_report.report(s, results, docs)
   rows = study_report.table_rows(study_report.load(results, "tiny"), s)
   mig = {r["method"]: r for r in rows if r["quantity"] == "MIG"}
-  assert mig["VAE"]["seeds"] == {0: recs[VAE.name]["scores"]["mig"]["mig"]}
-  assert mig["beta-TCVAE"]["seeds"] == {1: recs[TCVAE.name]["scores"]["mig"]["mig"]}
+  assert {m: r["seeds"] for m, r in mig.items()} == {
+      r.method: {r.seed: recs[r.name]["scores"]["mig"]["mig"]} for r in finished}
   elbo = {r["method"]: r["median"] for r in rows if r["quantity"] == "ELBO (nats)"}
-  assert elbo == {"VAE": recs[VAE.name]["elbo"], "beta-TCVAE": recs[TCVAE.name]["elbo"]}
+  assert elbo == {r.method: recs[r.name]["elbo"] for r in finished}
   assert f"{recs[VAE.name]['scores']['mig']['mig']:.3f}" in text
   assert "broken-seed0 at step 0: InputError" in text
   for f in ("study_tiny.md", "study_tiny_scores.png", "study_tiny_curves.png"):
