@@ -241,6 +241,40 @@ def test_joint_code_kl_and_gumbel_softmax_samples():
   np.testing.assert_allclose(np.asarray(z[:, 2:]).sum(-1), 1.0, rtol=1e-5)
 
 
+def test_the_joint_vaes_evaluated_elbo_decodes_its_category_and_is_the_models_elbo():
+  # Training decodes a relaxed category; the model decodes a category, and its
+  # ELBO is sum_c q(c|x) E_q(z|x) log p(x|z, c) - KL. The evaluation draws the
+  # category by Gumbel-max (the relaxed draw's argmax) and decodes it.
+  m = _model(posterior_family="joint", posterior_hparams={"num_categories": 2})
+  p = model_lib.init_params(jax.random.key(0), m)
+  n, key = 4096, jax.random.key(1)
+  x = jnp.repeat(_batch(1), n, axis=0)
+  t = model_lib.batch_elbo_terms(p, x, key, model=m, evaluation=True)
+  relaxed = model_lib.batch_elbo_terms(p, x, key, model=m)
+  c = np.asarray(t["z"][:, -2:])
+  assert set(np.unique(c)) == {0.0, 1.0} and np.all(c.sum(-1) == 1.0)
+  cat = np.argmax(c, -1)
+  np.testing.assert_array_equal(cat, np.argmax(np.asarray(relaxed["z"][:, -2:]), -1))
+  np.testing.assert_array_equal(t["z"][:, :-2], relaxed["z"][:, :-2])
+  np.testing.assert_array_equal(t["kl"], relaxed["kl"])
+  a = np.asarray(jax.nn.softmax(model_lib.encode(p, x[0], model=m)[0][-2:]))
+  np.testing.assert_allclose(np.bincount(cat, minlength=2) / n, a, atol=0.025)   # ~ q(c|x)
+  def log_lik(z):
+    out = model_lib.decode_batch(p, z, model=m)
+    return np.asarray(jax.vmap(lambda xi, o: model_lib.log_likelihood(xi, o, model=m))(x, out))
+  by_category = np.stack([log_lik(jnp.concatenate([t["z"][:, :-2], jnp.tile(jnp.eye(2)[k], (n, 1))],
+                                                  -1)) for k in range(2)], -1)
+  # Each draw's reconstruction term is its category's, not the relaxed code's.
+  np.testing.assert_allclose(np.asarray(t["log_likelihood"]), by_category[np.arange(n), cat],
+                             rtol=1e-5)
+  assert np.max(np.abs(np.asarray(relaxed["log_likelihood"]) - by_category[np.arange(n), cat])) > 0.1
+  # dataset_elbo evaluates this ELBO.
+  from vae import evaluate
+  r = evaluate.dataset_elbo(p, np.asarray(x[:8]), key, model=m, batch_size=8)
+  got = model_lib.batch_elbo_terms(p, x[:8], jax.random.fold_in(key, 0), model=m, evaluation=True)
+  np.testing.assert_allclose(r["elbo"], float(np.mean(got["elbo"])), rtol=1e-5)
+
+
 def test_the_joint_codes_information_is_the_mutual_information_of_the_batch():
   fam = posteriors.make("joint", num_categories=3)
   cont = jnp.zeros((6, 2))
@@ -337,6 +371,18 @@ def test_the_vq_ema_step_is_the_moving_average_and_restarts_dead_codes():
   assert np.min(np.abs(rows - np.asarray(new["ema_sums"][2])).sum(-1)) < 1e-5
   _, aux = obj(p, x, key, model=m)
   assert float(aux["codes_restarted"]) == 1.0
+  # Above 1, a code restarts at the threshold itself: at count 1 it would be
+  # dead again next step unless it won (2.5 - 0.9) / 0.1 = 16 assignments.
+  obj = objectives.get_objective("vq_vae", dead_code_threshold=2.5)
+  opt = obj.make_optimizer(optax.adam(1e-3))
+  grads = jax.grad(lambda q: obj(q, x, key, model=m)[0])(p)
+  updates, _ = opt.update(grads, opt.init(p), p)
+  new = optax.apply_updates(p, updates)["posterior"]
+  dead = np.array([False, True, True, False, True])            # counts 2, 0.001, 1 < 2.5
+  np.testing.assert_allclose(np.asarray(new["ema_counts"])[dead], 2.5, rtol=1e-6)
+  for k in np.flatnonzero(dead):                   # the code vector is an encoder output
+    assert np.min(np.abs(rows - np.asarray(new["ema_sums"][k]) / 2.5).sum(-1)) < 1e-5
+  assert float(obj(p, x, key, model=m)[1]["codes_restarted"]) == 3.0
 
 
 def test_category_recovery_scores_a_perfect_code_1_and_an_unrelated_one_chance():

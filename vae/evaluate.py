@@ -156,13 +156,15 @@ def map_batches(fn, params, data, *, batch_size: int, key=None, mesh=None,
 
 @functools.partial(jax.jit, static_argnames="model")
 def _elbo_batch(params, batch, key, *, model):
-  t = batch_elbo_terms(params, cond_lib.as_float(batch), key, model=model)
+  t = batch_elbo_terms(params, cond_lib.as_float(batch), key, model=model, evaluation=True)
   return t["elbo"], t["log_likelihood"], t["kl"], t["kl_per_dim"]
 
 
 def dataset_elbo(params, data, key, *, model, batch_size: int = 1000,
                  mesh=None, progress: bool = False) -> dict[str, float]:
-  """Mean single-sample ELBO over ``data`` (Kingma & Welling 2014, Eq. 7).
+  """Mean single-sample ELBO over ``data`` (Kingma & Welling 2014, Eq. 7),
+  with z drawn by the family's ``evaluation_sample`` (a family trained
+  through a relaxation, JointVAE, decodes its category: a bound on log p(x)).
 
   Args:
     params: model parameters.

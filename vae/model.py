@@ -487,7 +487,7 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
 
 
 def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
-                     model: Model) -> dict[str, jax.Array]:
+                     model: Model, evaluation: bool = False) -> dict[str, jax.Array]:
   """``elbo_terms`` for every example of a batch, one key each.
 
   The same numbers as ``jax.vmap(elbo_terms)`` with keys
@@ -499,6 +499,10 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
     batch: [B, *data_shape]; a conditional model's ``Labeled(x, y)``.
     key: PRNG key, split into B keys.
     model: the static ``Model``.
+    evaluation: draw z with the family's ``evaluation_sample`` (the code the
+      model decodes, not a training relaxation of it: JointVAE's category),
+      so that ``elbo`` is a bound on log p(x); the same draw for every other
+      family.
 
   Returns:
     dict of per-example arrays: elbo [B], log_likelihood [B], kl [B],
@@ -515,7 +519,8 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
   keys = jax.random.split(key, batch.shape[0])
   mean, logvar = encode_batch(params, batch, model=model, y=y)
   # (The closed-form path drops log q: jit removes its computation.)
-  z, log_q = jax.vmap(lambda k, m, lv: sample_posterior(params, k, m, lv, model=model))(
+  z, log_q = jax.vmap(lambda k, m, lv: sample_posterior(params, k, m, lv, model=model,
+                                                        evaluation=evaluation))(
       keys, mean, logvar)
   out = decode_batch(params, z, model=model, y=y)
   ll = jax.vmap(lambda x, o: log_likelihood(x, o, model=model))(batch, out)
@@ -550,11 +555,14 @@ def elbo(params: Params, x: jax.Array, key: jax.Array, *,
 
 # ------------------------------------------------ the posterior and the prior
 def sample_posterior(params: Params, key: jax.Array, mean: jax.Array, logvar: jax.Array, *,
-                     model: Model, num_samples: int | None = None):
+                     model: Model, num_samples: int | None = None, evaluation: bool = False):
   """(z, log q(z|x)) from the model's posterior family for one example, given
   the encoder's Gaussian (``encode``): z [D] and a scalar, or [k, D] and [k]
-  with ``num_samples=k``."""
-  return model.posterior.sample(key, mean, logvar, params.get("posterior"), num_samples)
+  with ``num_samples=k``; with ``evaluation``, the family's
+  ``evaluation_sample`` (``batch_elbo_terms``)."""
+  fam = model.posterior
+  draw = fam.evaluation_sample if evaluation else fam.sample
+  return draw(key, mean, logvar, params.get("posterior"), num_samples)
 
 
 def prior_log_prob(params: Params, *, model: Model):

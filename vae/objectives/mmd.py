@@ -11,9 +11,17 @@ terms left out of the within-sample sums). Two kernels:
   scales ``C = 2 D s``, s in (0.1, 0.2, 0.5, 1, 2, 5, 10) (Tolstikhin et al.
   2018, Sec. 4: C = 2 D sigma_z^2 for a N(0, sigma_z^2 I) prior, over several
   scales as in their experiments);
-* ``"rbf"``, the Gaussian ``exp(-|z - z~|^2 / (2 sigma^2))`` with
-  ``2 sigma^2 = 2 D`` (the mean squared distance of two N(0, I) draws), the
-  kernel of Zhao et al. (2019), Sec. 5.
+* ``"rbf"``, the Gaussian ``exp(-|z - z~|^2 / (2 sigma^2))`` of Zhao et al.
+  (2019), Sec. 5, with ``2 sigma^2 = 2 D`` (the mean squared distance of two
+  N(0, I) draws; pythae's default, ``2 D`` times its bandwidth 1). The
+  authors' released MMD-VAE code divides the mean squared difference by D,
+  ``2 sigma^2 = D^2``: the same width at their D = 2, 25 times ours at the
+  zoo's D = 50, so a lambda tuned with theirs is not tuned for this one.
+
+Both bandwidths assume p(z) = N(0, I). With a learned prior (the VampPrior,
+two stochastic layers) the prior's draws carry gradients, so the MMD trains
+the prior towards q(z) as well as q(z) towards it: a valid objective, but
+not the fixed prior of either paper.
 
 References:
   Tolstikhin, Bousquet, Gelly & Schoelkopf (2018), Wasserstein

@@ -14,8 +14,12 @@ gradient steps (learning rate 1, a plain SGD of their own, see
 ``make_optimizer``) of ``(1 - gamma)/2 (|N - n|^2 + |m - s|^2)`` with the
 batch's counts n and sums s held fixed, so the one shared train step applies
 them. A code whose count has fallen below ``dead_code_threshold`` is restarted
-at a random encoder output of the batch (count 1): the remedy for codebook
-collapse that users ask for (e.g. Dhariwal et al. 2020, Jukebox, Sec. 2.2).
+at a random encoder output of the batch, with count ``max(1, threshold)``
+(so a restarted code is dead again only if it does not win about
+``threshold`` assignments per step, as a live code must): the remedy for
+codebook collapse that users ask for (e.g. Dhariwal et al. 2020, Jukebox,
+Sec. 2.2). Two dead codes of a step may restart at the same output; the
+nearest-code tie then goes to one of them and the other restarts again.
 The batch's codebook usage is logged as ``perplexity`` (exp of the entropy
 of the average one-hot assignment: K when all codes are used evenly, 1 when
 one code takes everything) and ``codes_used``.
@@ -46,8 +50,8 @@ EMA_LEAVES = ("ema_counts", "ema_sums")
 @dataclasses.dataclass(frozen=True)
 class VQVAEHparams:
   """commitment_cost: beta = 0.25 (van den Oord et al. 2017, Sec. 4);
-  dead_code_threshold: restart a code whose EMA count falls below it (0:
-  never; EMA codebooks only)."""
+  dead_code_threshold: restart a code whose EMA count (assignments per
+  batch, averaged) falls below it (0: never; EMA codebooks only)."""
   commitment_cost: float = 0.25
   dead_code_threshold: float = 0.0
 
@@ -96,7 +100,9 @@ def vq_vae_loss(params, batch, key, *, model,
 
 def _ema_loss(post, z, one_hot, decay, threshold, key):
   """The loss whose gradient step (rate 1) is the EMA update of App. A.1,
-  restarting dead codes; and how many were restarted."""
+  restarting dead codes at count ``max(1, threshold)`` (the code vector
+  ``sums / counts`` is the chosen encoder output); and how many were
+  restarted."""
   flat_z = jax.lax.stop_gradient(z.reshape(-1, z.shape[-1]))      # [B M, d]
   flat_hot = one_hot.reshape(-1, one_hot.shape[-1])               # [B M, K]
   n = jnp.sum(flat_hot, axis=0)
@@ -105,8 +111,9 @@ def _ema_loss(post, z, one_hot, decay, threshold, key):
   rate = jnp.full(counts.shape, 1.0 - decay)
   dead = (counts < threshold) if threshold > 0 else jnp.zeros(counts.shape, bool)
   pick = jax.random.randint(key, counts.shape, 0, flat_z.shape[0])
-  n = jnp.where(dead, 1.0, n)
-  s = jnp.where(dead[:, None], flat_z[pick], s)
+  start = max(1.0, float(threshold))
+  n = jnp.where(dead, start, n)
+  s = jnp.where(dead[:, None], start * flat_z[pick], s)
   rate = jnp.where(dead, 1.0, rate)
   ema = 0.5 * (jnp.sum(rate * (counts - n) ** 2)
                + jnp.sum(rate[:, None] * (sums - s) ** 2))

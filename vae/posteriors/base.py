@@ -26,7 +26,12 @@ holding one stays hashable and static under ``jax.jit``) with:
   of the model), or None;
 * ``sample(key, mean, logvar, params, num_samples)``: reparameterised
   ``z`` and ``log q(z|x)`` at it, for one example (what the Monte Carlo KL,
-  the importance weights and every objective need).
+  the importance weights and every objective need);
+* ``evaluation_sample(...)``: the same draw as the model defines it, for the
+  evaluated ELBO (``vae.evaluate.dataset_elbo``): ``sample`` itself, except
+  for a family that trains through a relaxation of a discrete code, whose
+  relaxed sample the model's decoder never reads (JointVAE: the category
+  itself, so that the evaluated ELBO is a bound on log p(x)).
 
 A family that cannot give what an objective or a metric needs is refused by
 it with a message naming both (``vae.model.require_gaussian``).
@@ -66,6 +71,11 @@ class Posterior:
     """(z, log q(z|x)) for one example: z [D] and a scalar, or [k, D] and
     [k] with ``num_samples=k``."""
     raise NotImplementedError
+
+  def evaluation_sample(self, key, mean, logvar, params, num_samples: int | None = None):
+    """(z, log q(z|x)) as ``sample``, drawn from the code the model defines
+    rather than a training relaxation of it (see the module docstring)."""
+    return self.sample(key, mean, logvar, params, num_samples)
 
   def code(self, mean, logvar, params):
     """The deterministic code of one example that the decoder reads for it

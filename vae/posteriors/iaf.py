@@ -16,8 +16,10 @@ Jacobian triangular with diagonal sigma_t. The context ``h`` is the encoder's
 statistics ``[mean, logvar]`` (the paper takes an extra encoder output; here
 the flow is amortised through the encoder's Gaussian, as ``planar.py`` is),
 and the variable order is reversed from one step to the next (their Sec. 5).
-The s-bias starts at +1.5 (sigma near 0.8), so the flow starts near the
-identity, as the paper advises.
+The s-bias starts at +1.5 (sigma near 0.82), as the paper advises (+1 or
++2, so that each step starts mostly as its input): a step starts as
+``z_t = 0.82 z_{t-1} + 0.18 m_t``, log-determinant about -0.2 nats per
+latent.
 
 References:
   Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling (2016), Improved

@@ -14,6 +14,13 @@ returned spread over its K entries (entry k is ``a_k log(K a_k)``; they sum
 to the KL). The relaxed sample has no density the importance weights could
 use, so the IWAE is not computed for this family.
 
+Training decodes the relaxed sample (Dupont 2018); the model it trains
+decodes a category. ``log p(x | z, c~) - KL`` with a relaxed ``c~`` is the
+training objective, not a bound on log p(x) of either; so the evaluated ELBO
+(``evaluation_sample``) decodes the one-hot category of the same Gumbel draw,
+``c = one_hot(argmax(logits + g))``, which is distributed as q(c|x)
+(Gumbel-max), and ``E_q log p(x | z, c) - KL`` is the model's ELBO.
+
 References:
   Dupont (2018), Learning Disentangled Joint Continuous and Discrete
   Representations, NeurIPS: Sec. 3 (the code and its KL), Eq. 5 (the
@@ -99,6 +106,13 @@ class Joint(base.Posterior):
     c = jax.nn.softmax((logits + gumbel) / self.temperature, axis=-1)
     return jnp.concatenate([z, c], axis=-1), None
 
+  def evaluation_sample(self, key, mean, logvar, params, num_samples=None):
+    """The draw of ``sample`` with the category one-hot: the relaxed
+    sample's argmax (see the module docstring)."""
+    z, _ = self.sample(key, mean, logvar, params, num_samples)
+    k = self.num_categories
+    c = jax.nn.one_hot(jnp.argmax(z[..., -k:], axis=-1), k, dtype=z.dtype)
+    return jnp.concatenate([z[..., :-k], c], axis=-1), None
 
   def code(self, mean, logvar, params):
     del params

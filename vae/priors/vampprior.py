@@ -6,12 +6,20 @@ pseudo-inputs,
 trained jointly with the encoder and decoder. The pseudo-inputs ``u_k`` are
 parameters of data shape, passed through a hardtanh into [0, 1] (the authors'
 parametrisation for binary images, Sec. 3 / App.), initialised near 0.05
-(``init="random"``, their default) or, with ``init="data"``, at K random
+(``init="random"``: their data loaders set the mean to 0.05 for every data
+set, over ``experiment.py``'s -0.05, which the hardtanh would clip to blank
+images with no gradient) or, with ``init="data"``, at K random
 training images plus the same small noise (their code's
 ``use_training_data_init``; a mixture that starts at the data's posteriors
 instead of K copies of one blank image's). There
 is no closed-form KL: the ELBO uses the one-sample estimate
 ``log q(z|x) - log p(z)`` (their Eq. 11 estimated as in Eq. 2).
+
+The components are the encoder's Gaussian at the pseudo-inputs. With a flow
+posterior (``planar``, ``iaf``) that is the flow's base q_0(z|u_k), not the
+flowed q(z|u_k) of Eq. 9 (a planar flow has no density at an arbitrary z):
+a learned mixture prior and a valid bound, but not Tomczak & Welling's
+VampPrior, which is the Gaussian posterior's.
 
 References:
   Tomczak & Welling (2018), VAE with a VampPrior, AISTATS: Eq. 9 (the
