@@ -454,8 +454,9 @@ def log_likelihood(x: jax.Array, decoder_out: jax.Array, *,
 
 
 def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
-               model: Model, y=None) -> dict[str, jax.Array]:
-  """One-sample SGVB terms for one example (Kingma & Welling 2014, Eq. 7).
+               model: Model, y=None, evaluation: bool = False) -> dict[str, jax.Array]:
+  """One-sample SGVB terms for one example (Kingma & Welling 2014, Eq. 7);
+  ``evaluation`` as in ``batch_elbo_terms``.
 
   Returns:
     dict with scalars ``log_likelihood`` (E_q log p(x|z), one sample), ``kl``
@@ -474,7 +475,7 @@ def elbo_terms(params: Params, x: jax.Array, key: jax.Array, *,
   """
   check_example(x, model, "elbo")
   mean, logvar = encode(params, x, model=model, y=y)
-  z, log_q = sample_posterior(params, key, mean, logvar, model=model)
+  z, log_q = sample_posterior(params, key, mean, logvar, model=model, evaluation=evaluation)
   ll = log_likelihood(x, decode(params, z, model=model, y=y), model=model)
   kl_per_dim = _kl_per_dim(mean, logvar, model)
   if model.closed_form_kl:
@@ -490,8 +491,8 @@ def batch_elbo_terms(params: Params, batch: jax.Array, key: jax.Array, *,
                      model: Model, evaluation: bool = False) -> dict[str, jax.Array]:
   """``elbo_terms`` for every example of a batch, one key each.
 
-  The same numbers as ``jax.vmap(elbo_terms)`` with keys
-  ``jax.random.split(key, B)``; the networks run once on the whole batch
+  The same numbers as ``jax.vmap(elbo_terms)`` (with the same
+  ``evaluation``) with keys ``jax.random.split(key, B)``; the networks run once on the whole batch
   (``encode_batch``, ``decode_batch``), the per-example math under vmap.
 
   Args:

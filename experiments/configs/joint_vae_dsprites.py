@@ -12,7 +12,7 @@ num_steps``; change both together).
 Command:
   python -m experiments.train --config experiments/configs/joint_vae_dsprites.py \
       --workdir workdirs/joint_vae
-  python -m experiments.joint_code workdirs/joint_vae    # how well the code recovers shape
+  python -m experiments.joint_code --workdir workdirs/joint_vae    # how well the code recovers shape
 Expected: the categorical code's accuracy at telling the three shapes apart
 (under the best matching of its categories to shapes; chance 1/3) and its
 normalised mutual information with shape; README.md, "Models", has the

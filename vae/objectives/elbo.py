@@ -31,7 +31,9 @@ def family_loss(params, batch, key, *, model, regularizer):
   penalty is left out): the negative ELBO with ``divergence = kl``.
 
   Returns:
-    (loss, aux) with aux ``loss``, ``elbo`` (the true bound), ``log_likelihood``,
+    (loss, aux) with aux ``loss``, ``elbo`` (the true bound; for a family
+    trained through a relaxation, JointVAE, the relaxed value: its bound is
+    the evaluated one, ``vae.evaluate.dataset_elbo``), ``log_likelihood``,
     ``kl`` and the regularizer's own terms.
   """
   t = batch_elbo_terms(params, batch, key, model=model)
@@ -100,7 +102,8 @@ def vae_loss(params, batch, key, *, model, beta: float = VAEHparams.beta,
 
   Returns:
     (loss scalar, aux) where aux has the batch means of ``elbo`` (the true,
-    beta = 1 bound), ``log_likelihood`` (reconstruction term) and ``kl``;
+    beta = 1 bound; relaxed for JointVAE, as ``family_loss`` says),
+    ``log_likelihood`` (reconstruction term) and ``kl``;
     with a warm-up also ``kl_weight``.
   """
   if not warmup_steps or step is None:

@@ -62,7 +62,9 @@ def joint_vae_loss(params, batch, key, *, model, gamma: float = JointVAEHparams.
     step: the training step.
 
   Returns:
-    (loss, aux): aux as ``vae_loss`` plus ``kl_cont``, ``kl_disc``, the two
+    (loss, aux): aux as ``vae_loss`` (its ``elbo`` decodes the relaxed
+    category, as training does: not an ELBO of the model, whose bound
+    ``vae.evaluate.dataset_elbo`` gives) plus ``kl_cont``, ``kl_disc``, the two
     capacities ``capacity_cont``, ``capacity_disc``, and ``code_information``
     (the batch's I(x; c), ``Joint.code_information``: near 0 while
     ``kl_disc`` meets its capacity is a collapsed code).

@@ -19,7 +19,8 @@ at a random encoder output of the batch, with count ``max(1, threshold)``
 ``threshold`` assignments per step, as a live code must): the remedy for
 codebook collapse that users ask for (e.g. Dhariwal et al. 2020, Jukebox,
 Sec. 2.2). Two dead codes of a step may restart at the same output; the
-nearest-code tie then goes to one of them and the other restarts again.
+nearest-code tie then goes to one of them, and the other restarts again once
+its count falls below the threshold (at once when the threshold exceeds 1).
 The batch's codebook usage is logged as ``perplexity`` (exp of the entropy
 of the average one-hot assignment: K when all codes are used evenly, 1 when
 one code takes everything) and ``codes_used``.

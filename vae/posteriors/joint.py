@@ -16,7 +16,8 @@ use, so the IWAE is not computed for this family.
 
 Training decodes the relaxed sample (Dupont 2018); the model it trains
 decodes a category. ``log p(x | z, c~) - KL`` with a relaxed ``c~`` is the
-training objective, not a bound on log p(x) of either; so the evaluated ELBO
+training objective, not an ELBO of either model (nothing makes it bound
+log p(x)); so the evaluated ELBO
 (``evaluation_sample``) decodes the one-hot category of the same Gumbel draw,
 ``c = one_hot(argmax(logits + g))``, which is distributed as q(c|x)
 (Gumbel-max), and ``E_q log p(x | z, c) - KL`` is the model's ELBO.
@@ -96,23 +97,27 @@ class Joint(base.Posterior):
     marginal_entropy = -jnp.sum(mean_a * jnp.log(jnp.maximum(mean_a, 1e-30)))
     return marginal_entropy - jnp.mean(-jnp.sum(a * log_a, axis=-1))
 
-  def sample(self, key, mean, logvar, params, num_samples=None):
-    del params
+  def _draw(self, key, mean, logvar, num_samples):
+    """(z_cont, logits + Gumbel noise) of one draw."""
     m, lv, logits = self.split(mean, logvar)
     k_cont, k_disc = jax.random.split(key)
     z = dist.reparameterized_sample(k_cont, m, lv, num_samples)
     shape = logits.shape if num_samples is None else (num_samples,) + logits.shape
-    gumbel = jax.random.gumbel(k_disc, shape, logits.dtype)
-    c = jax.nn.softmax((logits + gumbel) / self.temperature, axis=-1)
+    return z, logits + jax.random.gumbel(k_disc, shape, logits.dtype)
+
+  def sample(self, key, mean, logvar, params, num_samples=None):
+    del params
+    z, perturbed = self._draw(key, mean, logvar, num_samples)
+    c = jax.nn.softmax(perturbed / self.temperature, axis=-1)
     return jnp.concatenate([z, c], axis=-1), None
 
   def evaluation_sample(self, key, mean, logvar, params, num_samples=None):
-    """The draw of ``sample`` with the category one-hot: the relaxed
-    sample's argmax (see the module docstring)."""
-    z, _ = self.sample(key, mean, logvar, params, num_samples)
-    k = self.num_categories
-    c = jax.nn.one_hot(jnp.argmax(z[..., -k:], axis=-1), k, dtype=z.dtype)
-    return jnp.concatenate([z[..., :-k], c], axis=-1), None
+    """The draw of ``sample`` with the category one-hot: Gumbel-max, the
+    relaxed sample's argmax (see the module docstring)."""
+    del params
+    z, perturbed = self._draw(key, mean, logvar, num_samples)
+    c = jax.nn.one_hot(jnp.argmax(perturbed, axis=-1), self.num_categories, dtype=z.dtype)
+    return jnp.concatenate([z, c], axis=-1), None
 
   def code(self, mean, logvar, params):
     del params
