@@ -19,7 +19,10 @@ curve of the periodic evaluations). A run that fails or diverges is recorded
 with ``"status": "failed"`` and its error, and the study goes on (``--retry``
 trains failed runs again: useful after a transient error; a diverged run,
 resumed from its last good checkpoint with the same keys, diverges again, so
-change the study instead). A finished run is never replaced by a failure: if
+change the study instead). A run stopped by SIGTERM or SIGINT is not a
+failure: its steps are checkpointed, no record is written, and the study
+stops with the signal's exit code (143, 130); ``run`` resumes it. A finished
+run is never replaced by a failure: if
 extending it to a larger budget fails, its result stays, with
 ``extension_failed``. Several processes may work on one study at once: a
 run whose workdir another process holds is skipped.
@@ -244,6 +247,7 @@ def _train_run(study, run, workdir: str, results_root: str, retry: bool, progres
   path = result_path(results_root, study.name, run.name)
   parked = parked_path(results_root, study.name, run.name)
   from . import job as job_lib
+  from vae import interrupt
   from vae import workdir as workdir_lib
   t0 = time.perf_counter()
   with workdir_lib.lock(workdir):
@@ -259,8 +263,8 @@ def _train_run(study, run, workdir: str, results_root: str, retry: bool, progres
       config = run_config(study, run)
       results = job_lib.train_and_evaluate(config, workdir, progress=progress)
       status, error = FINISHED, None
-    except (KeyboardInterrupt, workdir_lib.WorkdirLockedError):
-      raise
+    except (KeyboardInterrupt, interrupt.Interrupted, workdir_lib.WorkdirLockedError):
+      raise            # a stop (SIGTERM, SIGINT) is not a failure: no record, resumed next time
     except Exception as e:       # recorded; the study goes on
       results, status, error = None, FAILED, e
       if isinstance(e, job_lib.NonFiniteEvaluationError):
@@ -458,7 +462,12 @@ def main(argv):
     sys.exit(_spawn_workers(rest, _WORKERS.value))
   if _CPU.value >= 0:
     os.sched_setaffinity(0, {_CPU.value})     # before JAX starts its threads
-  run_study(study, _WORKROOT.value, _RESULTS.value, retry=_RETRY.value, only=_ONLY.value)
+  from vae import interrupt
+  try:
+    run_study(study, _WORKROOT.value, _RESULTS.value, retry=_RETRY.value, only=_ONLY.value)
+  except interrupt.Interrupted as e:   # its run checkpointed; `run` again resumes it
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
 
 
 def run():

@@ -101,6 +101,23 @@ def test_study_stops_resumes_records_failures_and_reports_its_results_files(tmp_
     assert os.path.getsize(os.path.join(docs, f)) > 0
 
 
+def test_a_stopped_run_is_not_recorded_as_failed_and_the_study_stops(tmp_path, monkeypatch):
+  # SIGTERM/SIGINT reach a run as vae.interrupt.Interrupted once its steps are
+  # checkpointed: the study stops there, writes no record (a failed one would
+  # not be retried) and starts no other run.
+  from vae import interrupt
+  started = []
+  def stopped(config, workdir, **kw):
+    started.append(workdir)
+    raise interrupt.Interrupted(15, "stopped by SIGTERM at step 4 of 8")
+  monkeypatch.setattr(job_lib, "train_and_evaluate", stopped)
+  s, results = _study([VAE, BROKEN]), str(tmp_path / "results")
+  with pytest.raises(interrupt.Interrupted):
+    study.run_study(s, str(tmp_path / "work"), results, log=lambda m: None)
+  assert len(started) == 1
+  assert study.status(s, results) == [(VAE.name, "to do"), (BROKEN.name, "to do")]
+
+
 def test_a_parked_run_resumes_on_another_machine_and_ends_as_an_uninterrupted_one(tmp_path):
   import jax
   import numpy as np
