@@ -462,12 +462,11 @@ def main(argv):
     sys.exit(_spawn_workers(rest, _WORKERS.value))
   if _CPU.value >= 0:
     os.sched_setaffinity(0, {_CPU.value})     # before JAX starts its threads
-  from vae import interrupt
-  try:
-    run_study(study, _WORKROOT.value, _RESULTS.value, retry=_RETRY.value, only=_ONLY.value)
-  except interrupt.Interrupted as e:   # its run checkpointed; `run` again resumes it
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(e.exit_code)
+  # As vae-train: SIGTERM/SIGINT end the study with the signal's exit code
+  # (its run checkpointed; `run` again resumes it), in scoring too.
+  from .exits import exit_on_known_failure
+  exit_on_known_failure(run_study, study, _WORKROOT.value, _RESULTS.value,
+                        retry=_RETRY.value, only=_ONLY.value)
 
 
 def run():
